@@ -1,0 +1,392 @@
+"""``AsyncPlatfone``: one method per endpoint of the Platfone Activation API."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import httpx
+
+from . import _validate as check
+from ._clock import Clock, SystemClock
+from ._errors import InvalidParameterError
+from ._http import HTTPPipeline, RetryPolicy
+from ._models import (
+    Activation,
+    Balance,
+    Country,
+    CountryPrices,
+    Page,
+    PriceInfo,
+    Report,
+    ReportReason,
+    ReportResult,
+    Service,
+    ServicePrices,
+)
+from ._ratelimit import DOCUMENTED_RATE_LIMITS, RateLimit
+from ._validate import Evidence
+
+__all__ = ["PRODUCTION_URL", "SANDBOX_URL", "AsyncPlatfone"]
+
+T = TypeVar("T")
+
+PRODUCTION_URL = "https://temp-number-api.com/api/v1"
+SANDBOX_URL = "https://temp-number-api.com/test/api/v1"
+
+_SYSTEM_CLOCK = SystemClock()
+
+
+def _activation_id(activation: str | Activation) -> str:
+    if isinstance(activation, Activation):
+        return activation.activation_id
+    return check.activation_id(activation)
+
+
+class AsyncPlatfone:
+    """The async client for the Platfone Activation API.
+
+    Args:
+        api_key: Your API key; falls back to the ``PLATFONE_API_KEY`` environment variable.
+        sandbox: Use the sandbox environment (its own URL and keys).
+        base_url: Another API root (an emulator, a proxy); overrides ``sandbox``.
+        timeout: Seconds for each request (an ``httpx.Timeout`` for finer control).
+        max_retries: How often an idempotent call is retried after a connection error
+            or a 502/503/504 (an order only when it provably never left).
+        rate_limits: Per-method limits enforced client-side; a method mapped to ``None``
+            is unlimited, and ``rate_limits=None`` turns client-side limiting off.
+        http_client: An ``httpx.AsyncClient`` to send through (transport, proxies, pool,
+            hooks). Requests use absolute URLs, so its own ``base_url`` does not matter.
+            ``aclose()`` leaves it open: it is yours.
+        clock: Where time is read and slept (tests pass a virtual clock).
+
+    Use it as ``async with AsyncPlatfone() as client:``, or call ``await client.aclose()``.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        sandbox: bool = False,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout | None = 30.0,
+        max_retries: int = 2,
+        rate_limits: Mapping[str, RateLimit | None] | None = DOCUMENTED_RATE_LIMITS,
+        http_client: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("PLATFONE_API_KEY")
+        if not key:
+            raise InvalidParameterError(
+                "api_key", "pass api_key=... or set the PLATFONE_API_KEY environment variable", None
+            )
+        if not isinstance(key, str) or any(c in key for c in "\r\n"):
+            raise InvalidParameterError("api_key", "must be a single-line string", "<hidden>")
+        max_retries = check.int_in_range(max_retries, "max_retries", 0)
+        if base_url is None:
+            base_url = SANDBOX_URL if sandbox else PRODUCTION_URL
+        self._rate_limits = rate_limits
+        self._http = HTTPPipeline(
+            api_key=key,
+            base_url=base_url,
+            timeout=timeout,
+            retry=RetryPolicy(max_retries=max_retries),
+            http_client=http_client,
+            clock=clock if clock is not None else _SYSTEM_CLOCK,
+        )
+        self._catalog: dict[str, tuple[str, list[Any]]] = {}
+
+    def __repr__(self) -> str:
+        return f"<AsyncPlatfone base_url={self.base_url!r}>"
+
+    @property
+    def base_url(self) -> str:
+        """The API root every request goes to."""
+        return self._http.base_url
+
+    async def __aenter__(self) -> AsyncPlatfone:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this object created (an injected one stays open)."""
+        await self._http.aclose()
+
+    # -- activations --------------------------------------------------------------------
+
+    async def create_activation(
+        self,
+        service_id: str,
+        country_id: str,
+        *,
+        max_price: int | None = None,
+        order_id: str | None = None,
+        quality_factor: float | None = None,
+    ) -> Activation:
+        """Order a number for ``service_id`` in ``country_id`` (``POST /activation``).
+
+        Args:
+            service_id: The service to receive an SMS from (``other`` for unlisted ones).
+            country_id: The number's country (``_v`` suffix: virtual numbers).
+            max_price: The most you will pay, in USD cents (1-10000); above it the server
+                answers :class:`MaxPriceExceededError` with a ``suggested_price``.
+            order_id: The continuation token of that error, to continue the same order.
+            quality_factor: 0 (cheapest) to 100 (best quality); the server's default is 50.
+
+        The price is reserved from the balance at once and billed when the first SMS
+        arrives. The order is sent again only if the connection could not be made.
+        """
+        body: dict[str, Any] = {
+            "service_id": check.service_id(service_id),
+            "country_id": check.country_id(country_id),
+        }
+        if max_price is not None:
+            body["max_price"] = check.max_price(max_price)
+        if order_id is not None:
+            body["order_id"] = check.order_id(order_id)
+        if quality_factor is not None:
+            body["quality_factor"] = check.quality_factor(quality_factor)
+        response = await self._http.send(
+            "create_activation", "POST", "/activation", json_body=body, idempotent=False
+        )
+        return self._http.decode(response, Activation)
+
+    async def get_activation(self, activation_id: str | Activation) -> Activation:
+        """The activation's current state (``GET /activation/{id}``); poll it every 10 s."""
+        aid = _activation_id(activation_id)
+        response = await self._http.send(
+            "get_activation", "GET", f"/activation/{aid}", idempotent=True
+        )
+        return self._http.decode(response, Activation)
+
+    async def retry_activation(self, activation_id: str | Activation) -> None:
+        """Ask for another SMS to the same number (``PUT /activation/{id}/retry``).
+
+        Allowed while the activation is ``active`` and ``is_retriable``, after an SMS
+        arrived; the next SMS overwrites ``sms_code``/``sms_text``. Free of charge.
+        """
+        await self._put_action("retry_activation", activation_id, "retry")
+
+    async def cancel_activation(self, activation_id: str | Activation) -> None:
+        """Cancel an activation that has received no SMS (``PUT /activation/{id}/cancel``).
+
+        Allowed once ``cancelable_after`` has passed (never when it is ``None``); the
+        reserved price is released.
+        """
+        await self._put_action("cancel_activation", activation_id, "cancel")
+
+    async def finalize_activation(self, activation_id: str | Activation) -> None:
+        """Confirm an activation that got its SMS (``PUT /activation/{id}/finalize``).
+
+        Frees its place among the active activations; no SMS arrives afterwards.
+        """
+        await self._put_action("finalize_activation", activation_id, "finalize")
+
+    async def _put_action(self, endpoint: str, activation: str | Activation, action: str) -> None:
+        aid = _activation_id(activation)
+        response = await self._http.send(
+            endpoint, "PUT", f"/activation/{aid}/{action}", idempotent=True
+        )
+        if response.content.strip():
+            self._http.json(response)  # raises on an error object in a 2xx body
+
+    async def get_activation_history(self, *, page: int = 1, limit: int = 10) -> Page[Activation]:
+        """One page of past activations, newest first (``GET /activation/history``).
+
+        Args:
+            page: The page number, from 1.
+            limit: Items per page, 1-50.
+        """
+        params = {
+            "page": check.int_in_range(page, "page", 1),
+            "limit": check.int_in_range(limit, "limit", 1, 50),
+        }
+        response = await self._http.send(
+            "get_activation_history", "GET", "/activation/history", params=params, idempotent=True
+        )
+        return self._http.decode_page(response, Activation, "activations")
+
+    async def iter_activation_history(self, *, limit: int = 50) -> AsyncIterator[Activation]:
+        """Every past activation, page after page (``limit`` per request, 1-50).
+
+        An activation that shifts to the next page while iterating is yielded once.
+        """
+        check.int_in_range(limit, "limit", 1, 50)
+        async for item in self._paginate(self.get_activation_history, limit, _activation_key):
+            yield item
+
+    # -- prices and catalog ---------------------------------------------------------------
+
+    async def get_price(self, service_id: str, country_id: str) -> PriceInfo:
+        """Price range, quality and stock for one service in one country."""
+        sid = check.service_id(service_id)
+        cid = check.country_id(country_id)
+        response = await self._http.send(
+            "get_price",
+            "GET",
+            f"/activation/prices/services/{sid}/countries/{cid}",
+            idempotent=True,
+        )
+        return self._http.decode(response, PriceInfo)
+
+    async def get_prices_by_country(self, country_id: str | None = None) -> list[CountryPrices]:
+        """The price list by country: every country, or only ``country_id``."""
+        params = {} if country_id is None else {"country_id": check.country_id(country_id)}
+        response = await self._http.send(
+            "get_prices_by_country",
+            "GET",
+            "/activation/prices/countries",
+            params=params,
+            idempotent=True,
+        )
+        return self._http.decode(response, list[CountryPrices])
+
+    async def get_prices_by_service(self, service_id: str | None = None) -> list[ServicePrices]:
+        """The price list by service: every service, or only ``service_id``."""
+        params = {} if service_id is None else {"service_id": check.service_id(service_id)}
+        response = await self._http.send(
+            "get_prices_by_service",
+            "GET",
+            "/activation/prices/services",
+            params=params,
+            idempotent=True,
+        )
+        return self._http.decode(response, list[ServicePrices])
+
+    async def get_countries(self) -> list[Country]:
+        """Every country numbers can be ordered in (cached; revalidated by ETag)."""
+        return await self._get_catalog("get_countries", "/activation/countries", Country)
+
+    async def get_services(self) -> list[Service]:
+        """Every service numbers can be ordered for (cached; revalidated by ETag)."""
+        return await self._get_catalog("get_services", "/activation/services", Service)
+
+    async def get_popular_services(self) -> list[Service]:
+        """The most popular services (cached; revalidated by ETag)."""
+        return await self._get_catalog(
+            "get_popular_services", "/activation/services/popular", Service
+        )
+
+    async def _get_catalog(self, endpoint: str, path: str, item_cls: type[T]) -> list[T]:
+        cached = self._catalog.get(path)
+        headers = {"If-None-Match": cached[0]} if cached is not None else None
+        response = await self._http.send(endpoint, "GET", path, headers=headers, idempotent=True)
+        if response.status_code == 304 and cached is not None:
+            return list(cached[1])
+        items: list[T] = self._http.decode(response, list[item_cls])  # type: ignore[valid-type]
+        etag = response.headers.get("x-etag") or response.headers.get("etag")
+        if etag:
+            self._catalog[path] = (etag, items)
+        return list(items)
+
+    # -- account --------------------------------------------------------------------------
+
+    async def get_balance(self) -> Balance:
+        """The account balance in USD cents (``available`` = total - reserved)."""
+        response = await self._http.send("get_balance", "GET", "/user/balance", idempotent=True)
+        return self._http.decode(response, Balance)
+
+    # -- reports --------------------------------------------------------------------------
+
+    async def get_report_reasons(self, activation_id: str | Activation) -> list[ReportReason]:
+        """The reasons a report may be filed for, given the activation's current state."""
+        aid = _activation_id(activation_id)
+        response = await self._http.send(
+            "get_report_reasons", "GET", f"/activation/{aid}/report/reasons", idempotent=True
+        )
+        return self._http.decode(response, list[ReportReason])
+
+    async def create_report(
+        self,
+        activation_id: str | Activation,
+        reason_id: int,
+        *,
+        message: str | None = None,
+        evidence: Evidence | None = None,
+    ) -> ReportResult:
+        """Report a problem with an activation (one report per activation).
+
+        Args:
+            activation_id: The activation (or its id).
+            reason_id: One of :meth:`get_report_reasons`' ids (>= 1).
+            message: Details, at most 1000 characters.
+            evidence: A jpg, png, webp, zip, pdf or mp4 file of at most 5 MB: its bytes,
+                a path, or a file opened in binary mode.
+
+        Sent as ``multipart/form-data``. A declined report carries a ``decline_id``.
+        """
+        aid = _activation_id(activation_id)
+        fields: dict[str, Any] = {"reason_id": (None, str(check.int_in_range(reason_id, "reason_id", 1)))}
+        if message is not None:
+            fields["message"] = (None, check.message(message))
+        if evidence is not None:
+            if isinstance(evidence, (bytes, bytearray, memoryview)):
+                content, filename = bytes(evidence), None
+            else:
+                content, filename = await anyio.to_thread.run_sync(check.read_evidence, evidence)
+            fields["evidence"] = check.evidence_file(content, filename)
+        response = await self._http.send(
+            "create_report",
+            "POST",
+            f"/activation/{aid}/report",
+            files=fields,
+            idempotent=False,
+        )
+        return self._http.decode(response, ReportResult)
+
+    async def get_report(self, activation_id: str | Activation) -> Report:
+        """The report filed for an activation."""
+        aid = _activation_id(activation_id)
+        response = await self._http.send(
+            "get_report", "GET", f"/activation/{aid}/report", idempotent=True
+        )
+        return self._http.decode(response, Report)
+
+    async def get_reports(self, *, page: int = 1, limit: int = 10) -> Page[Report]:
+        """One page of the account's reports (``limit`` 1-100)."""
+        params = {
+            "page": check.int_in_range(page, "page", 1),
+            "limit": check.int_in_range(limit, "limit", 1, 100),
+        }
+        response = await self._http.send(
+            "get_reports", "GET", "/activation/reports", params=params, idempotent=True
+        )
+        return self._http.decode_page(response, Report, "reports")
+
+    async def iter_reports(self, *, limit: int = 100) -> AsyncIterator[Report]:
+        """Every report, page after page (``limit`` per request, 1-100)."""
+        check.int_in_range(limit, "limit", 1, 100)
+        async for item in self._paginate(self.get_reports, limit, _report_key):
+            yield item
+
+    async def _paginate(self, fetch: Any, limit: int, key: Any) -> AsyncIterator[Any]:
+        seen: set[Any] = set()
+        page = 1
+        while True:
+            result: Page[Any] = await fetch(page=page, limit=limit)
+            for item in result.items:
+                item_key = key(item)
+                if item_key not in seen:
+                    seen.add(item_key)
+                    yield item
+            if not result.items or page >= result.pages:
+                return
+            page += 1
+
+
+def _activation_key(activation: Activation) -> str:
+    return activation.activation_id
+
+
+def _report_key(report: Report) -> str:
+    return report.activation.activation_id

@@ -1,0 +1,256 @@
+"""The one cattrs converter: JSON <-> models.
+
+- Unix timestamps <-> aware UTC datetimes.
+- A status value the enum does not know is kept as the plain string (logged once).
+- Unknown fields are ignored; ``null`` is accepted where the model allows ``None``.
+- Types are checked rather than coerced: a dict where a string belongs is an error,
+  not ``"{...}"``. Numbers sent as strings (and string ids sent as numbers) are accepted.
+
+Anything that does not fit raises :class:`ResponseDecodeError` with the raw body and
+the JSON path of the first bad field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import math
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import cattrs
+from cattrs.errors import IterableValidationNote
+
+from ._errors import ResponseDecodeError
+from ._models import Page
+
+__all__ = ["converter", "decode", "decode_page"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("platfone_async")
+
+converter = cattrs.Converter(forbid_extra_keys=False)
+
+_UTC = dt.timezone.utc
+_unknown_seen: set[tuple[str, str]] = set()
+
+
+def _fail(expected: str, value: object) -> typing.NoReturn:
+    raise TypeError(f"expected {expected}, got {type(value).__name__}")
+
+
+def _structure_int(value: object, _: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    _fail("an integer", value)
+
+
+def _structure_float(value: object, _: object) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        result = float(value)
+    elif isinstance(value, str):
+        try:
+            result = float(value.strip())
+        except ValueError:
+            _fail("a number", value)
+    else:
+        _fail("a number", value)
+    if not math.isfinite(result):
+        _fail("a finite number", value)
+    return result
+
+
+def _structure_str(value: object, _: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    _fail("a string", value)
+
+
+def _structure_bool(value: object, _: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    _fail("a boolean", value)
+
+
+def _structure_datetime(value: object, _: object) -> dt.datetime:
+    seconds = _structure_float(value, float)
+    try:
+        return dt.datetime.fromtimestamp(seconds, tz=_UTC)
+    except (OverflowError, OSError, ValueError):
+        _fail("a Unix timestamp", value)
+
+
+def _unstructure_datetime(value: dt.datetime) -> int:
+    return int(value.timestamp())
+
+
+def _structure_list(type_: Any) -> Callable[[object, object], list[Any]]:
+    (item_type,) = typing.get_args(type_) or (Any,)
+    item_hook = converter.get_structure_hook(item_type)
+
+    def structure(value: object, _: object) -> list[Any]:
+        if not isinstance(value, list):
+            _fail("a list", value)
+        items = []
+        errors: list[Exception] = []
+        for index, item in enumerate(value):
+            try:
+                items.append(item_hook(item, item_type))
+            except Exception as exc:  # collected, as cattrs does, to keep the path
+                note = IterableValidationNote(f"Structuring {type_} @ index {index}", index, item_type)
+                exc.__notes__ = [*getattr(exc, "__notes__", []), note]
+                errors.append(exc)
+                break
+        if errors:
+            raise cattrs.IterableValidationError(f"While structuring {type_!r}", errors, type_)
+        return items
+
+    return structure
+
+
+def _enum_in_union(type_: Any) -> tuple[type[enum.Enum], bool] | None:
+    """``E | str`` or ``E | str | None`` -> (E, allows_none); anything else -> None."""
+    if typing.get_origin(type_) not in (typing.Union, types.UnionType):
+        return None
+    args = typing.get_args(type_)
+    enums = [a for a in args if isinstance(a, type) and issubclass(a, enum.Enum)]
+    rest = {a for a in args if a not in enums}
+    if len(enums) != 1 or not ({str} <= rest <= {str, type(None)}):
+        return None
+    return enums[0], type(None) in rest
+
+
+def _tolerant_enum(type_: Any) -> Callable[[object, object], object]:
+    found = _enum_in_union(type_)
+    assert found is not None
+    enum_cls, allows_none = found
+    members: Mapping[object, enum.Enum] = {m.value: m for m in enum_cls}
+
+    def structure(value: object, _: object) -> object:
+        if value is None and allows_none:
+            return None
+        if not isinstance(value, str):
+            _fail("a string", value)
+        member = members.get(value)
+        if member is not None:
+            return member
+        if (enum_cls.__name__, value) not in _unknown_seen:
+            _unknown_seen.add((enum_cls.__name__, value))
+            logger.info("unknown %s value %r kept as a plain string", enum_cls.__name__, value)
+        return value
+
+    return structure
+
+
+converter.register_structure_hook(int, _structure_int)
+converter.register_structure_hook(float, _structure_float)
+converter.register_structure_hook(str, _structure_str)
+converter.register_structure_hook(bool, _structure_bool)
+converter.register_structure_hook(dt.datetime, _structure_datetime)
+converter.register_unstructure_hook(dt.datetime, _unstructure_datetime)
+converter.register_structure_hook_factory(lambda t: _enum_in_union(t) is not None, _tolerant_enum)
+converter.register_structure_hook_factory(
+    lambda t: typing.get_origin(t) is list, _structure_list
+)
+
+
+# What structuring raises for a body that does not fit. Anything else (a NameError, say)
+# is a bug in the SDK and must not be disguised as a bad response.
+_DECODE_ERRORS = (
+    cattrs.BaseValidationError,
+    TypeError,
+    ValueError,
+    KeyError,
+    AttributeError,
+    IndexError,
+    OverflowError,
+    RecursionError,
+)
+
+
+def _error_path(exc: Exception) -> str | None:
+    try:
+        messages = cattrs.transform_error(exc)
+    except Exception:  # the error tree itself was odd; the path is a nicety
+        return None
+    for message in messages:
+        if " @ " in message:
+            return message.rsplit(" @ ", 1)[1]
+    return "$" if messages else None
+
+
+def _describe(exc: Exception) -> str:
+    try:
+        messages = cattrs.transform_error(exc)
+    except Exception:
+        messages = []
+    return messages[0] if messages else str(exc)
+
+
+def decode(
+    data: object, cl: type[T] | Any, *, status_code: int, text: str, root: str = "$"
+) -> T:
+    """Structure parsed JSON into ``cl``, or raise :class:`ResponseDecodeError`."""
+    try:
+        return typing.cast(T, converter.structure(data, cl))
+    except _DECODE_ERRORS as exc:
+        path = _error_path(exc)
+        raise ResponseDecodeError(
+            f"response does not fit {_type_name(cl)}: {_describe(exc)}",
+            status_code=status_code,
+            body=text,
+            path=None if path is None else root + path[1:],
+        ) from exc
+
+
+def decode_page(
+    data: object, item_cls: type[T], items_key: str, *, status_code: int, text: str
+) -> Page[T]:
+    """Structure a paginated body (``{items_key: [...], page, limit, pages, total}``)."""
+    if not isinstance(data, dict):
+        raise ResponseDecodeError(
+            f"response does not fit Page[{item_cls.__name__}]: expected an object",
+            status_code=status_code,
+            body=text,
+            path="$",
+        )
+    fields = {}
+    for name in ("page", "limit", "pages", "total"):
+        try:
+            fields[name] = _structure_int(data.get(name), int)
+        except TypeError as exc:
+            raise ResponseDecodeError(
+                f"response does not fit Page[{item_cls.__name__}]: {exc}",
+                status_code=status_code,
+                body=text,
+                path=f"$.{name}",
+            ) from exc
+    items: list[T] = decode(
+        data.get(items_key),
+        list[item_cls],  # type: ignore[valid-type]
+        status_code=status_code,
+        text=text,
+        root=f"$.{items_key}",
+    )
+    return Page(items=items, **fields)
+
+
+def _type_name(cl: object) -> str:
+    if typing.get_origin(cl) is not None:
+        return repr(cl).replace(f"{Page.__module__}.", "")
+    return getattr(cl, "__name__", None) or repr(cl)

@@ -1,0 +1,372 @@
+"""Every exception the SDK raises, in one tree.
+
+    PlatfoneError
+    ├── APIError                     the server answered with an error
+    │   ├── BadRequestError          400, 422
+    │   ├── AuthenticationError      401  UnauthorizedException
+    │   ├── InsufficientBalanceError 402  PaymentRequiredException
+    │   ├── PermissionDeniedError    403  EmailNotVerifiedException
+    │   ├── NotFoundError            404
+    │   ├── NoNumbersAvailableError       NoNumbersAvailableException
+    │   ├── ConflictError            409
+    │   │   └── MaxPriceExceededError     MaxPriceExceededException (.suggested_price, .order_id)
+    │   ├── RateLimitError           429  TooManyRequestsException (.reset_at)
+    │   │   ├── ActiveActivationsLimitError  TooManyActivationsException (the 20 active)
+    │   │   └── AccountBlockedError          LowSuccessRateException (the 24 h block)
+    │   └── ServerError              5xx
+    ├── APIConnectionError           no usable answer: connect/read/write failure
+    │   └── APITimeoutError          ... because a timeout passed (also a TimeoutError)
+    ├── ResponseDecodeError          a 2xx body that does not parse or fit the model
+    ├── InvalidParameterError        an argument outside the documented range (also a ValueError)
+    ├── WebhookVerificationError     a webhook delivery failed its signature/timestamp checks
+    ├── SuccessRateGuardError        strict mode refused an order that risks the 24 h block
+    ├── OrderOutcomeUnknownError     an order may or may not have been placed
+    ├── ActivationEndedError         wait_for_sms: the activation ended without an SMS
+    └── WaitTimeoutError             wait_for_sms: the timeout passed first (also a TimeoutError)
+
+An :class:`APIError` is chosen by the body's ``errorName`` first and the HTTP status
+second, so a proxy's HTML 502 is still a :class:`ServerError`. No message, repr or
+attribute of any of these ever holds the API key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._models import Activation
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AccountBlockedError",
+    "ActivationEndedError",
+    "ActiveActivationsLimitError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "InsufficientBalanceError",
+    "InvalidParameterError",
+    "MaxPriceExceededError",
+    "NoNumbersAvailableError",
+    "NotFoundError",
+    "OrderOutcomeUnknownError",
+    "PermissionDeniedError",
+    "PlatfoneError",
+    "RateLimitError",
+    "ResponseDecodeError",
+    "ServerError",
+    "SuccessRateGuardError",
+    "WaitTimeoutError",
+    "WebhookVerificationError",
+    "make_api_error",
+]
+
+_BODY_IN_MESSAGE = 200  # characters of an unparsed body quoted in a message
+
+
+class PlatfoneError(Exception):
+    """The root of every exception this SDK raises."""
+
+
+class APIError(PlatfoneError):
+    """The server answered with an error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        error_name: str | None = None,
+        body: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.error_name = error_name
+        #: The raw response body, as text.
+        self.body = body
+
+    def __str__(self) -> str:
+        name = f" {self.error_name}" if self.error_name else ""
+        return f"{self.status_code}{name}: {self.message}"
+
+
+class BadRequestError(APIError):
+    """400 or 422: the server rejected the request's parameters."""
+
+
+class AuthenticationError(APIError):
+    """401: the API key is missing, wrong, or for the other environment."""
+
+
+class InsufficientBalanceError(APIError):
+    """402: the available balance does not cover the price."""
+
+
+class PermissionDeniedError(APIError):
+    """403: the account may not do this (e.g. its e-mail is not verified)."""
+
+
+class NotFoundError(APIError):
+    """404: no such activation, report, service or country."""
+
+
+class NoNumbersAvailableError(APIError):
+    """No number is in stock for this service and country right now."""
+
+
+class ConflictError(APIError):
+    """409: the request conflicts with the activation's current state."""
+
+
+class MaxPriceExceededError(ConflictError):
+    """409: no number within ``max_price``; retry with the suggested price and order id."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        error_name: str | None = None,
+        body: str = "",
+        suggested_price: int | None = None,
+        order_id: str | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, error_name=error_name, body=body)
+        #: The nearest available price in USD cents.
+        self.suggested_price = suggested_price
+        #: The continuation token to pass back as ``order_id``.
+        self.order_id = order_id
+
+    def __str__(self) -> str:
+        return (
+            f"{super().__str__()} (suggested_price={self.suggested_price!r}, "
+            f"order_id={self.order_id!r})"
+        )
+
+
+class RateLimitError(APIError):
+    """429: too many requests; ``reset_at`` says when the server accepts them again."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        error_name: str | None = None,
+        body: str = "",
+        reset_at: dt.datetime | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, error_name=error_name, body=body)
+        #: When the limit resets (aware UTC), from ``x-ratelimit-reset``; None if not sent.
+        self.reset_at = reset_at
+
+    def __str__(self) -> str:
+        if self.reset_at is None:
+            return super().__str__()
+        return f"{super().__str__()} (resets at {self.reset_at.isoformat()})"
+
+
+class ActiveActivationsLimitError(RateLimitError):
+    """429: the account already holds the maximum number of active activations."""
+
+
+class AccountBlockedError(RateLimitError):
+    """429: the account is blocked (low SMS success rate); ``reset_at`` is the unblock time."""
+
+
+class ServerError(APIError):
+    """5xx: the server or a proxy in front of it failed."""
+
+
+class APIConnectionError(PlatfoneError):
+    """No usable answer: the connection could not be made or broke off."""
+
+
+class APITimeoutError(APIConnectionError, TimeoutError):
+    """A connect, read, write or pool timeout passed."""
+
+
+class ResponseDecodeError(PlatfoneError):
+    """A successful response whose body does not parse as JSON or fit the expected model."""
+
+    def __init__(
+        self, message: str, *, status_code: int, body: str, path: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        #: The raw response body, as text.
+        self.body = body
+        #: Where in the JSON the body stopped fitting, e.g. ``$.activations[3].price``.
+        self.path = path
+
+
+class InvalidParameterError(PlatfoneError, ValueError):
+    """An argument is outside the documented range; no request was sent."""
+
+    def __init__(self, parameter: str, rule: str, value: object) -> None:
+        shown = repr(value)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        super().__init__(f"invalid {parameter}={shown}: {rule}")
+        self.parameter = parameter
+        self.rule = rule
+
+
+class WebhookVerificationError(PlatfoneError):
+    """A webhook delivery failed verification; the message says which check failed."""
+
+
+class SuccessRateGuardError(PlatfoneError):
+    """Strict mode refused an order that would risk the 24 h low-success-rate block."""
+
+    def __init__(self, message: str, *, rate: float, orders: int, floor: float) -> None:
+        super().__init__(message)
+        self.rate = rate
+        self.orders = orders
+        self.floor = floor
+
+
+class OrderOutcomeUnknownError(PlatfoneError):
+    """An order may or may not have been placed, and reconciliation could not tell."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        service_id: str,
+        country_id: str,
+        window_start: dt.datetime,
+        window_end: dt.datetime,
+        last_error: BaseException | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.service_id = service_id
+        self.country_id = country_id
+        self.window_start = window_start
+        self.window_end = window_end
+        self.last_error = last_error
+
+
+class ActivationEndedError(PlatfoneError):
+    """The activation expired, was cancelled or finalized before an SMS arrived."""
+
+    def __init__(self, message: str, *, activation: Activation) -> None:
+        super().__init__(message)
+        #: The last state seen.
+        self.activation = activation
+
+
+class WaitTimeoutError(PlatfoneError, TimeoutError):
+    """``wait_for_sms`` gave up: its ``timeout`` passed before an SMS arrived."""
+
+    def __init__(self, message: str, *, activation: Activation | None = None) -> None:
+        super().__init__(message)
+        #: The last state seen, if any.
+        self.activation = activation
+
+
+# -- mapping a response to an exception -------------------------------------------------
+
+_BY_NAME: Mapping[str, type[APIError]] = {
+    "UnauthorizedException": AuthenticationError,
+    "PaymentRequiredException": InsufficientBalanceError,
+    "EmailNotVerifiedException": PermissionDeniedError,
+    "ForbiddenException": PermissionDeniedError,
+    "NotFoundException": NotFoundError,
+    "NoNumbersAvailableException": NoNumbersAvailableError,
+    "MaxPriceExceededException": MaxPriceExceededError,
+    "TooManyRequestsException": RateLimitError,
+    "TooManyActivationsException": ActiveActivationsLimitError,
+    "LowSuccessRateException": AccountBlockedError,
+    "BadRequestException": BadRequestError,
+    "ValidationException": BadRequestError,
+    "ConflictException": ConflictError,
+}
+
+_BY_STATUS: Mapping[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: InsufficientBalanceError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: BadRequestError,
+    429: RateLimitError,
+}
+
+
+def _error_class(status_code: int, error_name: str | None) -> type[APIError]:
+    if error_name is not None and error_name in _BY_NAME:
+        return _BY_NAME[error_name]
+    if status_code in _BY_STATUS:
+        return _BY_STATUS[status_code]
+    if status_code >= 500:
+        return ServerError
+    return APIError
+
+
+def _as_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _reset_at(headers: Mapping[str, str], payload: Mapping[str, Any]) -> dt.datetime | None:
+    raw: object = headers.get("x-ratelimit-reset")
+    if raw is None:
+        raw = payload.get("unblockAt", payload.get("unblock_at", payload.get("resetAt")))
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        return None
+    try:
+        seconds = float(raw)
+        return dt.datetime.fromtimestamp(int(seconds), tz=dt.timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def make_api_error(status_code: int, text: str, headers: Mapping[str, str]) -> APIError:
+    """Build the exception for an error response, whatever its body looks like."""
+    payload: Mapping[str, Any] = {}
+    try:
+        parsed = json.loads(text) if text else None
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        payload = parsed
+    name = payload.get("errorName")
+    error_name = name if isinstance(name, str) and name else None
+    raw_message = payload.get("errorMessage", payload.get("message"))
+    if isinstance(raw_message, str) and raw_message:
+        message = raw_message
+    elif text and parsed is None:
+        snippet = " ".join(text.split())
+        message = snippet[:_BODY_IN_MESSAGE] + ("..." if len(snippet) > _BODY_IN_MESSAGE else "")
+    else:
+        message = "no error message in the response"
+    cls = _error_class(status_code, error_name)
+    common: dict[str, Any] = {"status_code": status_code, "error_name": error_name, "body": text}
+    if issubclass(cls, MaxPriceExceededError):
+        suggested = _as_int(payload.get("suggestedPrice", payload.get("suggested_price")))
+        order_id = payload.get("orderId", payload.get("order_id"))
+        return cls(
+            message,
+            suggested_price=suggested,
+            order_id=str(order_id) if isinstance(order_id, (str, int)) else None,
+            **common,
+        )
+    if issubclass(cls, RateLimitError):
+        return cls(message, reset_at=_reset_at(headers, payload), **common)
+    return cls(message, **common)

@@ -1,0 +1,212 @@
+"""The request pipeline every endpoint goes through: build, limit, send, retry, map, decode."""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, TypeVar
+
+import attrs
+import httpx
+
+from ._clock import Clock
+from ._convert import decode, decode_page
+from ._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    PlatfoneError,
+    ResponseDecodeError,
+    make_api_error,
+)
+from ._models import Page
+from ._version import __version__
+
+__all__ = ["HTTPPipeline", "RetryPolicy", "USER_AGENT"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger("platfone_async")
+
+USER_AGENT = f"platfone-async/{__version__} httpx/{httpx.__version__}"
+
+_RETRYABLE_STATUS = frozenset({502, 503, 504})
+
+
+@attrs.frozen
+class RetryPolicy:
+    """When and how an idempotent call is tried again.
+
+    Connection failures and 502/503/504 are retried up to ``max_retries`` times, waiting
+    ``min(backoff_max, backoff_base * 2**attempt)`` scaled by a random factor in
+    ``[1 - jitter, 1]`` (or the server's ``Retry-After``, if longer and at most
+    ``backoff_max``). An order (POST) is retried only when it provably never left:
+    the connection could not be made.
+    """
+
+    max_retries: int = 2
+    backoff_base: float = 0.5
+    backoff_max: float = 8.0
+    jitter: float = 0.5
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        backoff = min(self.backoff_max, self.backoff_base * 2**attempt)
+        backoff *= 1.0 - self.jitter * rng.random()
+        if retry_after is not None and retry_after <= self.backoff_max:
+            return max(backoff, retry_after)
+        return backoff
+
+
+class _Unlimited:
+    """The limiter seam with nothing behind it (client-side limiting off)."""
+
+    @contextlib.asynccontextmanager
+    async def acquire(self, endpoint: str) -> AsyncIterator[None]:
+        yield
+
+
+class HTTPPipeline:
+    """Sends one API call: auth headers, limiter, retries, error mapping, decoding."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        timeout: float | httpx.Timeout | None,
+        retry: RetryPolicy,
+        http_client: httpx.AsyncClient | None,
+        clock: Clock,
+        limiter: Any = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._headers = {
+            "X-Api-Key": api_key,
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+        }
+        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self.retry = retry
+        self.owns_client = http_client is None
+        self.client = http_client if http_client is not None else httpx.AsyncClient()
+        self.clock = clock
+        self.limiter = limiter if limiter is not None else _Unlimited()
+        self._rng = random.Random()
+
+    async def send(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Mapping[str, Any] | None = None,
+        files: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool,
+    ) -> httpx.Response:
+        """Send the call, retrying what is safe to retry; return a 2xx or 304 response."""
+        url = self.base_url + path
+        request_headers = self._headers if headers is None else {**self._headers, **headers}
+        attempt = 0
+        while True:
+            request = self.client.build_request(
+                method,
+                url,
+                params=params,
+                json=json_body,
+                files=files,
+                headers=request_headers,
+                timeout=self._timeout,
+            )
+            retry_after: float | None = None
+            started = time.perf_counter()
+            try:
+                async with self.limiter.acquire(endpoint):
+                    response = await self.client.send(request)
+            except httpx.TransportError as exc:
+                error: PlatfoneError = _connection_error(exc, method, path)
+                never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+                may_retry = idempotent or never_sent
+                cause: BaseException | None = exc
+                _log(method, path, type(exc).__name__, started, attempt)
+            else:
+                _log(method, path, response.status_code, started, attempt)
+                status = response.status_code
+                if 200 <= status < 300 or status == 304:
+                    return response
+                error = make_api_error(status, response.text, response.headers)
+                may_retry = idempotent and status in _RETRYABLE_STATUS
+                retry_after = _retry_after(response.headers.get("retry-after"), self.clock)
+                cause = None
+            if not may_retry or attempt >= self.retry.max_retries:
+                raise error from cause
+            await self.clock.sleep(self.retry.delay(attempt, retry_after, self._rng))
+            attempt += 1
+
+    def decode(self, response: httpx.Response, cl: type[T] | Any) -> T:
+        """The response's JSON structured into ``cl``."""
+        data = self.json(response)
+        return decode(data, cl, status_code=response.status_code, text=response.text)
+
+    def decode_page(self, response: httpx.Response, item_cls: type[T], items_key: str) -> Page[T]:
+        """A paginated response's JSON structured into a :class:`Page`."""
+        data = self.json(response)
+        return decode_page(
+            data, item_cls, items_key, status_code=response.status_code, text=response.text
+        )
+
+    def json(self, response: httpx.Response) -> Any:
+        """The parsed body; an error object in a 2xx body raises as the error it names."""
+        try:
+            data = json.loads(response.content)
+        except ValueError as exc:
+            text = response.text
+            raise ResponseDecodeError(
+                f"response is not valid JSON ({exc})",
+                status_code=response.status_code,
+                body=text,
+                path=None,
+            ) from exc
+        if isinstance(data, dict) and isinstance(data.get("errorName"), str):
+            raise make_api_error(response.status_code, response.text, response.headers)
+        return data
+
+    async def aclose(self) -> None:
+        if self.owns_client:
+            await self.client.aclose()
+
+
+def _connection_error(exc: httpx.TransportError, method: str, path: str) -> APIConnectionError:
+    kind = type(exc).__name__
+    detail = str(exc) or kind
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"{method} {path}: timed out ({kind}: {detail})")
+    return APIConnectionError(f"{method} {path}: connection failed ({kind}: {detail})")
+
+
+def _retry_after(value: str | None, clock: Clock) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - clock.time())
+
+
+def _log(method: str, path: str, outcome: object, started: float, attempt: int) -> None:
+    if logger.isEnabledFor(logging.DEBUG):
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        logger.debug(
+            "%s %s -> %s in %.1f ms (attempt %d)", method, path, outcome, elapsed_ms, attempt + 1
+        )
+
