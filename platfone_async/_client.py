@@ -326,7 +326,9 @@ class AsyncPlatfone:
         Sent as ``multipart/form-data``. A declined report carries a ``decline_id``.
         """
         aid = _activation_id(activation_id)
-        fields: dict[str, Any] = {"reason_id": (None, str(check.int_in_range(reason_id, "reason_id", 1)))}
+        fields: dict[str, Any] = {
+            "reason_id": (None, str(check.int_in_range(reason_id, "reason_id", 1)))
+        }
         if message is not None:
             fields["message"] = (None, check.message(message))
         if evidence is not None:

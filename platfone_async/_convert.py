@@ -112,8 +112,10 @@ def _structure_list(type_: Any) -> Callable[[object, object], list[Any]]:
             try:
                 items.append(item_hook(item, item_type))
             except Exception as exc:  # collected, as cattrs does, to keep the path
-                note = IterableValidationNote(f"Structuring {type_} @ index {index}", index, item_type)
-                exc.__notes__ = [*getattr(exc, "__notes__", []), note]
+                note = IterableValidationNote(
+                    f"Structuring {type_} @ index {index}", index, item_type
+                )
+                setattr(exc, "__notes__", [*getattr(exc, "__notes__", []), note])  # noqa: B010
                 errors.append(exc)
                 break
         if errors:
@@ -121,6 +123,10 @@ def _structure_list(type_: Any) -> Callable[[object, object], list[Any]]:
         return items
 
     return structure
+
+
+def _is_list(type_: Any) -> bool:
+    return typing.get_origin(type_) is list
 
 
 def _enum_in_union(type_: Any) -> tuple[type[enum.Enum], bool] | None:
@@ -164,9 +170,7 @@ converter.register_structure_hook(bool, _structure_bool)
 converter.register_structure_hook(dt.datetime, _structure_datetime)
 converter.register_unstructure_hook(dt.datetime, _unstructure_datetime)
 converter.register_structure_hook_factory(lambda t: _enum_in_union(t) is not None, _tolerant_enum)
-converter.register_structure_hook_factory(
-    lambda t: typing.get_origin(t) is list, _structure_list
-)
+converter.register_structure_hook_factory(_is_list, _structure_list)
 
 
 # What structuring raises for a body that does not fit. Anything else (a NameError, say)
@@ -202,9 +206,7 @@ def _describe(exc: Exception) -> str:
     return messages[0] if messages else str(exc)
 
 
-def decode(
-    data: object, cl: type[T] | Any, *, status_code: int, text: str, root: str = "$"
-) -> T:
+def decode(data: object, cl: type[T] | Any, *, status_code: int, text: str, root: str = "$") -> T:
     """Structure parsed JSON into ``cl``, or raise :class:`ResponseDecodeError`."""
     try:
         return typing.cast(T, converter.structure(data, cl))

@@ -54,7 +54,7 @@ class RetryPolicy:
     jitter: float = 0.5
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        backoff = min(self.backoff_max, self.backoff_base * 2**attempt)
+        backoff = min(self.backoff_max, self.backoff_base * 2.0**attempt)
         backoff *= 1.0 - self.jitter * rng.random()
         if retry_after is not None and retry_after <= self.backoff_max:
             return max(backoff, retry_after)
@@ -130,7 +130,9 @@ class HTTPPipeline:
                     response = await self.client.send(request)
             except httpx.TransportError as exc:
                 error: PlatfoneError = _connection_error(exc, method, path)
-                never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+                never_sent = isinstance(
+                    exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+                )
                 may_retry = idempotent or never_sent
                 cause: BaseException | None = exc
                 _log(method, path, type(exc).__name__, started, attempt)
@@ -151,7 +153,8 @@ class HTTPPipeline:
     def decode(self, response: httpx.Response, cl: type[T] | Any) -> T:
         """The response's JSON structured into ``cl``."""
         data = self.json(response)
-        return decode(data, cl, status_code=response.status_code, text=response.text)
+        result: T = decode(data, cl, status_code=response.status_code, text=response.text)
+        return result
 
     def decode_page(self, response: httpx.Response, item_cls: type[T], items_key: str) -> Page[T]:
         """A paginated response's JSON structured into a :class:`Page`."""
@@ -209,4 +212,3 @@ def _log(method: str, path: str, outcome: object, started: float, attempt: int) 
         logger.debug(
             "%s %s -> %s in %.1f ms (attempt %d)", method, path, outcome, elapsed_ms, attempt + 1
         )
-

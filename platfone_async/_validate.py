@@ -187,7 +187,9 @@ def read_evidence(evidence: Evidence) -> tuple[bytes, str | None]:
         try:
             size = os.stat(path).st_size
         except OSError as exc:
-            raise InvalidParameterError("evidence", f"cannot read the file ({exc.strerror})", path) from exc
+            raise InvalidParameterError(
+                "evidence", f"cannot read the file ({exc.strerror})", path
+            ) from exc
         _check_size(size)
         with open(path, "rb") as f:
             return f.read(EVIDENCE_MAX_BYTES + 1), path

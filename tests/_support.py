@@ -14,8 +14,10 @@ from platfone_async.testing._clock import VirtualClock
 API_KEY = "sk-live-SECRET-0123456789abcdef"
 BASE_URL = "https://api.example.test/api/v1"
 
-ACTIVATION = {
-    "activation_id": "64a1c0e8d2a1f9b7e45d3b8e",
+AID = "64a1c0e8d2a1f9b7e45d3b8e"
+
+ACTIVATION: dict[str, object] = {
+    "activation_id": AID,
     "price": 20,
     "phone": "14155552671",
     "country_id": "us",

@@ -1,0 +1,105 @@
+"""Arbitrary JSON for each response type decodes to a model or raises ResponseDecodeError."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import platfone_async as pf
+from platfone_async._http import HTTPPipeline, RetryPolicy
+from platfone_async._models import Activation, Balance, Country, PriceInfo, Report, ReportResult
+
+from ._support import ACTIVATION, HISTORY_ACTIVATION, PRICE, REPORT
+
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+JSON = st.recursive(
+    SCALARS,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _mutations(example: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """The example body with some fields replaced by arbitrary JSON or removed."""
+    keys = sorted(example)
+    return st.fixed_dictionaries(
+        {},
+        optional={key: st.just(example[key]) | JSON for key in keys},
+    )
+
+
+_PIPELINE = HTTPPipeline(
+    api_key="k",
+    base_url="http://x.test",
+    timeout=1.0,
+    retry=RetryPolicy(),
+    http_client=httpx.AsyncClient(),
+    clock=pf.SystemClock(),
+)
+
+TARGETS: list[tuple[Any, st.SearchStrategy[Any]]] = [
+    (Activation, _mutations(ACTIVATION) | _mutations(HISTORY_ACTIVATION) | JSON),
+    (Balance, _mutations({"total": 1, "reserved": 0}) | JSON),
+    (PriceInfo, _mutations(PRICE) | JSON),
+    (Report, _mutations(REPORT) | JSON),
+    (ReportResult, _mutations({"status": "accepted", "decline_id": None}) | JSON),
+    (list[Country], st.lists(_mutations({"country_id": "uk", "name": "UK", "codes": []})) | JSON),
+]
+
+
+def _check(cl: Any, data: Any) -> None:
+    response = httpx.Response(200, content=json.dumps(data).encode())
+    with contextlib.suppress(pf.ResponseDecodeError, pf.APIError):
+        _PIPELINE.decode(response, cl)
+
+
+@pytest.mark.parametrize(("cl", "strategy"), TARGETS, ids=lambda t: getattr(t, "__name__", ""))
+def test_arbitrary_json_never_escapes_as_another_exception(
+    cl: Any, strategy: st.SearchStrategy[Any]
+) -> None:
+    """Whatever the JSON, decoding gives a model or a typed error - never a KeyError & co."""
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(strategy)
+    def run(data: Any) -> None:
+        _check(cl, data)
+
+    run()
+
+
+@given(st.binary(max_size=64))
+@settings(max_examples=100, deadline=None)
+def test_arbitrary_bytes_are_a_decode_error_or_fit(body: bytes) -> None:
+    """Arbitrary bytes as a body give a typed error, never another exception."""
+    response = httpx.Response(200, content=body)
+    with contextlib.suppress(pf.ResponseDecodeError, pf.APIError):
+        _PIPELINE.decode(response, Balance)
+
+
+def test_unknown_status_kept_as_string(caplog: pytest.LogCaptureFixture) -> None:
+    """An unknown status value is kept as the plain string and logged once."""
+    body = dict(ACTIVATION, sms_status="smsTeleported", activation_status="paused")
+    response = httpx.Response(200, content=json.dumps(body).encode())
+    with caplog.at_level("INFO", logger="platfone_async"):
+        first: Activation = _PIPELINE.decode(response, Activation)
+        _PIPELINE.decode(response, Activation)
+    assert "smsTeleported" == first.sms_status
+    assert "paused" == first.activation_status
+    assert 1 == sum("smsTeleported" in r.getMessage() for r in caplog.records)
+
+
+def test_extra_fields_ignored_and_nulls_accepted() -> None:
+    """Unknown fields are ignored; null is accepted where the reference allows it."""
+    body = dict(HISTORY_ACTIVATION, brand_new_field={"x": 1}, cancelable_after=None)
+    response = httpx.Response(200, content=json.dumps(body).encode())
+    activation: Activation = _PIPELINE.decode(response, Activation)
+    assert "6363" == activation.sms_code
+    assert activation.cancelable_after is None
