@@ -1,0 +1,383 @@
+"""`PlatfoneEmulator`: a stateful fake Platfone server, and the controls to steer it."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+
+from ._asgi import Receive, Request, Response, Scope, Send, read_request, send_response
+from ._asgi import serve_lifespan as _serve_lifespan
+from ._catalog import Catalog, default_catalog
+from ._faults import Fault, FaultPlan, answer_instead, spoil
+from ._ledger import Ledger
+from ._realclock import RealClock, TimeSource
+from ._records import Account, EmulatorEvent, RequestRecord
+from ._reports import Reports
+from ._routes import Handlers, match_route
+from ._sms import SmsPolicy, SmsScheduler
+from ._windows import DOCUMENTED_LIMITS, LimitLike, RollingWindows, as_pair
+from ._wire import WireError, not_found, rate_limited
+
+if TYPE_CHECKING:
+    from platfone_async import AsyncPlatfone
+
+__all__ = ["DEFAULT_BASE_URL", "PlatfoneEmulator"]
+
+DEFAULT_BASE_URL = "http://platfone.test/api/v1"
+_PREFIXES = ("/api/v1", "/test/api/v1")
+
+
+class PlatfoneEmulator:
+    """A fake Platfone that keeps state and follows the reference's rules.
+
+    ``emulator.app`` is a plain ASGI application: use it in-process through
+    ``httpx.ASGITransport`` (:meth:`client` does it for you) or serve it with
+    ``python -m platfone_async.testing serve``. One account exists from the start,
+    its key in :attr:`api_key`. Time is ``clock.time()`` (the real time by default; pass
+    a :class:`VirtualClock` and a 20-minute expiry takes no time at all).
+
+    ``sms_policy`` makes SMS arrive by themselves (default: only :meth:`deliver_sms`).
+    ``rate_limits`` maps route names (the SDK's method names) to ``(calls, period)`` or
+    a ``RateLimit``; it defaults to the reference's table and ``None`` switches every
+    limit off; ``rate_limit_scale`` multiplies each ``calls``. ``max_active=None`` and
+    ``success_rate_check=False`` switch off the other two limits. Everything is
+    deterministic for a given ``seed``.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: TimeSource | None = None,
+        api_key: str | None = None,
+        balance: int = 10_000,
+        seed: int = 0,
+        catalog: Catalog | None = None,
+        sms_policy: SmsPolicy | None = None,
+        rate_limits: Mapping[str, LimitLike] | None = DOCUMENTED_LIMITS,
+        rate_limit_scale: float = 1.0,
+        max_active: int | None = 20,
+        success_rate_check: bool = True,
+        activation_lifetime: int = 1200,
+        low_balance_threshold: int = 100,
+        base_url: str = DEFAULT_BASE_URL,
+    ) -> None:
+        self.clock: TimeSource = clock if clock is not None else RealClock()
+        self.base_url = base_url
+        self.catalog = catalog if catalog is not None else default_catalog(seed)
+        self.requests: list[RequestRecord] = []
+        self._rng = random.Random(seed)
+        self._lock = threading.RLock()
+        self._listeners: list[Callable[[EmulatorEvent], None]] = []
+        self._scheduler = SmsScheduler(self._rng, sms_policy)
+        self._ledger = Ledger(self.catalog, self._rng, self._scheduler, self._emit)
+        self._ledger.max_active = max_active
+        self._ledger.success_rate_check = success_rate_check
+        self._ledger.activation_lifetime = activation_lifetime
+        self._ledger.low_balance_threshold = low_balance_threshold
+        self._reports = Reports(self._ledger)
+        self._handlers = Handlers(self.catalog, self._ledger, self._reports)
+        self._windows = RollingWindows(rate_limits or {}, rate_limit_scale)
+        self._faults = FaultPlan()
+        self.api_key: str = self.add_account(api_key, balance=balance)
+
+    def __repr__(self) -> str:
+        return f"<PlatfoneEmulator {self.base_url} accounts={len(self._ledger.accounts)}>"
+
+    # -- the ASGI application ---------------------------------------------------------
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI 3 entry point."""
+        if scope["type"] == "lifespan":
+            await _serve_lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            raise RuntimeError(f"the emulator speaks HTTP only, not {scope['type']}")
+        request = await read_request(scope, receive)
+        try:
+            route, request.params = self._route(request)
+        except WireError as error:
+            self._arrived(request, "unknown", None).status = error.status
+            await send_response(send, Response.error(error))
+            return
+        with self._lock:
+            fault = self._faults.take(route)
+        if fault is not None and fault.delay:
+            await self._sleep(fault.delay)
+        record = self._arrived(request, route, fault)
+        if fault is not None and fault.acts_before:
+            response = await answer_instead(send, fault)
+        else:
+            response = self._handle(route, request)
+            if fault is not None:
+                response = await spoil(send, response, fault)
+        record.status = response.status
+        await send_response(send, response)
+
+    def _route(self, request: Request) -> tuple[str, dict[str, str]]:
+        for prefix in _PREFIXES:
+            if request.path.startswith(prefix + "/"):
+                return match_route(request.method, request.path[len(prefix) :].rstrip("/"))
+        raise not_found(f"no endpoint {request.method} {request.path}")
+
+    def _arrived(self, request: Request, route: str, fault: Fault | None) -> RequestRecord:
+        record = RequestRecord(
+            self.clock.time(), request.method, request.path, route, request.api_key, None, fault
+        )
+        with self._lock:
+            self.requests.append(record)
+        return record
+
+    def _handle(self, route: str, request: Request) -> Response:
+        with self._lock:
+            now = self.clock.time()
+            self._ledger.sweep(now)
+            try:
+                account = self._ledger.account(request.api_key)
+                reset_at = self._windows.admit(account.api_key, route, now)
+                if reset_at is not None:
+                    raise rate_limited(
+                        "TooManyRequestsException", f"too many {route} requests", reset_at
+                    )
+                return self._handlers.handler(route)(account, request, now)
+            except WireError as error:
+                return Response.error(error)
+
+    async def _sleep(self, seconds: float) -> None:
+        sleep = getattr(self.clock, "sleep", None)
+        if sleep is not None:
+            await sleep(seconds)
+        else:
+            await anyio.sleep(seconds)
+
+    def _emit(self, event: EmulatorEvent) -> None:
+        # The place webhooks will hook into: every listener sees each event as it happens.
+        for listener in list(self._listeners):
+            listener(event)
+
+    # -- clients ----------------------------------------------------------------------
+
+    def http_client(self, **kwargs: Any) -> httpx.AsyncClient:
+        """An ``httpx.AsyncClient`` wired to this emulator in-process."""
+        kwargs.setdefault("base_url", self.base_url)
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), **kwargs)
+
+    def client(self, api_key: str | None = None, **kwargs: Any) -> AsyncPlatfone:
+        """A ready ``AsyncPlatfone`` talking to this emulator in-process.
+
+        It uses the emulator's clock too (when it is a full clock), so retries and
+        rate limiting move in the same virtual time. ``kwargs`` go to ``AsyncPlatfone``.
+        """
+        from platfone_async import AsyncPlatfone
+
+        if "clock" not in kwargs and all(
+            hasattr(self.clock, name) for name in ("time", "monotonic", "sleep")
+        ):
+            kwargs["clock"] = self.clock
+        return AsyncPlatfone(
+            api_key=api_key or self.api_key,
+            base_url=self.base_url,
+            http_client=self.http_client(),
+            **kwargs,
+        )
+
+    # -- accounts and money -----------------------------------------------------------
+
+    def add_account(
+        self, api_key: str | None = None, *, balance: int = 10_000, email_verified: bool = True
+    ) -> str:
+        """Open an account and return its API key (a fresh one unless given)."""
+        with self._lock:
+            key = api_key or f"emu_{self._rng.getrandbits(128):032x}"
+            if key in self._ledger.accounts:
+                raise ValueError("that API key already has an account")
+            self._ledger.accounts[key] = Account(key, balance, email_verified=email_verified)
+            return key
+
+    def set_balance(self, total: int, *, api_key: str | None = None) -> None:
+        """Set an account's total balance (reserved money stays reserved)."""
+        with self._lock:
+            account = self._account(api_key)
+            account.total = total
+            self._ledger.note_balance(account, self.clock.time())
+
+    def balance(self, api_key: str | None = None) -> dict[str, int]:
+        """``{"total", "reserved", "available"}`` of an account, after due events."""
+        with self._lock:
+            self._ledger.sweep(self.clock.time())
+            account = self._account(api_key)
+            return {**account.balance_json(), "available": account.available}
+
+    def unblock(self, api_key: str | None = None) -> None:
+        """Lift a success-rate block; the rate is counted afresh from now."""
+        with self._lock:
+            account = self._account(api_key)
+            account.blocked_until = None
+            account.success_rate_since = self.clock.time()
+
+    def _account(self, api_key: str | None) -> Account:
+        account = self._ledger.accounts.get(api_key or self.api_key)
+        if account is None:
+            raise KeyError("no account with that API key")
+        return account
+
+    # -- SMS and time -----------------------------------------------------------------
+
+    def deliver_sms(self, activation_id: str, code: str, text: str | None = None) -> bool:
+        """An SMS with ``code`` reaches the activation's number now.
+
+        Bills the first SMS; answers a retry. Returns False, changing nothing, when the
+        activation already shows its SMS and no retry asked for another. Raises
+        ``ValueError`` when the activation is no longer active.
+        """
+        with self._lock:
+            now = self.clock.time()
+            self._ledger.sweep(now)
+            activation = self._ledger.activations[activation_id]
+            if activation.activation_status != "active":
+                raise ValueError(
+                    f"activation {activation_id} is {activation.activation_status}; "
+                    "only an active activation receives SMS"
+                )
+            message = text if text is not None else f"Your verification code is {code}"
+            return self._ledger.deliver(activation, code, message, now)
+
+    def set_sms_policy(self, policy: SmsPolicy | None, *, service_id: str | None = None) -> None:
+        """Deliver SMS automatically by ``policy`` (for one service, or by default)."""
+        with self._lock:
+            if service_id is None:
+                self._scheduler.default = policy
+            else:
+                self._scheduler.per_service[service_id] = policy
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward (it needs an ``advance`` method) and apply what is due."""
+        advance = getattr(self.clock, "advance", None)
+        if advance is None:
+            raise TypeError("this clock cannot be advanced; pass clock=VirtualClock()")
+        advance(seconds)
+        self.tick()
+
+    def tick(self) -> None:
+        """Apply every SMS delivery and expiry that is due by the clock's time now."""
+        with self._lock:
+            self._ledger.sweep(self.clock.time())
+
+    def next_event_at(self) -> float | None:
+        """When the next promised automatic SMS is due, if any."""
+        with self._lock:
+            return self._scheduler.next_due()
+
+    # -- reports ----------------------------------------------------------------------
+
+    def approve_report(self, activation_id: str) -> None:
+        """Approve the report in review; a billed activation is refunded."""
+        with self._lock:
+            self._reports.review(activation_id, True, 0, self.clock.time())
+
+    def decline_report(self, activation_id: str, decline_id: int = 1) -> None:
+        """Decline the report in review with a ``decline_id`` (1 or 2)."""
+        with self._lock:
+            self._reports.review(activation_id, False, decline_id, self.clock.time())
+
+    # -- faults and limits ------------------------------------------------------------
+
+    def inject_fault(self, route: str, fault: Fault, *, times: int = 1) -> None:
+        """Apply ``fault`` to the next ``times`` requests to ``route`` (``"*"``: any)."""
+        with self._lock:
+            self._faults.add(route, fault, times)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def set_rate_limit(self, route: str, limit: LimitLike) -> None:
+        """Change one route's window: ``(calls, period)``, a ``RateLimit``, or None."""
+        with self._lock:
+            self._windows.limits[route] = as_pair(limit)
+
+    @property
+    def rate_limits_enabled(self) -> bool:
+        return self._windows.enabled
+
+    @rate_limits_enabled.setter
+    def rate_limits_enabled(self, enabled: bool) -> None:
+        self._windows.enabled = enabled
+
+    @property
+    def rate_limit_scale(self) -> float:
+        return self._windows.scale
+
+    @rate_limit_scale.setter
+    def rate_limit_scale(self, scale: float) -> None:
+        self._windows.scale = scale
+
+    @property
+    def max_active(self) -> int | None:
+        return self._ledger.max_active
+
+    @max_active.setter
+    def max_active(self, limit: int | None) -> None:
+        self._ledger.max_active = limit
+
+    @property
+    def success_rate_check(self) -> bool:
+        return self._ledger.success_rate_check
+
+    @success_rate_check.setter
+    def success_rate_check(self, enabled: bool) -> None:
+        self._ledger.success_rate_check = enabled
+
+    def reset_rate_windows(self) -> None:
+        """Forget every request counted so far."""
+        with self._lock:
+            self._windows.reset()
+
+    # -- what happened ----------------------------------------------------------------
+
+    def activation(self, activation_id: str) -> dict[str, Any]:
+        """An activation as the API would show it now."""
+        with self._lock:
+            self._ledger.sweep(self.clock.time())
+            return self._ledger.activations[activation_id].to_json()
+
+    def activations(self, api_key: str | None = None) -> list[dict[str, Any]]:
+        """Every activation of an account (default: the first), oldest first."""
+        with self._lock:
+            self._ledger.sweep(self.clock.time())
+            ids = self._account(api_key).activation_ids
+            return [self._ledger.activations[i].to_json() for i in ids]
+
+    def report(self, activation_id: str) -> dict[str, Any] | None:
+        """The report on an activation with its ``status``/``decline_id``, or None."""
+        with self._lock:
+            found = self._ledger.reports.get(activation_id)
+            if found is None:
+                return None
+            document = self._reports.to_json(found)
+            return {**document, "status": found.status, "decline_id": found.decline_id}
+
+    def orders_placed(self, api_key: str | None = None) -> int:
+        """How many activations an account has created (a 4xx places none)."""
+        with self._lock:
+            return len(self._account(api_key).activation_ids)
+
+    def request_count(self, route: str | None = None, *, api_key: str | None = None) -> int:
+        """Requests received, for one route and/or one key (faulted ones included)."""
+        with self._lock:
+            return sum(
+                1
+                for r in self.requests
+                if (route is None or r.route == route) and (api_key is None or r.api_key == api_key)
+            )
+
+    def add_listener(self, listener: Callable[[EmulatorEvent], None]) -> None:
+        """Call ``listener`` with every :class:`EmulatorEvent` (what webhooks would send)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[EmulatorEvent], None]) -> None:
+        self._listeners.remove(listener)
