@@ -215,20 +215,25 @@ def decode(data: object, cl: type[T] | Any, *, status_code: int, text: str, root
         raise ResponseDecodeError(
             f"response does not fit {_type_name(cl)}: {_describe(exc)}",
             status_code=status_code,
-            body=text,
+            body=text if isinstance(text, str) else text(),
             path=None if path is None else root + path[1:],
         ) from exc
 
 
 def decode_page(
-    data: object, item_cls: type[T], items_key: str, *, status_code: int, text: str
+    data: object,
+    item_cls: type[T],
+    items_key: str,
+    *,
+    status_code: int,
+    text: str | Callable[[], str],
 ) -> Page[T]:
     """Structure a paginated body (``{items_key: [...], page, limit, pages, total}``)."""
     if not isinstance(data, dict):
         raise ResponseDecodeError(
             f"response does not fit Page[{item_cls.__name__}]: expected an object",
             status_code=status_code,
-            body=text,
+            body=text if isinstance(text, str) else text(),
             path="$",
         )
     fields = {}
@@ -239,7 +244,7 @@ def decode_page(
             raise ResponseDecodeError(
                 f"response does not fit Page[{item_cls.__name__}]: {exc}",
                 status_code=status_code,
-                body=text,
+                body=text if isinstance(text, str) else text(),
                 path=f"$.{name}",
             ) from exc
     items: list[T] = decode(

@@ -8,7 +8,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, TypeVar
 
 import attrs
@@ -153,14 +153,14 @@ class HTTPPipeline:
     def decode(self, response: httpx.Response, cl: type[T] | Any) -> T:
         """The response's JSON structured into ``cl``."""
         data = self.json(response)
-        result: T = decode(data, cl, status_code=response.status_code, text=response.text)
+        result: T = decode(data, cl, status_code=response.status_code, text=_text_of(response))
         return result
 
     def decode_page(self, response: httpx.Response, item_cls: type[T], items_key: str) -> Page[T]:
         """A paginated response's JSON structured into a :class:`Page`."""
         data = self.json(response)
         return decode_page(
-            data, item_cls, items_key, status_code=response.status_code, text=response.text
+            data, item_cls, items_key, status_code=response.status_code, text=_text_of(response)
         )
 
     def json(self, response: httpx.Response) -> Any:
@@ -182,6 +182,10 @@ class HTTPPipeline:
     async def aclose(self) -> None:
         if self.owns_client:
             await self.client.aclose()
+
+
+def _text_of(response: httpx.Response) -> Callable[[], str]:
+    return lambda: response.text
 
 
 def _connection_error(exc: httpx.TransportError, method: str, path: str) -> APIConnectionError:

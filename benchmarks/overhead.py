@@ -1,0 +1,201 @@
+"""What the SDK layer costs per call, against raw httpx in the same run.
+
+    python benchmarks/overhead.py [--quick]
+
+(a) loopback: ``get_activation`` through ``AsyncPlatfone`` vs a bare ``httpx.AsyncClient``
+    plus ``json.loads``, against a minimal keep-alive HTTP server in another process;
+(b) in-process: the same through ``httpx.MockTransport`` (no sockets), which isolates the
+    SDK's own work (validation, pipeline, error mapping, decoding into attrs);
+(c) import time of ``platfone_async`` vs ``httpx, attrs, cattrs, anyio`` in fresh processes.
+
+Prints a table, then one JSON object on the last line. Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from platfone_async import AsyncPlatfone
+
+AID = "64a1c0e8d2a1f9b7e45d3b8e"
+BODY = json.dumps(
+    {
+        "activation_id": AID,
+        "price": 20,
+        "phone": "14155552671",
+        "country_id": "us",
+        "service_id": "netflix",
+        "sms_status": "smsRequested",
+        "activation_status": "active",
+        "billing_status": "reserved",
+        "report_status": None,
+        "sms_code": None,
+        "sms_text": None,
+        "expire_at": 1729088539,
+        "updated_at": 1729087939,
+        "created_at": 1729087339,
+        "is_retriable": False,
+        "cancelable_after": None,
+    }
+).encode()
+
+
+# -- a minimal HTTP/1.1 keep-alive server, run in a child process -------------------------
+
+
+async def _serve(port: int) -> None:
+    reply = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+        + str(len(BODY)).encode()
+        + b"\r\n\r\n"
+        + BODY
+    )
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                writer.write(reply)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_server() -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port)])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, f"http://127.0.0.1:{port}/api/v1"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("benchmark server did not start")
+
+
+# -- timing ---------------------------------------------------------------------------------
+
+
+async def _per_call(call: Callable[[], Awaitable[object]], n: int, rounds: int) -> float:
+    """Best-of-rounds mean seconds per call (best-of filters out scheduler noise)."""
+    for _ in range(max(10, n // 10)):
+        await call()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(n):
+            await call()
+        best = min(best, (time.perf_counter() - start) / n)
+    return best
+
+
+async def _compare(base_url: str, transport: httpx.AsyncBaseTransport | None, n: int, rounds: int) -> tuple[float, float]:
+    raw = httpx.AsyncClient(transport=transport) if transport else httpx.AsyncClient()
+    sdk_http = httpx.AsyncClient(transport=transport) if transport else httpx.AsyncClient()
+    sdk = AsyncPlatfone("bench-key", base_url=base_url, http_client=sdk_http, rate_limits=None)
+    url = f"{base_url}/activation/{AID}"
+    headers = {"X-Api-Key": "bench-key"}
+
+    async def raw_call() -> object:
+        response = await raw.get(url, headers=headers)
+        return json.loads(response.content)
+
+    async def sdk_call() -> object:
+        return await sdk.get_activation(AID)
+
+    # interleave the two so drift on the machine hits both alike
+    raw_t, sdk_t = [], []
+    for _ in range(rounds):
+        raw_t.append(await _per_call(raw_call, n, 1))
+        sdk_t.append(await _per_call(sdk_call, n, 1))
+    await raw.aclose()
+    await sdk_http.aclose()
+    return min(raw_t), min(sdk_t)
+
+
+def _import_time(statement: str, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", statement], check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+async def _main(quick: bool) -> dict[str, float]:
+    n, rounds = (200, 3) if quick else (2000, 7)
+    proc, base_url = _start_server()
+    try:
+        loop_raw, loop_sdk = await _compare(base_url, None, n, rounds)
+    finally:
+        proc.terminate()
+        proc.wait()
+    mock = httpx.MockTransport(lambda request: httpx.Response(200, content=BODY))
+    mock_raw, mock_sdk = await _compare("http://bench.test/api/v1", mock, n * 2, rounds)
+    runs = 5 if quick else 15
+    imp_deps = _import_time("import httpx, attrs, cattrs, anyio", runs)
+    imp_sdk = _import_time("import platfone_async", runs)
+    return {
+        "loopback_raw_us": loop_raw * 1e6,
+        "loopback_sdk_us": loop_sdk * 1e6,
+        "loopback_ratio": loop_sdk / loop_raw,
+        "mock_raw_us": mock_raw * 1e6,
+        "mock_sdk_us": mock_sdk * 1e6,
+        "mock_ratio": mock_sdk / mock_raw,
+        "sdk_layer_us": (mock_sdk - mock_raw) * 1e6,
+        "import_deps_ms": imp_deps * 1e3,
+        "import_sdk_ms": imp_sdk * 1e3,
+        "import_ratio": imp_sdk / imp_deps,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a seconds-long run")
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        asyncio.run(_serve(args.serve))
+        return
+    r = asyncio.run(_main(args.quick))
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print(f"{'':28}{'raw httpx':>12}{'SDK':>12}{'ratio':>8}  target")
+    print(
+        f"{'get_activation, loopback':28}{r['loopback_raw_us']:>10.0f}us"
+        f"{r['loopback_sdk_us']:>10.0f}us{r['loopback_ratio']:>8.3f}  <= 1.05"
+    )
+    print(
+        f"{'get_activation, in-process':28}{r['mock_raw_us']:>10.0f}us"
+        f"{r['mock_sdk_us']:>10.0f}us{r['mock_ratio']:>8.3f}  <= 1.20"
+    )
+    print(
+        f"{'import (deps vs SDK)':28}{r['import_deps_ms']:>10.0f}ms"
+        f"{r['import_sdk_ms']:>10.0f}ms{r['import_ratio']:>8.3f}  <= 1.15"
+    )
+    print(json.dumps({"benchmark": "overhead", **{k: round(v, 3) for k, v in r.items()}}))
+
+
+if __name__ == "__main__":
+    main()
