@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 import httpx
@@ -48,6 +48,9 @@ class PlatfoneEmulator:
     ``success_rate_check=False`` switch off the other two limits. Everything is
     deterministic for a given ``seed``.
     """
+
+    #: The reference's table: route name -> (calls, period in seconds).
+    DOCUMENTED_RATE_LIMITS: ClassVar[Mapping[str, tuple[int, float]]] = DOCUMENTED_LIMITS
 
     def __init__(
         self,

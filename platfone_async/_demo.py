@@ -1,0 +1,77 @@
+"""``platfone demo``: a whole activation against an embedded emulator - no key, no network."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio
+
+from ._client import AsyncPlatfone
+from ._models import Activation, Balance
+from .testing import PlatfoneEmulator, SmsPolicy
+
+__all__ = ["run_demo"]
+
+SERVICE = "telegram"
+COUNTRY = "uk"
+_RECEIVED = ("smsReceived", "retryReceived")
+
+
+def _dollars(cents: int) -> str:
+    return f"${cents / 100:,.2f}"
+
+
+def _show_balance(out: Callable[[str], None], balance: Balance) -> None:
+    out(
+        f"Balance: {_dollars(balance.total)} total, {_dollars(balance.reserved)} reserved, "
+        f"{_dollars(balance.available)} available"
+    )
+
+
+async def run_demo(
+    out: Callable[[str], None] = print, *, sms_delay: float = 2.5, poll_interval: float = 0.5
+) -> int:
+    """Order a number, wait for its SMS, finalize; return the exit status."""
+    emulator = PlatfoneEmulator(sms_policy=SmsPolicy(delay=sms_delay))
+    out(f"Emulator running in-process at {emulator.base_url} (nothing leaves this machine)")
+    async with emulator.client() as client:
+        _show_balance(out, await client.get_balance())
+        info = await client.get_price(SERVICE, COUNTRY)
+        out(
+            f"Price of {SERVICE} in {COUNTRY}: {info.price.suggested} cents suggested "
+            f"({info.price.min}-{info.price.max}), quality {info.quality.avg:.2f}, "
+            f"{info.count} numbers in stock"
+        )
+        activation = await client.create_activation(
+            SERVICE, COUNTRY, max_price=info.price.suggested
+        )
+        out(
+            f"Ordered +{activation.phone} for {activation.price} cents "
+            f"(activation {activation.activation_id}, expires {activation.expire_at:%H:%M:%S} UTC)"
+        )
+        activation = await _wait_for_sms(client, activation, out, poll_interval)
+        if str(activation.sms_status) not in _RECEIVED:
+            out(f"No SMS: the activation is {activation.activation_status}")
+            return 1
+        out(f"SMS received! Code: {activation.sms_code}  ({activation.sms_text!r})")
+        await client.finalize_activation(activation)
+        out("Finalized (the price was billed when the SMS arrived).")
+        _show_balance(out, await client.get_balance())
+    return 0
+
+
+async def _wait_for_sms(
+    client: AsyncPlatfone,
+    activation: Activation,
+    out: Callable[[str], None],
+    interval: float,
+) -> Activation:
+    started = anyio.current_time()
+    while str(activation.activation_status) == "active":
+        await anyio.sleep(interval)
+        activation = await client.get_activation(activation)
+        if str(activation.sms_status) in _RECEIVED:
+            break
+        waited = anyio.current_time() - started
+        out(f"  waiting for the SMS... {waited:4.1f} s ({activation.sms_status})")
+    return activation
