@@ -1,0 +1,164 @@
+"""The success-rate guard: count orders and first SMS over a rolling 24 h, per key.
+
+Platfone blocks an account for 24 h when fewer than 7 % of its orders over 24 h received
+an SMS, counted once 10 numbers were ordered (the reference's third limit). The SDK
+cannot see the server's figure, so it keeps its own: the orders it placed in the window
+and, among them, those for which it saw a first SMS. Before each order it projects the
+rate *after* that order (which has no SMS yet) and, under a floor above 7 %, warns,
+refuses or does nothing, so that users hear of a coming block before it happens.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Literal
+
+import attrs
+
+from ._clock import Clock
+from ._ratelimit_wait import logger
+
+__all__ = [
+    "DAY",
+    "GuardMode",
+    "SuccessRateCheck",
+    "SuccessRateState",
+    "SuccessRateTracker",
+]
+
+#: The server's window, in seconds.
+DAY = 86_400.0
+
+GuardMode = Literal["warn", "raise", "off"]
+_MODES = ("warn", "raise", "off")
+
+
+@attrs.frozen
+class SuccessRateState:
+    """Orders placed and first SMS seen over the window; ``rate`` is None before any order."""
+
+    orders: int
+    successes: int
+    rate: float | None
+
+
+@attrs.frozen
+class SuccessRateCheck:
+    """What placing the next order would do to the rate.
+
+    ``projected_rate`` is ``successes / (orders + 1)``: the next order has no SMS yet.
+    ``ok`` is False when that order would be at least the ``min_orders``-th of the window
+    and ``projected_rate`` is under ``floor``.
+    """
+
+    ok: bool
+    orders: int
+    successes: int
+    projected_rate: float
+    floor: float
+    min_orders: int
+
+    def message(self) -> str:
+        """A sentence for a log line or an exception."""
+        return (
+            f"first-SMS success rate over the last 24 h would fall to "
+            f"{self.projected_rate:.1%} ({self.successes} of {self.orders + 1} orders), "
+            f"under the {self.floor:.0%} floor; Platfone blocks an account for 24 h "
+            f"below 7 %"
+        )
+
+
+class SuccessRateTracker:
+    """Orders and first SMS over a rolling window (24 h) on ``clock.time()``.
+
+    ``record_order`` and ``record_sms`` are idempotent per activation; an SMS for an
+    activation not ordered here within the window is ignored (so the rate errs low).
+    """
+
+    def __init__(self, *, clock: Clock, window: float = DAY) -> None:
+        self._clock = clock
+        self.window = float(window)
+        self._orders: deque[tuple[float, str]] = deque()
+        self._ordered: set[str] = set()
+        self._succeeded: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"<SuccessRateTracker {len(self._succeeded)}/{len(self._ordered)}>"
+
+    def record_order(self, activation_id: str) -> None:
+        """An order placed through the SDK opened ``activation_id``."""
+        self._prune()
+        if activation_id not in self._ordered:
+            self._ordered.add(activation_id)
+            self._orders.append((self._clock.time(), activation_id))
+
+    def record_sms(self, activation_id: str) -> None:
+        """The SDK saw an SMS on ``activation_id`` (only the first one counts)."""
+        self._prune()
+        if activation_id in self._ordered:
+            self._succeeded.add(activation_id)
+
+    @property
+    def orders(self) -> int:
+        self._prune()
+        return len(self._ordered)
+
+    @property
+    def successes(self) -> int:
+        self._prune()
+        return len(self._succeeded)
+
+    @property
+    def rate(self) -> float | None:
+        """Successes over orders in the window; None before any order."""
+        self._prune()
+        return len(self._succeeded) / len(self._ordered) if self._ordered else None
+
+    def state(self) -> SuccessRateState:
+        return SuccessRateState(orders=self.orders, successes=self.successes, rate=self.rate)
+
+    def check(self, floor: float = 0.10, min_orders: int = 10) -> SuccessRateCheck:
+        """Whether the next order keeps the projected rate at or above ``floor``."""
+        self._prune()
+        orders, successes = len(self._ordered), len(self._succeeded)
+        projected = successes / (orders + 1)
+        return SuccessRateCheck(
+            ok=orders + 1 < min_orders or projected >= floor,
+            orders=orders,
+            successes=successes,
+            projected_rate=projected,
+            floor=floor,
+            min_orders=min_orders,
+        )
+
+    def guard(
+        self,
+        mode: GuardMode,
+        *,
+        floor: float = 0.10,
+        min_orders: int = 10,
+        error: Callable[[SuccessRateCheck], BaseException],
+    ) -> SuccessRateCheck | None:
+        """Act on :meth:`check` before an order: ``"warn"`` logs a WARNING on the
+        ``platfone_async`` logger, ``"raise"`` raises ``error(check)``, ``"off"`` does
+        nothing (and returns None). Returns the check otherwise.
+        """
+        if mode not in _MODES:
+            raise ValueError(f"success_rate_guard must be one of {_MODES}, not {mode!r}")
+        if mode == "off":
+            return None
+        result = self.check(floor, min_orders)
+        if not result.ok:
+            if mode == "raise":
+                raise error(result)
+            logger.warning("%s", result.message())
+        return result
+
+    def _prune(self) -> None:
+        orders = self._orders
+        cutoff = self._clock.time() - self.window
+        while orders and orders[0][0] <= cutoff:
+            _, activation_id = orders.popleft()
+            self._ordered.discard(activation_id)
+            self._succeeded.discard(activation_id)

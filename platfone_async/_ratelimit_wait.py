@@ -1,0 +1,136 @@
+"""The waiting room shared by the rate limiters and the activation slots.
+
+Waiters queue first come, first served. Only the waiter at the head of a queue sleeps on
+the clock (until the exact moment something it waits for comes back); every other waiter
+parks on an :class:`anyio.Event` and costs no timer. Whoever changes the state hands a
+token straight to the head (``granted``) and wakes it, so a token can never be taken by
+a newcomer while someone is queued, and a cancelled waiter simply leaves the queue.
+
+An injected :class:`~platfone_async._clock.Clock` cannot be raced against an event with
+a task group per waiter (too costly at ten thousand waiters) nor with anyio's own
+deadlines (they run on the event loop's clock, not on a virtual one). Instead a timed
+waiter sleeps on the clock inside its own :class:`anyio.CancelScope`, and waking it
+cancels that scope: one sleeper, no extra task.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import TypeAlias
+
+import anyio
+
+from ._clock import Clock
+
+__all__ = ["ErrorSource", "WaitQueue", "Waiter", "logger", "make_error"]
+
+#: What a blocked key raises: an exception instance (raised as is) or a factory called
+#: once per raise (so concurrent tasks do not share, and scramble, one traceback).
+ErrorSource: TypeAlias = "BaseException | Callable[[], BaseException]"
+
+logger = logging.getLogger("platfone_async")
+
+
+def make_error(source: ErrorSource) -> BaseException:
+    """The exception to raise for ``source``."""
+    if isinstance(source, BaseException):
+        return source
+    return source()
+
+
+class Waiter:
+    """One task waiting in a :class:`WaitQueue`."""
+
+    __slots__ = ("_event", "_scope", "abandoned", "error", "granted", "timed")
+
+    def __init__(self) -> None:
+        self.granted = False
+        self.abandoned = False
+        self.timed = False
+        self.error: ErrorSource | None = None
+        self._event: anyio.Event | None = None
+        self._scope: anyio.CancelScope | None = None
+
+    async def park(self, clock: Clock, delay: float | None) -> None:
+        """Suspend until :meth:`wake`, or until ``delay`` clock seconds pass (None: no timer).
+
+        Returning says nothing about why: the caller looks at the state again.
+        """
+        if delay is None:
+            event = self._event = anyio.Event()
+            try:
+                await event.wait()
+            finally:
+                self._event = None
+            return
+        self.timed = True
+        try:
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                await clock.sleep(delay)
+        finally:
+            self._scope = None
+            self.timed = False
+
+    def wake(self) -> None:
+        """Make a parked waiter look at the state again (a no-op while it runs)."""
+        if self._event is not None:
+            self._event.set()
+        elif self._scope is not None:
+            self._scope.cancel()
+
+
+class WaitQueue:
+    """A FIFO of :class:`Waiter`; leaving it is O(1) (abandoned waiters are skipped)."""
+
+    __slots__ = ("_queue", "live")
+
+    def __init__(self) -> None:
+        self._queue: deque[Waiter] = deque()
+        #: Waiters still queued (neither granted nor abandoned).
+        self.live = 0
+
+    def push(self, waiter: Waiter) -> None:
+        self._queue.append(waiter)
+        self.live += 1
+
+    def head(self) -> Waiter | None:
+        """The first waiter still queued, if any."""
+        queue = self._queue
+        while queue and queue[0].abandoned:
+            queue.popleft()
+        return queue[0] if queue else None
+
+    def grant_head(self) -> Waiter | None:
+        """Take the head out of the queue as granted and wake it; None when empty."""
+        waiter = self.head()
+        if waiter is None:
+            return None
+        self._queue.popleft()
+        self.live -= 1
+        waiter.granted = True
+        waiter.wake()
+        return waiter
+
+    def abandon(self, waiter: Waiter) -> None:
+        """Take a waiter that was not granted out of the queue."""
+        if not waiter.abandoned and not waiter.granted:
+            waiter.abandoned = True
+            self.live -= 1
+
+    def wake_head(self, *, only_untimed: bool = False) -> None:
+        """Wake the head so that it plans its next timer (``only_untimed``: if it has none)."""
+        waiter = self.head()
+        if waiter is not None and not (only_untimed and waiter.timed):
+            waiter.wake()
+
+    def interrupt(self, error: ErrorSource) -> None:
+        """Make every queued waiter raise ``error``."""
+        for waiter in self:
+            waiter.error = error
+            waiter.wake()
+
+    def __iter__(self) -> Iterator[Waiter]:
+        return (w for w in list(self._queue) if not w.abandoned)
