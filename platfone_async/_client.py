@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
@@ -11,6 +12,7 @@ import anyio.to_thread
 import httpx
 
 from . import _validate as check
+from . import _watch
 from ._clock import Clock, SystemClock
 from ._errors import InvalidParameterError
 from ._http import HTTPPipeline, RetryPolicy
@@ -224,6 +226,77 @@ class AsyncPlatfone:
         check.int_in_range(limit, "limit", 1, 50)
         async for item in self._paginate(self.get_activation_history, limit, _activation_key):
             yield item
+
+    # -- watching and holding ---------------------------------------------------------------
+
+    async def watch_activation(
+        self, activation: str | Activation, *, interval: float = 10.0
+    ) -> AsyncIterator[Activation]:
+        """Yield the activation's state now, then each change, until it is settled.
+
+        Polls ``get_activation`` every ``interval`` seconds (with a little jitter) and
+        stops after yielding a state where an SMS has arrived (``smsReceived`` or
+        ``retryReceived``), the activation is no longer ``active``, or ``expire_at`` has
+        passed (one last poll confirms it). Connection errors, 5xx and rate-limit waits
+        do not end the watch; a permanent error (401, 404) is raised. After
+        ``retry_activation``, a new watch waits for the next SMS. Breaking out of the
+        loop leaves nothing running.
+        """
+        async with contextlib.aclosing(_watch.watch(self, activation, interval=interval)) as states:
+            async for state in states:
+                yield state
+
+    async def wait_for_sms(
+        self,
+        activation: str | Activation,
+        *,
+        timeout: float | None = None,
+        interval: float = 10.0,
+    ) -> Activation:
+        """Wait until an SMS arrives and return the state that carries it.
+
+        Raises:
+            ActivationEndedError: The activation expired, was cancelled or finalized
+                first (``.activation`` is the last state).
+            WaitTimeoutError: ``timeout`` seconds passed first (also a ``TimeoutError``).
+        """
+        return await _watch.wait_for_sms(self, activation, timeout=timeout, interval=interval)
+
+    @contextlib.asynccontextmanager
+    async def activation(
+        self,
+        service_id: str,
+        country_id: str,
+        *,
+        max_price: int | None = None,
+        price_ceiling: int | None = None,
+        quality_factor: float | None = None,
+        wait_for_slot: bool = True,
+    ) -> AsyncIterator[_watch.ActivationSession]:
+        """Order a number and hold it for the block; settle it whatever ends the block.
+
+        ``async with client.activation("telegram", "uk") as session:`` orders a number
+        and yields a session (``.activation`` is the latest state; ``.wait_for_sms()``,
+        ``.retry()``, ``.watch()``, ``.finalize()``, ``.cancel()``, ``.report(...)``).
+        With ``price_ceiling``, a :class:`MaxPriceExceededError` is answered by ordering
+        again at its ``suggested_price`` with its ``order_id``, never above the ceiling.
+
+        On leaving the block - normally, by an exception, by cancellation or by
+        KeyboardInterrupt - an activation that got its SMS and was billed is finalized,
+        one without an SMS is cancelled (once ``cancelable_after`` allows), and any
+        other is left to expire; ``session.outcome`` says which. The clean-up is
+        shielded from cancellation and never hides the exception that ended the block.
+        """
+        async with _watch.open_session(
+            self,
+            service_id,
+            country_id,
+            max_price=max_price,
+            price_ceiling=price_ceiling,
+            quality_factor=quality_factor,
+            wait_for_slot=wait_for_slot,
+        ) as session:
+            yield session
 
     # -- prices and catalog ---------------------------------------------------------------
 
