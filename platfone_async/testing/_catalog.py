@@ -7,6 +7,7 @@ one offer by ``quality_factor`` and ``max_price``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -272,26 +273,34 @@ def default_catalog(seed: int = 0) -> Catalog:
         countries=(Country(cid, name, codes) for cid, name, codes, _ in _COUNTRIES),
         popular=_POPULAR,
     )
-    for sid, _, tier, _ in _SERVICES:
-        for cid, _, _, factor in _COUNTRIES:
-            rng = random.Random(f"{seed}:{sid}:{cid}")
-            catalog.set_offers(sid, cid, _random_offers(rng, tier * factor, cid.endswith("_v")))
+    for (sid, cid), specs in _market(seed).items():
+        catalog.set_offers(sid, cid, (Offer(*spec) for spec in specs))
     return catalog
 
 
-def _random_offers(rng: random.Random, base: float, virtual: bool) -> list[Offer]:
+_OfferSpec = tuple[int, float, int, bool, int | None]
+
+
+@functools.lru_cache(maxsize=4)
+def _market(seed: int) -> dict[tuple[str, str], tuple[_OfferSpec, ...]]:
+    # Drawing ~1000 pairs costs milliseconds; every emulator of a seed shares the draw
+    # and builds its own (mutable) offers from it.
+    market = {}
+    for sid, _, tier, _ in _SERVICES:
+        for cid, _, _, factor in _COUNTRIES:
+            rng = random.Random(f"{seed}:{sid}:{cid}")
+            market[sid, cid] = _random_offers(rng, tier * factor, cid.endswith("_v"))
+    return market
+
+
+def _random_offers(rng: random.Random, base: float, virtual: bool) -> tuple[_OfferSpec, ...]:
     sold_out = rng.random() < 0.04
     offers = []
     for _ in range(rng.randint(1, 3)):
         quality = rng.uniform(0.05, 0.35) if virtual else rng.uniform(0.2, 0.95)
         price = max(1, round(base * rng.uniform(0.7, 1.5) * (0.6 + quality)))
-        offers.append(
-            Offer(
-                price=price,
-                quality=round(quality, 2),
-                count=0 if sold_out else rng.randint(5, 4000),
-                retriable=rng.random() < 0.7,
-                cancel_after=None if rng.random() < 0.1 else 120,
-            )
-        )
-    return offers
+        count = 0 if sold_out else rng.randint(5, 4000)
+        retriable = rng.random() < 0.7
+        cancel_after = None if rng.random() < 0.1 else 120
+        offers.append((price, round(quality, 2), count, retriable, cancel_after))
+    return tuple(offers)

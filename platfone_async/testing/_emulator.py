@@ -356,13 +356,22 @@ class PlatfoneEmulator:
             return [self._ledger.activations[i].to_json() for i in ids]
 
     def report(self, activation_id: str) -> dict[str, Any] | None:
-        """The report on an activation with its ``status``/``decline_id``, or None."""
+        """The report on an activation as the API shows it, or None.
+
+        Adds what only the emulator knows: ``status``, ``decline_id``, ``evidence``
+        (the uploaded bytes) and ``evidence_filename``.
+        """
         with self._lock:
             found = self._ledger.reports.get(activation_id)
             if found is None:
                 return None
-            document = self._reports.to_json(found)
-            return {**document, "status": found.status, "decline_id": found.decline_id}
+            return {
+                **self._reports.to_json(found),
+                "status": found.status,
+                "decline_id": found.decline_id,
+                "evidence": found.evidence,
+                "evidence_filename": found.evidence_filename,
+            }
 
     def orders_placed(self, api_key: str | None = None) -> int:
         """How many activations an account has created (a 4xx places none)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -59,8 +61,16 @@ def serve_command(args: argparse.Namespace) -> int:
     print(f"Platfone emulator at {emulator.base_url}", flush=True)
     print(f"API key: {emulator.api_key}", flush=True)
     config = uvicorn.Config(emulator.app, interface="asgi3", log_level="warning", lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
+    # handler it found: make that one a clean exit, so stopping the server is not an error.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
