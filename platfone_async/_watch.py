@@ -1,28 +1,213 @@
-"""Watching and holding activations (being written: see issue 5)."""
+"""Watching an activation: ``watch`` (an async iterator of states) and ``wait_for_sms``.
+
+A watcher is one coroutine that polls ``get_activation`` (through the client's limiter)
+and sleeps on the client's clock in between: no task, no timer, no thread of its own.
+The activation session (``AsyncPlatfone.activation()``) lives in ``_session`` and is
+re-exported here, where the client looks for it.
+
+Webhooks will plug in at :func:`_sleep_until`: the one place a watcher waits. Replaced
+by "until the deadline or until an ``activation.updated`` push for this id arrives",
+it wakes the watcher at once, and polling becomes the fallback.
+"""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import TYPE_CHECKING
+import logging
+import math
+import random
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import TYPE_CHECKING, cast
 
+import anyio
+
+from . import _validate as check
+from ._clock import Clock
+from ._enums import ActivationStatus
+from ._errors import (
+    AccountBlockedError,
+    ActivationEndedError,
+    APIConnectionError,
+    InvalidParameterError,
+    RateLimitError,
+    ResponseDecodeError,
+    ServerError,
+    WaitTimeoutError,
+)
 from ._models import Activation
+from ._session import ActivationSession, SessionOutcome, open_session
 
 if TYPE_CHECKING:
     from ._client import AsyncPlatfone
 
-__all__ = ["ActivationSession", "open_session", "wait_for_sms", "watch"]
+__all__ = [
+    "ActivationSession",
+    "SessionOutcome",
+    "check_interval",
+    "check_timeout",
+    "open_session",
+    "wait_for_sms",
+    "watch",
+]
+
+logger = logging.getLogger("platfone_async")
+
+#: Each pause between polls is ``interval`` scaled by a random factor in 1 +- JITTER,
+#: so that watchers started together do not poll together for ever.
+JITTER = 0.05
+#: The poll that confirms an expiry is made this long after ``expire_at``.
+EXPIRY_CONFIRM_DELAY = 1.0
+#: No poll is ever scheduled later than ``expire_at`` plus this.
+EXPIRY_GRACE = 5.0
+#: After this many failed polls in a row, the failure is logged as a warning.
+_WARN_AFTER_FAILURES = 3
 
 
-class ActivationSession:
-    """The handle ``AsyncPlatfone.activation()`` yields."""
+def check_interval(interval: object) -> float:
+    """``interval`` as a float, or :class:`InvalidParameterError` unless finite and > 0."""
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)):
+        raise InvalidParameterError("interval", "must be a number of seconds", interval)
+    if not math.isfinite(interval) or interval <= 0:
+        raise InvalidParameterError("interval", "must be finite and > 0", interval)
+    return float(interval)
+
+
+def check_timeout(timeout: object) -> float | None:
+    """``timeout`` as a float (or None), or :class:`InvalidParameterError` unless >= 0."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise InvalidParameterError("timeout", "must be None or a number of seconds", timeout)
+    if not math.isfinite(timeout) or timeout < 0:
+        raise InvalidParameterError("timeout", "must be None or finite and >= 0", timeout)
+    return float(timeout)
+
+
+def _id_of(activation: str | Activation) -> str:
+    if isinstance(activation, Activation):
+        return activation.activation_id
+    return check.activation_id(activation)
+
+
+def is_settled(state: Activation) -> bool:
+    """Whether a watch ends at ``state``: its SMS arrived, or it is no longer active."""
+    return state.sms_received or not state.is_active
+
+
+def _is_transient(error: Exception) -> bool:
+    if isinstance(error, RateLimitError):
+        return not isinstance(error, AccountBlockedError)
+    return isinstance(error, (APIConnectionError, ServerError, ResponseDecodeError))
+
+
+async def _sleep_until(clock: Clock, deadline: float, activation_id: str) -> None:
+    """Wait until ``deadline`` (clock seconds). The seam webhooks will replace."""
+    await clock.sleep(deadline - clock.time())
+
+
+def _next_poll_at(
+    now: float, interval: float, expire_at: float | None, not_before: float | None = None
+) -> float | None:
+    """When to poll next, or None when no poll may be scheduled any more.
+
+    ``interval`` from ``now`` with a little jitter (or ``not_before``, if later). A
+    poll that would fall after ``expire_at`` becomes the confirming poll, made
+    ``EXPIRY_CONFIRM_DELAY`` after it - and never later than ``EXPIRY_GRACE`` after it.
+    """
+    at = now + interval * (1.0 + JITTER * (2.0 * random.random() - 1.0))
+    if not_before is not None:
+        at = max(at, not_before)
+    if expire_at is None or at <= expire_at:
+        return at
+    at = max(now, expire_at + EXPIRY_CONFIRM_DELAY)
+    return at if at <= expire_at + EXPIRY_GRACE else None
 
 
 async def watch(
     client: AsyncPlatfone, activation: str | Activation, *, interval: float
 ) -> AsyncGenerator[Activation, None]:
-    raise NotImplementedError
-    yield  # pragma: no cover
+    """Poll the activation and yield its first state, then each state that differs.
+
+    Ends after yielding a settled state (:func:`is_settled`), or after the poll that
+    confirms ``expire_at`` has passed (its state is yielded if it differs, even when
+    the server still says ``active``). Transient errors (connection, 5xx, 429 other
+    than the account block, an undecodable body) are logged and polled through; when
+    they last past ``expire_at`` plus the grace, the watch ends quietly. Any other
+    error is raised.
+    """
+    interval = check_interval(interval)
+    activation_id = _id_of(activation)
+    clock = client._http.clock
+    # A given Activation may be stale (e.g. from before a retry): it only tells the
+    # expiry in case the first poll fails.
+    expire_at = activation.expire_at.timestamp() if isinstance(activation, Activation) else None
+    last: Activation | None = None
+    failures = 0
+    while True:
+        started = clock.time()
+        not_before: float | None = None
+        try:
+            state = await client.get_activation(activation_id)
+        except Exception as error:
+            if not _is_transient(error):
+                raise
+            failures += 1
+            _log_failure(activation_id, error, failures)
+            if isinstance(error, RateLimitError) and error.reset_at is not None:
+                not_before = error.reset_at.timestamp()
+        else:
+            failures = 0
+            expire_at = state.expire_at.timestamp()
+            if state != last:
+                last = state
+                yield state
+            if is_settled(state):
+                return
+        # The poll confirming the expiry is the last one, whatever it said.
+        confirmed = expire_at is not None and started >= expire_at + EXPIRY_CONFIRM_DELAY
+        at = None if confirmed else _next_poll_at(clock.time(), interval, expire_at, not_before)
+        if at is None:
+            level = logging.WARNING if failures else logging.DEBUG
+            logger.log(level, "activation %s: expire_at passed, stopped watching", activation_id)
+            return
+        await _sleep_until(clock, at, activation_id)
+
+
+def _log_failure(activation_id: str, error: Exception, failures: int) -> None:
+    level = logging.WARNING if failures == _WARN_AFTER_FAILURES else logging.DEBUG
+    logger.log(
+        level,
+        "activation %s: poll failed (%d in a row), trying again: %s: %s",
+        activation_id,
+        failures,
+        type(error).__name__,
+        error,
+    )
+
+
+async def _until_sms(
+    client: AsyncPlatfone, activation: str | Activation, interval: float, seen: list[Activation]
+) -> Activation:
+    """Watch until an SMS arrives; every state seen is appended to ``seen``."""
+    async with aclosing(watch(client, activation, interval=interval)) as states:
+        async for state in states:
+            seen.append(state)
+            if state.sms_received:
+                return state
+    # A watch ends only once it knows the expiry: from a state seen or the one given.
+    last = seen[-1] if seen else cast(Activation, activation)
+    raise ActivationEndedError(
+        f"activation {last.activation_id} ended without an SMS ({_how_it_ended(last)})",
+        activation=last,
+    )
+
+
+def _how_it_ended(state: Activation) -> str:
+    if state.is_active:
+        return f"expire_at {state.expire_at.isoformat()} passed"
+    if state.activation_status == ActivationStatus.EXPIRED:
+        return "it expired"
+    return f"it was {state.activation_status}"
 
 
 async def wait_for_sms(
@@ -32,19 +217,41 @@ async def wait_for_sms(
     timeout: float | None,
     interval: float,
 ) -> Activation:
-    raise NotImplementedError
+    """Watch until an SMS arrives and return that state.
 
+    Raises :class:`ActivationEndedError` (with the last state) when the watch ends
+    without one, :class:`WaitTimeoutError` when ``timeout`` clock seconds pass first.
+    """
+    interval = check_interval(interval)
+    timeout = check_timeout(timeout)
+    _id_of(activation)
+    seen: list[Activation] = []
+    if timeout is None:
+        return await _until_sms(client, activation, interval, seen)
+    clock = client._http.clock
+    outcome: list[Activation | Exception] = []
 
-@contextlib.asynccontextmanager
-async def open_session(
-    client: AsyncPlatfone,
-    service_id: str,
-    country_id: str,
-    *,
-    max_price: int | None,
-    price_ceiling: int | None,
-    quality_factor: float | None,
-    wait_for_slot: bool,
-) -> AsyncIterator[ActivationSession]:
-    raise NotImplementedError
-    yield  # pragma: no cover
+    # The clock, not the event loop, says when the timeout passes: race a sleep on it.
+    async with anyio.create_task_group() as tg:
+
+        async def work() -> None:
+            try:
+                outcome.append(await _until_sms(client, activation, interval, seen))
+            except Exception as error:  # re-raised below, outside the task group
+                outcome.append(error)
+            tg.cancel_scope.cancel()
+
+        async def timer() -> None:
+            await clock.sleep(timeout)
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(work)
+        tg.start_soon(timer)
+    if not outcome:
+        last = seen[-1] if seen else (activation if isinstance(activation, Activation) else None)
+        raise WaitTimeoutError(
+            f"no SMS for activation {_id_of(activation)} within {timeout:g} s", activation=last
+        )
+    if isinstance(outcome[0], Exception):
+        raise outcome[0]
+    return outcome[0]

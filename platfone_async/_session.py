@@ -1,0 +1,365 @@
+"""The activation session: order a number, hold it for a block, settle it on the way out.
+
+``AsyncPlatfone.activation()`` is :func:`open_session`. Whatever ends the block (a
+return, an exception, cancellation, KeyboardInterrupt), the clean-up runs shielded from
+cancellation: an activation that got its SMS and was billed is finalized, one still
+waiting for its first SMS is cancelled once ``cancelable_after`` allows, and any other
+is left to expire. :class:`SessionOutcome` records which.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import TYPE_CHECKING, cast
+
+import anyio
+import anyio.lowlevel
+import attrs
+
+from . import _validate as check
+from ._enums import ActivationStatus, BillingStatus, SmsStatus
+from ._errors import (
+    ActivationEndedError,
+    ConflictError,
+    InvalidParameterError,
+    MaxPriceExceededError,
+    WaitTimeoutError,
+)
+from ._models import Activation, ReportResult
+from ._validate import Evidence
+
+if TYPE_CHECKING:
+    from ._client import AsyncPlatfone
+
+__all__ = ["ActivationSession", "SessionOutcome", "open_session"]
+
+logger = logging.getLogger("platfone_async")
+
+#: At most this many orders follow a 409 ``MaxPriceExceededError`` within the ceiling.
+MAX_REORDERS = 3
+#: A cancel on leaving waits this long past ``cancelable_after``, for clock skew.
+CANCEL_MARGIN = 1.0
+
+_SMS_SEEN = frozenset({SmsStatus.SMS_RECEIVED, SmsStatus.RETRY_REQUESTED, SmsStatus.RETRY_RECEIVED})
+
+
+class SessionOutcome(str, enum.Enum):
+    """How an activation session ended (``ActivationSession.outcome``).
+
+    - ``FINALIZED``: it got its SMS and was finalized, on leaving the block or by
+      :meth:`ActivationSession.finalize` inside it.
+    - ``CANCELED``: no SMS came; it was cancelled, on leaving or by
+      :meth:`ActivationSession.cancel`.
+    - ``LEFT_TO_EXPIRE``: still active, and it could be neither finalized nor cancelled
+      (``cancelable_after`` is null or falls after ``expire_at``, an SMS arrived but is
+      not billed, or the clean-up failed); it ends by itself at ``expire_at``.
+    - ``ALREADY_ENDED``: it was no longer active when the block ended, through nothing
+      the session did (it expired, or was finalized or cancelled elsewhere);
+      ``session.activation.activation_status`` says how.
+    """
+
+    FINALIZED = "finalized"
+    CANCELED = "canceled"
+    LEFT_TO_EXPIRE = "left_to_expire"
+    ALREADY_ENDED = "already_ended"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ActivationSession:
+    """A number held by ``async with client.activation(...) as session:``.
+
+    ``activation`` is the latest state the session knows; every method updates it.
+    ``outcome`` is None while the block runs, then a :class:`SessionOutcome`.
+    """
+
+    __slots__ = ("_activation", "_attempted", "_client", "_outcome", "wait_for_slot")
+
+    def __init__(
+        self, client: AsyncPlatfone, activation: Activation, *, wait_for_slot: bool = True
+    ) -> None:
+        self._client = client
+        self._activation = activation
+        self._outcome: SessionOutcome | None = None
+        # What the session last tried to end the activation with, so that an activation
+        # found finalized/cancelled (a lost answer, a retried PUT) is counted as ours.
+        self._attempted: SessionOutcome | None = None
+        #: Whether the order waited for a free place under the 20-active limit.
+        self.wait_for_slot = wait_for_slot
+
+    def __repr__(self) -> str:
+        a = self._activation
+        outcome = "open" if self._outcome is None else f"outcome={self._outcome.value}"
+        return (
+            f"<ActivationSession {a.activation_id} {a.sms_status}/{a.activation_status} {outcome}>"
+        )
+
+    @property
+    def activation(self) -> Activation:
+        """The latest state the session knows."""
+        return self._activation
+
+    @property
+    def outcome(self) -> SessionOutcome | None:
+        """None while the block runs; then how it ended (see :class:`SessionOutcome`)."""
+        return self._outcome
+
+    async def refresh(self) -> Activation:
+        """Fetch the activation's state now (``get_activation``) and return it."""
+        self._activation = await self._client.get_activation(self._activation.activation_id)
+        return self._activation
+
+    async def wait_for_sms(
+        self, *, timeout: float | None = None, interval: float = 10.0
+    ) -> Activation:
+        """Wait until an SMS arrives and return that state (as ``client.wait_for_sms``).
+
+        After :meth:`retry`, it waits for the next SMS.
+
+        Raises:
+            ActivationEndedError: The activation ended (or ``expire_at`` passed) first.
+            WaitTimeoutError: ``timeout`` seconds passed first.
+        """
+        try:
+            state = await self._client.wait_for_sms(
+                self._activation, timeout=timeout, interval=interval
+            )
+        except (ActivationEndedError, WaitTimeoutError) as error:
+            if error.activation is not None:
+                self._activation = error.activation
+            raise
+        self._activation = state
+        return state
+
+    async def watch(self, *, interval: float = 10.0) -> AsyncGenerator[Activation, None]:
+        """Yield the state now, then each change, until settled (as ``watch_activation``)."""
+        # watch_activation is an async generator: close it with this one.
+        states = cast(
+            AsyncGenerator[Activation, None],
+            self._client.watch_activation(self._activation, interval=interval),
+        )
+        async with contextlib.aclosing(states):
+            async for state in states:
+                self._activation = state
+                yield state
+
+    async def retry(self) -> Activation:
+        """Ask for another SMS (``retry_activation``), then return the refreshed state."""
+        await self._client.retry_activation(self._activation.activation_id)
+        return await self.refresh()
+
+    async def finalize(self) -> Activation:
+        """Finalize the activation (``finalize_activation``): it got what it needed.
+
+        ``activation`` then shows it ``finalized`` (without another request).
+        """
+        self._attempted = SessionOutcome.FINALIZED
+        await self._client.finalize_activation(self._activation.activation_id)
+        self._activation = attrs.evolve(
+            self._activation, activation_status=ActivationStatus.FINALIZED
+        )
+        return self._activation
+
+    async def cancel(self) -> Activation:
+        """Cancel the activation (``cancel_activation``); needs ``cancelable_after`` passed.
+
+        ``activation`` then shows it ``canceled`` and the price ``released`` (without
+        another request).
+        """
+        self._attempted = SessionOutcome.CANCELED
+        await self._client.cancel_activation(self._activation.activation_id)
+        self._activation = attrs.evolve(
+            self._activation,
+            activation_status=ActivationStatus.CANCELED,
+            billing_status=BillingStatus.RELEASED,
+        )
+        return self._activation
+
+    async def report(
+        self, reason_id: int, *, message: str | None = None, evidence: Evidence | None = None
+    ) -> ReportResult:
+        """Report a problem with the activation (``create_report``)."""
+        return await self._client.create_report(
+            self._activation.activation_id, reason_id, message=message, evidence=evidence
+        )
+
+    # -- leaving the block --------------------------------------------------------------
+
+    async def _close(self, error: BaseException | None) -> None:
+        """Settle the activation, shielded; never hide ``error`` (what ended the block)."""
+        with anyio.CancelScope(shield=True):
+            try:
+                self._outcome = await self._settle()
+            except Exception as cleanup_error:
+                self._outcome = SessionOutcome.LEFT_TO_EXPIRE
+                if error is None:
+                    raise
+                logger.warning(
+                    "activation %s: could not settle it after %s (left to expire): %s: %s",
+                    self._activation.activation_id,
+                    type(error).__name__,
+                    type(cleanup_error).__name__,
+                    cleanup_error,
+                )
+        logger.debug("activation %s: %s", self._activation.activation_id, self._outcome)
+
+    async def _settle(self) -> SessionOutcome:
+        state = self._activation
+        if state.is_active:
+            state = await self.refresh()
+        for second_look in (False, True):
+            if not state.is_active:
+                return self._ended_outcome(state)
+            action = _settling_action(state)
+            try:
+                if action is SessionOutcome.FINALIZED:
+                    await self.finalize()
+                elif action is SessionOutcome.CANCELED:
+                    await self._wait_until_cancelable(state)
+                    await self.cancel()
+                return action
+            except ConflictError:
+                # The activation changed under us (an SMS arrived just before the
+                # cancel, it expired): look again and do what its new state calls for.
+                if second_look:
+                    raise
+                state = await self.refresh()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _ended_outcome(self, state: Activation) -> SessionOutcome:
+        ours = {
+            SessionOutcome.FINALIZED: ActivationStatus.FINALIZED,
+            SessionOutcome.CANCELED: ActivationStatus.CANCELED,
+        }
+        if self._attempted is not None and state.activation_status == ours[self._attempted]:
+            return self._attempted
+        return SessionOutcome.ALREADY_ENDED
+
+    async def _wait_until_cancelable(self, state: Activation) -> None:
+        assert state.cancelable_after is not None
+        allowed = state.cancelable_after.timestamp()
+        target = allowed + CANCEL_MARGIN
+        if target >= state.expire_at.timestamp():
+            target = allowed
+        clock = self._client._http.clock
+        await clock.sleep(target - clock.time())
+
+
+def _settling_action(state: Activation) -> SessionOutcome:
+    """What leaving the block does to an active activation in ``state``."""
+    if state.sms_status in _SMS_SEEN:
+        if state.billing_status == BillingStatus.BILLED:
+            return SessionOutcome.FINALIZED
+        return SessionOutcome.LEFT_TO_EXPIRE
+    cancelable_after = state.cancelable_after
+    if (
+        state.sms_status == SmsStatus.SMS_REQUESTED
+        and cancelable_after is not None
+        and cancelable_after < state.expire_at
+    ):
+        return SessionOutcome.CANCELED
+    return SessionOutcome.LEFT_TO_EXPIRE
+
+
+# -- ordering ---------------------------------------------------------------------------
+
+
+def _check_prices(max_price: int | None, price_ceiling: int | None) -> None:
+    if max_price is not None:
+        check.max_price(max_price)
+    if price_ceiling is not None:
+        check.max_price(price_ceiling, "price_ceiling")
+        if max_price is not None and max_price > price_ceiling:
+            raise InvalidParameterError(
+                "max_price", f"must not exceed price_ceiling ({price_ceiling})", max_price
+            )
+
+
+async def _order(
+    client: AsyncPlatfone,
+    service_id: str,
+    country_id: str,
+    *,
+    max_price: int | None,
+    price_ceiling: int | None,
+    quality_factor: float | None,
+) -> Activation:
+    """Place the order; within ``price_ceiling``, follow a 409's suggested price."""
+    price = max_price if max_price is not None else price_ceiling
+    order_id: str | None = None
+    reorders = 0
+    while True:
+        try:
+            # An order in flight is seen through even when the task is cancelled:
+            # what it opens must be known, to be settled.
+            with anyio.CancelScope(shield=True):
+                return await client.create_activation(
+                    service_id,
+                    country_id,
+                    max_price=price,
+                    order_id=order_id,
+                    quality_factor=quality_factor,
+                )
+        except MaxPriceExceededError as error:
+            suggested = error.suggested_price
+            if (
+                price_ceiling is None
+                or suggested is None
+                or suggested > price_ceiling
+                or reorders >= MAX_REORDERS
+            ):
+                raise
+            logger.debug(
+                "%s/%s: no number at %s cents; ordering again at %s",
+                service_id,
+                country_id,
+                price,
+                suggested,
+            )
+            reorders += 1
+            price = suggested
+            order_id = error.order_id or order_id
+
+
+@contextlib.asynccontextmanager
+async def open_session(
+    client: AsyncPlatfone,
+    service_id: str,
+    country_id: str,
+    *,
+    max_price: int | None,
+    price_ceiling: int | None,
+    quality_factor: float | None,
+    wait_for_slot: bool,
+) -> AsyncIterator[ActivationSession]:
+    """Order a number, yield its :class:`ActivationSession`, settle it on leaving.
+
+    ``max_price`` caps the first order; ``price_ceiling`` (1-10000, at least
+    ``max_price``) caps every order, and is the first order's cap when ``max_price`` is
+    None. A :class:`MaxPriceExceededError` whose ``suggested_price`` is within the
+    ceiling is answered by ordering again at that price with its ``order_id`` (at most
+    ``MAX_REORDERS`` times); above it, or with no ceiling, it is raised and nothing more
+    is ordered. ``wait_for_slot`` says whether to wait for a free place under the
+    20-active limit rather than fail with :class:`ActiveActivationsLimitError`.
+    """
+    _check_prices(max_price, price_ceiling)
+    activation = await _order(
+        client,
+        service_id,
+        country_id,
+        max_price=max_price,
+        price_ceiling=price_ceiling,
+        quality_factor=quality_factor,
+    )
+    session = ActivationSession(client, activation, wait_for_slot=wait_for_slot)
+    try:
+        await anyio.lowlevel.checkpoint()  # a cancellation during the order lands here
+        yield session
+    except BaseException as error:
+        await session._close(error)
+        raise
+    await session._close(None)
