@@ -54,6 +54,7 @@ from ._models import (
     ServicePrices,
 )
 from ._ratelimit import DOCUMENTED_RATE_LIMITS, RateLimit
+from ._session import ActivationSession, SessionOutcome
 from ._version import __version__
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "AccountBlockedError",
     "Activation",
     "ActivationEndedError",
+    "ActivationSession",
     "ActivationStatus",
     "ActiveActivationsLimitError",
     "AsyncPlatfone",
@@ -103,6 +105,7 @@ __all__ = [
     "Service",
     "ServicePrice",
     "ServicePrices",
+    "SessionOutcome",
     "SmsStatus",
     "SuccessRateGuardError",
     "SystemClock",

@@ -1,0 +1,304 @@
+"""The activation() session: ordering within a ceiling, and settling whatever ends the block."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from platfone_async import (
+    ActivationSession,
+    AsyncPlatfone,
+    InvalidParameterError,
+    MaxPriceExceededError,
+    NotFoundError,
+    SessionOutcome,
+    WaitTimeoutError,
+)
+from platfone_async.testing import Fault, Offer, PlatfoneEmulator, SmsPolicy, VirtualClock
+
+CANCEL_AFTER = 120
+
+
+class Boom(Exception):
+    """What the code inside a block raises."""
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock()
+
+
+@pytest.fixture
+def emulator(clock: VirtualClock) -> PlatfoneEmulator:
+    emulator = PlatfoneEmulator(clock=clock, balance=100_000, success_rate_check=False)
+    emulator.catalog.set_offers("telegram", "uk", [Offer(100, 0.8, 1_000)])
+    emulator.catalog.set_offers("google", "uk", [Offer(150, 0.8, 1_000)])
+    return emulator
+
+
+def client_of(emulator: PlatfoneEmulator) -> AsyncPlatfone:
+    return emulator.client(rate_limits=None, max_retries=0)
+
+
+def server_status(emulator: PlatfoneEmulator, session: ActivationSession) -> str:
+    return str(emulator.activation(session.activation.activation_id)["activation_status"])
+
+
+@pytest.mark.anyio
+async def test_normal_exit_after_the_sms_finalizes(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """A block that got its SMS and ends normally leaves the activation finalized."""
+    emulator.set_sms_policy(SmsPolicy(delay=30))
+    async with (
+        clock.autojump(),
+        client_of(emulator) as client,
+        client.activation("telegram", "uk") as session,
+    ):
+        while_open = session.outcome
+        sms = await session.wait_for_sms()
+    assert None is while_open
+    assert sms.sms_code == session.activation.sms_code
+    assert SessionOutcome.FINALIZED == session.outcome
+    assert "finalized" == server_status(emulator, session)
+    assert 1 == emulator.request_count("finalize_activation")
+
+
+@pytest.mark.anyio
+async def test_an_exception_inside_cancels_and_propagates_unchanged(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """An error in the block: the number is cancelled once allowed, the error re-raised as is."""
+    error = Boom("inside the block")
+    async with clock.autojump(), client_of(emulator) as client:
+        with pytest.raises(Boom) as info:
+            async with client.activation("telegram", "uk") as session:
+                raise error
+    assert error is info.value
+    assert SessionOutcome.CANCELED == session.outcome
+    assert "canceled" == server_status(emulator, session)
+    cancelable_after = session.activation.cancelable_after
+    assert cancelable_after is not None
+    assert cancelable_after.timestamp() <= emulator.requests[-1].time
+
+
+@pytest.mark.anyio
+async def test_task_cancellation_cancels_the_number(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """Cancelling the task holding the block still cancels the activation (shielded)."""
+    sessions: list[ActivationSession] = []
+
+    async def hold(client: AsyncPlatfone) -> None:
+        async with client.activation("telegram", "uk") as session:
+            sessions.append(session)
+            await session.wait_for_sms()
+
+    async with clock.autojump(), client_of(emulator) as client, anyio.create_task_group() as tg:
+        tg.start_soon(hold, client)
+        await clock.sleep(30)
+        tg.cancel_scope.cancel()
+    assert SessionOutcome.CANCELED == sessions[0].outcome
+    assert "canceled" == server_status(emulator, sessions[0])
+
+
+@pytest.mark.anyio
+async def test_an_sms_during_the_wait_to_cancel_finalizes_instead(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """An SMS that arrives while leaving waits for cancelable_after: finalize, not cancel."""
+    emulator.set_sms_policy(SmsPolicy(delay=60))
+    async with clock.autojump(), client_of(emulator) as client:
+        with pytest.raises(Boom):
+            async with client.activation("telegram", "uk") as session:
+                raise Boom
+    assert SessionOutcome.FINALIZED == session.outcome
+    assert "finalized" == server_status(emulator, session)
+
+
+@pytest.mark.anyio
+async def test_settling_inside_the_block_is_not_repeated(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """A session finalized inside the block reports it, and is not finalized twice."""
+    emulator.set_sms_policy(SmsPolicy(delay=10))
+    async with (
+        clock.autojump(),
+        client_of(emulator) as client,
+        client.activation("telegram", "uk") as session,
+    ):
+        await session.wait_for_sms()
+        await session.finalize()
+        polls = emulator.request_count("get_activation")
+    assert SessionOutcome.FINALIZED == session.outcome
+    assert 1 == emulator.request_count("finalize_activation")
+    assert polls == emulator.request_count("get_activation")
+
+
+@pytest.mark.anyio
+async def test_an_activation_that_expired_inside_is_already_ended(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """An activation that expired before the block ended is reported, not touched."""
+    async with (
+        clock.autojump(),
+        client_of(emulator) as client,
+        client.activation("telegram", "uk") as session,
+    ):
+        await clock.sleep(1_300)
+    assert SessionOutcome.ALREADY_ENDED == session.outcome
+    assert "expired" == str(session.activation.activation_status)
+    assert 0 == emulator.request_count("cancel_activation")
+
+
+@pytest.mark.anyio
+async def test_a_number_that_cannot_be_cancelled_is_left_to_expire(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """cancelable_after null and no SMS: nothing to do but let it expire."""
+    emulator.catalog.set_offers("telegram", "uk", [Offer(100, 0.8, 10, cancel_after=None)])
+    async with (
+        clock.autojump(),
+        client_of(emulator) as client,
+        client.activation("telegram", "uk") as session,
+    ):
+        pass
+    assert SessionOutcome.LEFT_TO_EXPIRE == session.outcome
+    assert "active" == server_status(emulator, session)
+    assert 0 == emulator.request_count("cancel_activation")
+
+
+@pytest.mark.anyio
+async def test_a_failing_cleanup_never_hides_the_original_error(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """The block's error propagates even when settling fails; without one, that fails."""
+    sessions: list[ActivationSession] = []
+
+    async def hold(client: AsyncPlatfone, error: Exception | None) -> None:
+        async with client.activation("telegram", "uk") as session:
+            sessions.append(session)
+            emulator.inject_fault("get_activation", Fault(status=404))
+            if error is not None:
+                raise error
+
+    async with clock.autojump(), client_of(emulator) as client:
+        with pytest.raises(Boom):
+            await hold(client, Boom())
+        with pytest.raises(NotFoundError):
+            await hold(client, None)
+    first, second = sessions
+    assert SessionOutcome.LEFT_TO_EXPIRE == first.outcome
+    assert SessionOutcome.LEFT_TO_EXPIRE == second.outcome
+
+
+def recording_client(
+    emulator: PlatfoneEmulator, clock: VirtualClock, sent: list[dict[str, Any]]
+) -> tuple[AsyncPlatfone, list[dict[str, Any]]]:
+    """A client whose POST /activation bodies and 409 answers are recorded."""
+    conflicts: list[dict[str, Any]] = []
+
+    async def on_request(request: httpx.Request) -> None:
+        if request.method == "POST":
+            sent.append(json.loads(request.content))
+
+    async def on_response(response: httpx.Response) -> None:
+        if response.status_code == 409:
+            conflicts.append(json.loads(await response.aread()))
+
+    http = emulator.http_client(event_hooks={"request": [on_request], "response": [on_response]})
+    client = AsyncPlatfone(
+        emulator.api_key,
+        base_url=emulator.base_url,
+        http_client=http,
+        clock=clock,
+        rate_limits=None,
+    )
+    return client, conflicts
+
+
+@pytest.mark.anyio
+async def test_a_409_within_the_ceiling_orders_again_with_its_order_id(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """max_price 100 draws a 409 at 150; with a ceiling of 200 it re-orders at 150 + order_id."""
+    sent: list[dict[str, Any]] = []
+    client, conflicts = recording_client(emulator, clock, sent)
+    async with (
+        clock.autojump(),
+        client,
+        client.activation("google", "uk", max_price=100, price_ceiling=200) as session,
+    ):
+        pass
+    order_id = conflicts[0]["orderId"]
+    assert [
+        {"service_id": "google", "country_id": "uk", "max_price": 100},
+        {"service_id": "google", "country_id": "uk", "max_price": 150, "order_id": order_id},
+    ] == sent
+    assert 150 == session.activation.price
+    assert 1 == emulator.orders_placed()
+
+
+@pytest.mark.anyio
+async def test_a_409_above_the_ceiling_raises_after_one_order(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """A suggested price above the ceiling is raised; the ceiling was the only max_price sent."""
+    sent: list[dict[str, Any]] = []
+    client, _ = recording_client(emulator, clock, sent)
+    async with client:
+        with pytest.raises(MaxPriceExceededError) as info:
+            async with client.activation("google", "uk", price_ceiling=120):
+                pass
+    assert 150 == info.value.suggested_price
+    assert [{"service_id": "google", "country_id": "uk", "max_price": 120}] == sent
+    assert 0 == emulator.orders_placed()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("max_price", "price_ceiling"), [(None, 0), (None, 10_001), (200, 100), (0, None)]
+)
+async def test_prices_are_checked_before_any_order(
+    emulator: PlatfoneEmulator, max_price: int | None, price_ceiling: int | None
+) -> None:
+    """price_ceiling is 1-10000 and max_price may not exceed it."""
+    async with client_of(emulator) as client:
+        with pytest.raises(InvalidParameterError):
+            async with client.activation(
+                "telegram", "uk", max_price=max_price, price_ceiling=price_ceiling
+            ):
+                pass
+    assert 0 == emulator.request_count()
+
+
+@pytest.mark.anyio
+async def test_a_hundred_concurrent_sessions_all_end_settled(clock: VirtualClock) -> None:
+    """100 sessions, 20 at a time (SMS for most): each finalized or cancelled, no 429."""
+    emulator = PlatfoneEmulator(clock=clock, balance=1_000_000)
+    emulator.catalog.set_offers("telegram", "uk", [Offer(10, 0.8, 1_000)])
+    emulator.set_sms_policy(SmsPolicy(delay=(5, 60), probability=0.7))
+    # The server's 20-active limit stays on: a 21st active activation would be a 429.
+    # Until the client queues orders for a slot itself, the test bounds its own blocks.
+    slots = anyio.Semaphore(20)
+    outcomes: list[SessionOutcome | None] = []
+
+    async def one(client: AsyncPlatfone) -> None:
+        async with slots:
+            async with client.activation("telegram", "uk") as session:
+                with contextlib.suppress(WaitTimeoutError):
+                    await session.wait_for_sms(timeout=90)
+            outcomes.append(session.outcome)
+
+    async with clock.autojump(), client_of(emulator) as client, anyio.create_task_group() as tg:
+        for _ in range(100):
+            tg.start_soon(one, client)
+    assert 100 == len(outcomes)
+    assert {SessionOutcome.FINALIZED, SessionOutcome.CANCELED} == set(outcomes)
+    assert {"finalized", "canceled"} == {a["activation_status"] for a in emulator.activations()}
+    assert 0 == sum(1 for r in emulator.requests if r.status == 429)
