@@ -7,7 +7,7 @@ import datetime as dt
 import httpx
 import pytest
 
-from platfone_async import AsyncPlatfone, RateLimit, RateLimitError
+from platfone_async import DOCUMENTED_RATE_LIMITS, AsyncPlatfone, RateLimit, RateLimitError
 from platfone_async.testing import PlatfoneEmulator, VirtualClock
 
 # route -> (method, path): any request to the route counts, whatever its answer.
@@ -68,6 +68,14 @@ def test_the_table_is_the_reference_table() -> None:
     table = PlatfoneEmulator.DOCUMENTED_RATE_LIMITS
     assert DOCUMENTED == {route: calls for route, (calls, _) in table.items()}
     assert {60.0} == {period for _, period in table.values()}
+
+
+def test_the_emulator_and_the_client_agree_on_the_table() -> None:
+    """The server side enforces exactly what the client side limits itself to."""
+    client_table = {
+        name: (rl.calls, rl.period) for name, rl in DOCUMENTED_RATE_LIMITS.items() if rl
+    }
+    assert client_table == dict(PlatfoneEmulator.DOCUMENTED_RATE_LIMITS)
 
 
 @pytest.mark.anyio
