@@ -62,9 +62,8 @@ class Reports:
         self.ledger = ledger
 
     def reasons(self, activation: ActivationRecord) -> list[int]:
-        if activation.activation_id in self.ledger.reports or activation.billing_status in (
-            REFUNDED,
-        ):
+        reported = activation.activation_id in self.ledger.reports
+        if reported or activation.billing_status == REFUNDED:
             return []
         if not activation.received_sms:
             return [3, 4, 7] if activation.activation_status == CANCELED else [1, 3, 4, 7]
