@@ -23,6 +23,7 @@ import itertools
 import math
 from datetime import datetime
 
+import anyio.lowlevel
 import attrs
 
 from ._clock import Clock
@@ -303,6 +304,8 @@ class ActivationSlots:
                 if deadline is not None:
                     delay = deadline - now if delay is None else min(delay, deadline - now)
                 await waiter.park(clock, delay)
+            # Cancelled while the grant was on its way: leave now, handing the grant on.
+            await anyio.lowlevel.checkpoint_if_cancelled()
         except BaseException:
             if waiter.granted:
                 self._held -= 1  # granted but never used: straight back

@@ -15,6 +15,7 @@ import math
 from collections import deque
 from types import TracebackType
 
+import anyio.lowlevel
 import attrs
 
 from ._clock import Clock
@@ -187,6 +188,8 @@ class SlidingWindowLimiter:
                     continue  # to the head first: that is us
                 until = self._next_change(now)
                 await waiter.park(clock, None if until is None else until - now)
+            # Cancelled while the grant was on its way: leave now, handing the grant on.
+            await anyio.lowlevel.checkpoint_if_cancelled()
         except BaseException:
             self._withdraw(waiter)
             raise

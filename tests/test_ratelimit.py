@@ -147,6 +147,33 @@ async def test_a_head_waiter_cancelled_while_sleeping_hands_over_the_timer() -> 
     assert [10.0] == sends
 
 
+async def test_a_waiter_cancelled_as_it_is_granted_passes_the_token_on() -> None:
+    """A waiter cancelled after a token was handed to it but before it ran takes no token:
+    the next waiter leaves at that same moment."""
+    clock = VirtualClock(start=START)
+    limiter = SlidingWindowLimiter(2, 10, clock=clock, margin=0.0)
+    sends: dict[str, float] = {}
+    victim = anyio.CancelScope()
+
+    async def call(name: str, scope: anyio.CancelScope | None = None) -> None:
+        with scope or anyio.CancelScope():
+            async with limiter.acquire():
+                sends[name] = clock.monotonic() - START
+                if name == "head":
+                    victim.cancel()  # the head handed the victim a token a moment ago
+                await clock.sleep(1.0)
+
+    with anyio.fail_after(REAL_TIMEOUT):
+        async with clock.autojump(), anyio.create_task_group() as tg:
+            tg.start_soon(call, "a1")
+            tg.start_soon(call, "a2")  # both tokens return at 11
+            await clock.sleep(0.5)
+            for name in ("head", "victim", "next"):
+                tg.start_soon(call, name, victim if name == "victim" else None)
+                await clock.sleep(0.0625)
+    assert {"a1": 0.0, "a2": 0.0, "head": 11.0, "next": 11.0} == sends
+
+
 async def test_block_until_holds_everyone_until_the_deadline() -> None:
     """A server 429 closes the bucket: nothing leaves before its reset time."""
     clock = VirtualClock(start=START)
