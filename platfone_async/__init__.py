@@ -55,6 +55,7 @@ from ._models import (
 )
 from ._ratelimit import DOCUMENTED_RATE_LIMITS, RateLimit
 from ._session import ActivationSession, SessionOutcome
+from ._sync import Platfone
 from ._version import __version__
 
 __all__ = [
@@ -88,6 +89,7 @@ __all__ = [
     "OrderOutcomeUnknownError",
     "Page",
     "PermissionDeniedError",
+    "Platfone",
     "PlatfoneError",
     "Price",
     "PriceInfo",
