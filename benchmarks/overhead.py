@@ -111,7 +111,9 @@ async def _per_call(call: Callable[[], Awaitable[object]], n: int, rounds: int) 
     return best
 
 
-async def _compare(base_url: str, transport: httpx.AsyncBaseTransport | None, n: int, rounds: int) -> tuple[float, float]:
+async def _compare(
+    base_url: str, transport: httpx.AsyncBaseTransport | None, n: int, rounds: int
+) -> tuple[float, float]:
     raw = httpx.AsyncClient(transport=transport) if transport else httpx.AsyncClient()
     sdk_http = httpx.AsyncClient(transport=transport) if transport else httpx.AsyncClient()
     sdk = AsyncPlatfone("bench-key", base_url=base_url, http_client=sdk_http, rate_limits=None)

@@ -206,8 +206,19 @@ def _describe(exc: Exception) -> str:
     return messages[0] if messages else str(exc)
 
 
-def decode(data: object, cl: type[T] | Any, *, status_code: int, text: str, root: str = "$") -> T:
-    """Structure parsed JSON into ``cl``, or raise :class:`ResponseDecodeError`."""
+def decode(
+    data: object,
+    cl: type[T] | Any,
+    *,
+    status_code: int,
+    text: str | Callable[[], str],
+    root: str = "$",
+) -> T:
+    """Structure parsed JSON into ``cl``, or raise :class:`ResponseDecodeError`.
+
+    ``text`` is the raw body for the error, or a callable giving it: decoding a body
+    to text costs more than structuring it, so it is done only when needed.
+    """
     try:
         return typing.cast(T, converter.structure(data, cl))
     except _DECODE_ERRORS as exc:
