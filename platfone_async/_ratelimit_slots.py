@@ -180,8 +180,6 @@ class ActivationSlots:
     def state(self) -> SlotsState:
         """A snapshot of the slots and the queue."""
         now = self._clock.monotonic()
-        if self._expire() and self._queue.live:
-            self._dispatch()
         free = self._free(now, probe=False)
         effective = self.capacity - self._external
         next_expiry = self._next_expiry()
