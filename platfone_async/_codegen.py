@@ -57,7 +57,8 @@ from typing import Any
 
 __all__ = ["CodegenError", "main", "render"]
 
-OUTPUT = Path(__file__).with_name("_sync.py")
+#: Where the facade lives (and the path ruff formats it as, for the project's settings).
+OUTPUT = FORMAT_AS = Path(__file__).with_name("_sync.py")
 COMMAND = "python -m platfone_async._codegen"
 
 _ASYNC_ITERATORS = frozenset(
@@ -110,7 +111,8 @@ class _Imports:
     names: dict[str, tuple[str, object]] = field(default_factory=dict)  # name -> (module, obj)
     modules: dict[str, str] = field(default_factory=dict)  # alias -> module name
 
-    def use(self, name: str, obj: object) -> None:
+    def use(self, name: str, obj: object, source: str = "") -> None:
+        """Import ``obj`` as ``name`` (``source``: the module whose text used it)."""
         if getattr(builtins, name, _MISSING) is obj:
             return
         if isinstance(obj, ModuleType):
@@ -118,7 +120,7 @@ class _Imports:
             self.modules[name] = obj.__name__
             return
         self._claim(name, obj)
-        self.names[name] = (self._home_of(name, obj), obj)
+        self.names[name] = (self._home_of(name, obj, source), obj)
 
     def _claim(self, name: str, obj: object) -> None:
         known = self.names.get(name, (None, _MISSING))[1]
@@ -127,7 +129,7 @@ class _Imports:
         if known is not _MISSING and known is not obj:
             raise CodegenError(f"two different objects are both called {name!r}")
 
-    def _home_of(self, name: str, obj: object) -> str:
+    def _home_of(self, name: str, obj: object, source: str) -> str:
         """The module to import ``obj`` from: where it is defined or exported, never an
         ancestor package of the output (that would be a circular import)."""
         forbidden = _ancestors(self.output_module) | {self.output_module}
@@ -136,7 +138,7 @@ class _Imports:
             module = sys.modules.get(declared)
             if module is not None and getattr(module, name, _MISSING) is obj:
                 return declared
-        roots = {self.output_module.partition(".")[0]}
+        roots = {self.output_module.partition(".")[0], source.partition(".")[0]}
         if isinstance(declared, str):
             roots.add(declared.partition(".")[0])
         candidates = [
@@ -353,6 +355,7 @@ class _Rewriter(ast.NodeTransformer):
         self.imports = imports
         self.namespace = namespace
         self.package = package
+        self.source = str(namespace.get("__name__", ""))
 
     def lookup(self, name: str) -> object:
         if name in self.namespace:
@@ -365,7 +368,7 @@ class _Rewriter(ast.NodeTransformer):
         return found
 
     def visit_Name(self, node: ast.Name) -> ast.AST:
-        self.imports.use(node.id, self.lookup(node.id))
+        self.imports.use(node.id, self.lookup(node.id), self.source)
         return node
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
@@ -377,9 +380,9 @@ class _Rewriter(ast.NodeTransformer):
             value: object = root
             for part in chain[1:]:
                 value = getattr(value, part)
-            self.imports.use(chain[-1], value)
+            self.imports.use(chain[-1], value, self.source)
             return ast.Name(id=chain[-1], ctx=ast.Load())
-        self.imports.use(chain[0], root)
+        self.imports.use(chain[0], root, self.source)
         return node
 
 
@@ -404,9 +407,14 @@ class _Context:
     twins: dict[type, str]  # async class -> twin class name
     package: str
 
-    def text(self, node: ast.expr, namespace: dict[str, Any]) -> str:
+    def annotation(self, node: ast.expr, namespace: dict[str, Any]) -> str:
+        """An annotation's text (a string annotation is read as the expression it holds)."""
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             node = ast.parse(node.value, mode="eval").body
+        return self.text(node, namespace)
+
+    def text(self, node: ast.expr, namespace: dict[str, Any]) -> str:
+        """An expression's text, its names imported, package-module prefixes dropped."""
         rewritten = _Rewriter(self.imports, namespace, self.package).visit(
             ast.fix_missing_locations(ast.parse(ast.unparse(node), mode="eval").body)
         )
@@ -456,7 +464,7 @@ def _raw_doc(function: Any) -> str | None:
 def _parameters(
     node: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Context, namespace: dict[str, Any]
 ) -> tuple[str, str]:
-    """The parameter list (without ``self``) and the arguments that forward it."""
+    """The parameter list (with ``self``) and the arguments that forward it (without)."""
     args = node.args
     positional = [*args.posonlyargs, *args.args]
     defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults))
@@ -467,7 +475,7 @@ def _parameters(
     def one(arg: ast.arg, default: ast.expr | None, star: str = "") -> str:
         text = star + arg.arg
         if arg.annotation is not None:
-            text += ": " + ctx.text(arg.annotation, namespace)
+            text += ": " + ctx.annotation(arg.annotation, namespace)
             if default is not None:
                 text += " = " + ctx.text(default, namespace)
         elif default is not None:
@@ -475,11 +483,10 @@ def _parameters(
         return text
 
     for index, (arg, default) in enumerate(zip(positional, defaults, strict=True)):
-        if index == 0:
-            continue  # self
         params.append(one(arg, default))
-        forward.append(arg.arg)
-        if index == len(args.posonlyargs):
+        if index:  # not self
+            forward.append(arg.arg)
+        if index == len(args.posonlyargs) - 1:
             params.append("/")
     if args.vararg is not None:
         params.append(one(args.vararg, None, "*"))
@@ -492,8 +499,6 @@ def _parameters(
     if args.kwarg is not None:
         params.append(one(args.kwarg, None, "**"))
         forward.append("**" + args.kwarg.arg)
-    if params and params[0] == "/":
-        params.pop(0)
     return ", ".join(params), ", ".join(forward)
 
 
@@ -501,24 +506,23 @@ def _method(member: Member, cls: type, ctx: _Context, namespace: dict[str, Any],
     owner = cls.__name__
     if member.kind is Kind.ATTRIBUTE:
         assert member.annotation is not None
-        annotation = ctx.text(ast.Constant(member.annotation), namespace)
+        annotation = ctx.annotation(ast.Constant(member.annotation), namespace)
         return (
             f"    @property\n    def {member.name}(self) -> {annotation}:\n"
             f"        return self._target().{member.name}\n"
         )
     node = member.node
     assert node is not None
-    params, forward = _parameters(node, ctx, namespace)
-    signature = f"self, {params}" if params else "self"
+    signature, forward = _parameters(node, ctx, namespace)
     doc = _raw_doc(member.function)
     doc_line = f"        {_doc_literal(doc, '        ')}\n" if doc else ""
     payload = ctx.payload(node.returns, member.kind)
     twin = ctx.twin_of(payload, namespace)
     if payload is not None and twin is not None:
         item = ctx.twins[twin]
-        ctx.text(payload, namespace)  # the async class is imported for the call
+        ctx.annotation(payload, namespace)  # the async class is imported for the call
     elif payload is not None:
-        item = ctx.text(payload, namespace)
+        item = ctx.annotation(payload, namespace)
     else:
         ctx.imports.use("Any", Any)
         item = "Any"
@@ -575,7 +579,7 @@ def _class(cls: type, ctx: _Context, root: bool) -> str:
     name = ctx.twins[cls]
     namespace = _namespace(cls)
     members = _members(cls)
-    ctx.imports.use(cls.__name__, cls)
+    ctx.imports.use(cls.__name__, cls, str(namespace.get("__name__", "")))
     out: list[str] = []
     if root:
         out.append(f"class {name}(_Root[{cls.__name__}]):\n")
@@ -585,10 +589,9 @@ def _class(cls: type, ctx: _Context, root: bool) -> str:
         if any(m.kind is Kind.CLOSE for m in members):
             aclose = f"{cls.__name__}.aclose"
         if init is not None and init.node is not None:
-            params, forward = _parameters(init.node, ctx, namespace)
+            signature, forward = _parameters(init.node, ctx, namespace)
         else:
-            params, forward = "", ""
-        signature = f"self, {params}" if params else "self"
+            signature, forward = "self", ""
         out.append(
             f"    def __init__({signature}) -> None:\n"
             f"        super().__init__(lambda: {cls.__name__}({forward}), {aclose})\n\n"
@@ -700,7 +703,7 @@ def _format(text: str, path: Path) -> str:
 def _generate() -> str:
     from platfone_async._client import AsyncPlatfone
 
-    return render(AsyncPlatfone, output_module="platfone_async._sync", output_path=OUTPUT)
+    return render(AsyncPlatfone, output_module="platfone_async._sync", output_path=FORMAT_AS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -864,10 +867,11 @@ class _Task:
             step.finish()
             return
         self._step = step
-        if self._wakeup is None:
+        wakeup, self._wakeup = self._wakeup, None
+        if wakeup is None:
             self._runtime.spawn(self._main())
         else:
-            self._wakeup.set_result(None)
+            wakeup.set_result(None)
 
     def _cancel(self, step: _Step) -> None:
         if not step.finished:
@@ -880,29 +884,27 @@ class _Task:
         return self._step
 
     async def _main(self) -> None:
+        # One cancel scope for the task's whole life: an async generator or context
+        # manager may enter scopes of its own in one step and leave them in a later one,
+        # so only a scope around all the steps can cancel any of them.
         step = self._current()
         try:
-            while True:
-                with anyio.CancelScope() as scope:
-                    self._scope = scope
-                    if step.cancel:
-                        scope.cancel()
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                if step.cancel:
+                    scope.cancel()
+                while True:
                     try:
                         step.value = await step.fn()
                     except Exception as exc:
                         step.error = exc
-                self._scope = None
-                if (
-                    scope.cancelled_caught
-                    or step.last
-                    or (step.end_on_error and step.error is not None)
-                ):
-                    return
-                self._wakeup = asyncio.get_running_loop().create_future()
-                step.finish()
-                await self._wakeup
-                self._wakeup = None
-                step = self._current()
+                    if step.last or (step.end_on_error and step.error is not None):
+                        return
+                    self._wakeup = asyncio.get_running_loop().create_future()
+                    step.finish()
+                    with anyio.CancelScope(shield=True):
+                        await self._wakeup
+                    step = self._current()
         except asyncio.CancelledError:
             if not step.finished:  # the loop is shutting down under us
                 step.error = self._runtime.closed_error()
@@ -911,6 +913,7 @@ class _Task:
             if not step.finished:
                 step.error = exc
         finally:
+            self._scope = None
             self.ended = True
             step.finish()
 

@@ -158,10 +158,11 @@ class _Task:
             step.finish()
             return
         self._step = step
-        if self._wakeup is None:
+        wakeup, self._wakeup = self._wakeup, None
+        if wakeup is None:
             self._runtime.spawn(self._main())
         else:
-            self._wakeup.set_result(None)
+            wakeup.set_result(None)
 
     def _cancel(self, step: _Step) -> None:
         if not step.finished:
@@ -174,29 +175,27 @@ class _Task:
         return self._step
 
     async def _main(self) -> None:
+        # One cancel scope for the task's whole life: an async generator or context
+        # manager may enter scopes of its own in one step and leave them in a later one,
+        # so only a scope around all the steps can cancel any of them.
         step = self._current()
         try:
-            while True:
-                with anyio.CancelScope() as scope:
-                    self._scope = scope
-                    if step.cancel:
-                        scope.cancel()
+            with anyio.CancelScope() as scope:
+                self._scope = scope
+                if step.cancel:
+                    scope.cancel()
+                while True:
                     try:
                         step.value = await step.fn()
                     except Exception as exc:
                         step.error = exc
-                self._scope = None
-                if (
-                    scope.cancelled_caught
-                    or step.last
-                    or (step.end_on_error and step.error is not None)
-                ):
-                    return
-                self._wakeup = asyncio.get_running_loop().create_future()
-                step.finish()
-                await self._wakeup
-                self._wakeup = None
-                step = self._current()
+                    if step.last or (step.end_on_error and step.error is not None):
+                        return
+                    self._wakeup = asyncio.get_running_loop().create_future()
+                    step.finish()
+                    with anyio.CancelScope(shield=True):
+                        await self._wakeup
+                    step = self._current()
         except asyncio.CancelledError:
             if not step.finished:  # the loop is shutting down under us
                 step.error = self._runtime.closed_error()
@@ -205,6 +204,7 @@ class _Task:
             if not step.finished:
                 step.error = exc
         finally:
+            self._scope = None
             self.ended = True
             step.finish()
 

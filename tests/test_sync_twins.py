@@ -1,0 +1,164 @@
+"""The generated facade mirrors the async classes exactly, and is fresh."""
+
+from __future__ import annotations
+
+import collections.abc
+import contextlib
+import inspect
+import typing
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from platfone_async import AsyncPlatfone, Platfone, _codegen, _sync
+
+_ASYNC_ITERATORS = (
+    collections.abc.AsyncIterator,
+    collections.abc.AsyncIterable,
+    collections.abc.AsyncGenerator,
+)
+
+
+def _async_kind(value: Any) -> str | None:
+    """What a member of an async class is, judged independently of the generator."""
+    if isinstance(value, property):
+        return "property"
+    if not inspect.isfunction(value):
+        return None
+    if inspect.iscoroutinefunction(value):
+        return "call"
+    if inspect.isasyncgenfunction(value):
+        return "iterate"
+    if inspect.isasyncgenfunction(inspect.unwrap(value)):
+        return "context"
+    origin = typing.get_origin(typing.get_type_hints(value).get("return"))
+    if origin in _ASYNC_ITERATORS:
+        return "iterate"
+    if origin is contextlib.AbstractAsyncContextManager:
+        return "context"
+    return "sync"
+
+
+def _expected_return(kind: str, hint: Any, twins: dict[type, type]) -> Any:
+    """The sync return type the async one maps to."""
+    if kind in ("call", "sync", "property"):
+        return twins.get(hint, hint)
+    (item, *_) = typing.get_args(hint)
+    item = twins.get(item, item)
+    if kind == "iterate":
+        return collections.abc.Iterator[item]  # type: ignore[valid-type]
+    return contextlib.AbstractContextManager[item]  # type: ignore[valid-type]
+
+
+def _public_members(cls: type) -> dict[str, Any]:
+    members: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__[:-1]):
+        members.update({k: v for k, v in vars(klass).items() if not k.startswith("_")})
+    return members
+
+
+def _twin_map(module: ModuleType) -> dict[type, type]:
+    """Each async class -> its generated twin, read from the twins' generic bases."""
+    twins: dict[type, type] = {}
+    for value in vars(module).values():
+        if isinstance(value, type) and value.__module__ in (module.__name__, "platfone_async"):
+            for base in getattr(value, "__orig_bases__", ()):
+                (arg, *_) = typing.get_args(base) or (None,)
+                if isinstance(arg, type) and not value.__name__.startswith("_"):
+                    twins[arg] = value
+    return twins
+
+
+def assert_twins(async_cls: type, sync_cls: type, twins: dict[type, type]) -> None:
+    """Every public async method of ``async_cls`` has a twin on ``sync_cls`` with the same
+    parameters (names, kinds, defaults, annotations), the mapped return type and the same
+    docstring."""
+    sync_members = _public_members(sync_cls)
+    for name, value in _public_members(async_cls).items():
+        kind = _async_kind(value)
+        if kind is None:
+            continue
+        sync_name = "close" if name == "aclose" else name
+        assert sync_name in sync_members, f"{sync_cls.__name__} has no {sync_name}()"
+        twin = sync_members[sync_name]
+        if kind == "property":
+            assert isinstance(twin, property)
+            async_hints = typing.get_type_hints(value.fget)
+            sync_hints = typing.get_type_hints(twin.fget)
+            expected = _expected_return(kind, async_hints["return"], twins)
+            assert expected == sync_hints["return"], name
+            assert inspect.getdoc(value) == inspect.getdoc(twin), name
+            continue
+        assert_same_signature(value, twin, name)
+        async_hints, sync_hints = typing.get_type_hints(value), typing.get_type_hints(twin)
+        expected = _expected_return(kind, async_hints.get("return"), twins)
+        assert expected == sync_hints.get("return"), f"{name} returns {sync_hints.get('return')}"
+        assert inspect.getdoc(value) == inspect.getdoc(twin), f"{name}'s docstring differs"
+
+
+def assert_same_signature(async_fn: Any, sync_fn: Any, name: str) -> None:
+    """Same parameter names, kinds, defaults and (resolved) annotations."""
+    async_params = list(inspect.signature(async_fn).parameters.values())
+    sync_params = list(inspect.signature(sync_fn).parameters.values())
+    assert [(p.name, p.kind) for p in async_params] == [(p.name, p.kind) for p in sync_params]
+    for a, s in zip(async_params, sync_params, strict=True):
+        assert a.default is s.default or a.default == s.default, f"{name}({a.name}=...)"
+    async_hints, sync_hints = typing.get_type_hints(async_fn), typing.get_type_hints(sync_fn)
+    for param in async_params:
+        assert async_hints.get(param.name) == sync_hints.get(param.name), f"{name}({param.name})"
+
+
+def test_every_async_method_has_an_identical_sync_twin() -> None:
+    """Each public coroutine, iterator and context manager of AsyncPlatfone has its twin."""
+    assert_twins(AsyncPlatfone, Platfone, _twin_map(_sync))
+
+
+def test_every_yielded_handle_with_async_methods_has_a_twin_too() -> None:
+    """Classes reached through results (the activation session) are mirrored as well."""
+    twins = _twin_map(_sync)
+    assert AsyncPlatfone in twins
+    for async_cls, sync_cls in twins.items():
+        assert_twins(async_cls, sync_cls, twins)
+    assert sorted(cls.__name__ for cls in twins.values()) == sorted(_sync.__all__)
+
+
+def test_constructor_takes_the_same_arguments() -> None:
+    """Platfone(...) accepts exactly what AsyncPlatfone(...) accepts, with the same defaults."""
+    assert_same_signature(AsyncPlatfone.__init__, Platfone.__init__, "__init__")
+
+
+def test_context_manager_protocol_is_mirrored() -> None:
+    """``async with``/``aclose`` on one side, ``with``/``close`` on the other."""
+    assert hasattr(AsyncPlatfone, "__aenter__")
+    assert hasattr(Platfone, "__enter__")
+    assert hasattr(Platfone, "__exit__")
+    assert callable(Platfone.close)
+
+
+def test_generated_file_is_fresh(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m platfone_async._codegen --check` passes: _sync.py matches the generator."""
+    assert 0 == _codegen.main(["--check"])
+    assert "up to date" in capsys.readouterr().out
+
+
+def test_check_fails_clearly_on_a_stale_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--check exits non-zero and names the command that regenerates the file."""
+    stale = tmp_path / "_sync.py"
+    stale.write_text(_codegen.OUTPUT.read_text().replace("def get_balance", "def get_bal"))
+    monkeypatch.setattr(_codegen, "OUTPUT", stale)
+    assert 1 == _codegen.main(["--check"])
+    err = capsys.readouterr().err
+    assert "is stale" in err
+    assert "python -m platfone_async._codegen" in err
+    assert "-    def get_bal" in err
+
+
+def test_generated_file_says_it_is_generated() -> None:
+    """The header tells a reader not to edit it and how to regenerate it."""
+    header = _codegen.OUTPUT.read_text().split('"""')[1]
+    assert "GENERATED" in header
+    assert "python -m platfone_async._codegen" in header
