@@ -741,6 +741,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
@@ -760,8 +761,6 @@ _W = TypeVar("_W")
 
 #: How long a thread waiting for the loop sleeps between looks at Ctrl-C (Windows needs it).
 _POLL_SECONDS = 0.25
-#: How long the loop of a client that was garbage-collected unclosed waits for ``aclose``.
-_ABANDON_SECONDS = 5.0
 
 
 class _Step:
@@ -828,6 +827,8 @@ class _Task:
                 f"a {runtime.name} method was called from its own event loop; "
                 "await the async client there instead"
             )
+        if sys.is_finalizing():  # the loop thread, a daemon, may be frozen already
+            raise RuntimeError("the interpreter is shutting down")
         step = _Step(fn, last=last, end_on_error=end_on_error)
         runtime.pending.add(step)
         try:
@@ -849,7 +850,7 @@ class _Task:
 
     def end_with(self, fn: Callable[[], Awaitable[Any]]) -> None:
         """Run ``fn()`` as the last step: waiting for it where this thread may wait."""
-        if self.ended or not self._started:
+        if self.ended or not self._started or sys.is_finalizing():
             return
         runtime = self._runtime
         if runtime.closed or threading.get_ident() == runtime.thread_id:
@@ -1018,24 +1019,9 @@ class _Runtime:
 
     def abandon(self) -> None:
         # The client was garbage-collected unclosed, in whatever thread (even the loop's
-        # own): ask the loop to close the async object and stop, without waiting.
-        loop, portal, target = self._loop, self._portal, self.target
-        if self.closed or loop is None or portal is None:
-            return
-        self.closed = True
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._shut_down_soon, portal, target)
-
-    def _shut_down_soon(self, portal: BlockingPortal, target: Any) -> None:
-        self.spawn(self._shut_down(portal, target))
-
-    async def _shut_down(self, portal: BlockingPortal, target: Any) -> None:
-        try:
-            if target is not None and self._aclose is not None:
-                with anyio.move_on_after(_ABANDON_SECONDS):
-                    await self._aclose(target)
-        finally:
-            await portal.stop()
+        # own): close it from a helper thread, which may wait where this one may not.
+        if not self.closed and self._loop is not None and not sys.is_finalizing():
+            threading.Thread(target=self.close, name=f"{self.name}-closer", daemon=True).start()
 
 
 def _adopt_loop_thread(name: str) -> tuple[asyncio.AbstractEventLoop, int]:
