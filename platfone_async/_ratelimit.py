@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 import weakref
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
@@ -308,6 +309,7 @@ _REAL_TIME: dict[tuple[str, str, int], KeyLimits] = {}
 _OTHER_CLOCKS: weakref.WeakValueDictionary[tuple[str, str, int, int], KeyLimits] = (
     weakref.WeakValueDictionary()
 )
+_REGISTRY_LOCK = threading.Lock()  # clients on several loop threads may look up at once
 
 
 _FINGERPRINT_LENGTH = 12
@@ -337,7 +339,20 @@ def get_key_limits(
     """
     backend = DEFAULT_BACKEND if backend is None else backend
     digest = hashlib.sha256(api_key.encode()).hexdigest()
-    base_url = base_url.rstrip("/")
+    with _REGISTRY_LOCK:
+        return _lookup(
+            digest, base_url.rstrip("/"), rate_limits, clock, backend, max_active_activations
+        )
+
+
+def _lookup(
+    digest: str,
+    base_url: str,
+    rate_limits: Mapping[str, RateLimit | None],
+    clock: Clock,
+    backend: RateLimitBackend,
+    max_active_activations: int,
+) -> KeyLimits:
     limits: KeyLimits | None
     if isinstance(clock, SystemClock):
         real_key = (digest, base_url, id(backend))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import threading
 from datetime import datetime
 
 import anyio.lowlevel
@@ -82,14 +83,17 @@ class SlotToken:
         ``expire_at=None`` means no automatic return: only :meth:`ActivationSlots.observe`
         or :meth:`release` bring the slot back. Raises RuntimeError once released.
         """
-        if self._state == _RELEASED:
-            raise RuntimeError("this activation slot was already released")
-        self._slots._bind(self, activation_id, None if expire_at is None else _unix(expire_at))
+        expire = None if expire_at is None else _unix(expire_at)
+        with self._slots._lock:
+            if self._state == _RELEASED:
+                raise RuntimeError("this activation slot was already released")
+            self._slots._bind(self, activation_id, expire)
 
     def release(self) -> None:
         """Give the slot back (the order failed, or the activation ended). Idempotent."""
-        if self._state != _RELEASED:
-            self._slots._release(self)
+        with self._slots._lock:
+            if self._state != _RELEASED:
+                self._slots._release(self)
 
 
 class ActivationSlots:
@@ -123,6 +127,7 @@ class ActivationSlots:
         self._external = 0
         self._probe_at = math.inf
         self._queue = WaitQueue()
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<ActivationSlots {self._held}/{self.capacity - self._external} in use>"
@@ -130,13 +135,16 @@ class ActivationSlots:
     async def acquire(self, timeout: float | None = None) -> SlotToken:
         """Wait for a free slot (FIFO); TimeoutError after ``timeout`` clock seconds."""
         clock = self._clock
-        start = clock.monotonic()
-        if self._queue.live == 0 and self._free(start, probe=True) > 0:
-            self._held += 1
-            return SlotToken(self)
-        if timeout is not None and timeout <= 0:
-            raise TimeoutError("no free activation slot")
-        await self._wait(start, None if timeout is None else start + timeout)
+        with self._lock:
+            start = clock.monotonic()
+            if self._queue.live == 0 and self._free(start, probe=True) > 0:
+                self._held += 1
+                return SlotToken(self)
+            if timeout is not None and timeout <= 0:
+                raise TimeoutError("no free activation slot")
+            waiter = Waiter()
+            self._queue.push(waiter)
+        await self._wait(waiter, start, None if timeout is None else start + timeout)
         return SlotToken(self)
 
     def observe(
@@ -147,13 +155,15 @@ class ActivationSlots:
         ``ended`` (finalized, cancelled, expired) releases its slot; otherwise a changed
         ``expire_at`` moves its automatic return. Activations not bound here are ignored.
         """
-        token = self._bound.get(activation_id)
-        if token is None:
-            return
-        if ended:
-            self._release(token)
-        elif expire_at is not None and _unix(expire_at) != token.expire_at:
-            self._bind(token, activation_id, _unix(expire_at))
+        expire = None if expire_at is None else _unix(expire_at)
+        with self._lock:
+            token = self._bound.get(activation_id)
+            if token is None:
+                return
+            if ended:
+                self._release(token)
+            elif expire is not None and expire != token.expire_at:
+                self._bind(token, activation_id, expire)
 
     def server_full(self, token: SlotToken | None = None) -> None:
         """The server refused an order with TooManyActivations (``token``: that order's slot).
@@ -161,24 +171,33 @@ class ActivationSlots:
         Releases ``token``, then counts every slot not held here as external, so new orders
         wait for one of ours to end or for the next guarded re-probe.
         """
-        if token is not None and not token.released:
-            self._release(token, dispatch=False)
-        self._external = max(0, self.capacity - self._held)
-        self._probe_at = self._clock.monotonic() + self.probe_interval
-        self._dispatch()
+        with self._lock:
+            if token is not None and not token.released:
+                self._release(token, dispatch=False)
+            self._external = max(0, self.capacity - self._held)
+            self._probe_at = self._clock.monotonic() + self.probe_interval
+            self._dispatch()
 
     def learn_server_count(self, active: int) -> None:
         """The server holds ``active`` activations on this key, ours included."""
-        self._external = min(self.capacity, max(0, active - len(self._bound)))
-        self._probe_at = self._clock.monotonic() + self.probe_interval
-        self._dispatch()
+        with self._lock:
+            self._external = min(self.capacity, max(0, active - len(self._bound)))
+            self._probe_at = self._clock.monotonic() + self.probe_interval
+            self._dispatch()
 
     def interrupt(self, error: ErrorSource) -> None:
         """Make every caller queued right now raise ``error`` (an account-wide block)."""
-        self._queue.interrupt(error)
+        with self._lock:
+            self._queue.interrupt(error)
 
     def state(self) -> SlotsState:
         """A snapshot of the slots and the queue."""
+        with self._lock:
+            return self._state_locked()
+
+    # -- internals (the underscore methods expect the lock held) --------------------------
+
+    def _state_locked(self) -> SlotsState:
         now = self._clock.monotonic()
         free = self._free(now, probe=False)
         effective = self.capacity - self._external
@@ -193,8 +212,6 @@ class ActivationSlots:
             waiters=self._queue.live,
             next_expiry_in=None if next_expiry is None else next_expiry - self._clock.time(),
         )
-
-    # -- internals -------------------------------------------------------------------
 
     def _free(self, now: float, *, probe: bool) -> int:
         """Free slots now; with ``probe``, a due re-probe presumes one external slot gone."""
@@ -280,36 +297,37 @@ class ActivationSlots:
             candidates.append(self._probe_at - now)
         return min(candidates) if candidates else None
 
-    async def _wait(self, start: float, deadline: float | None) -> None:
-        waiter = Waiter()
+    async def _wait(self, waiter: Waiter, start: float, deadline: float | None) -> None:
         queue = self._queue
         clock = self._clock
-        queue.push(waiter)
+        lock = self._lock
         try:
             while True:
-                if waiter.error is not None:
-                    raise make_error(waiter.error)
-                if waiter.granted:
-                    break
-                now = clock.monotonic()
-                if deadline is not None and now >= deadline:
-                    raise TimeoutError("no free activation slot in time")
-                delay: float | None = None
-                if queue.head() is waiter:
-                    if self._dispatch():
-                        continue  # to the head first: that is us
-                    delay = self._head_delay(now)
-                if deadline is not None:
-                    delay = deadline - now if delay is None else min(delay, deadline - now)
+                with lock:
+                    if waiter.error is not None:
+                        raise make_error(waiter.error)
+                    if waiter.granted:
+                        break
+                    now = clock.monotonic()
+                    if deadline is not None and now >= deadline:
+                        raise TimeoutError("no free activation slot in time")
+                    delay: float | None = None
+                    if queue.head() is waiter:
+                        if self._dispatch():
+                            continue  # to the head first: that is us
+                        delay = self._head_delay(now)
+                    if deadline is not None:
+                        delay = deadline - now if delay is None else min(delay, deadline - now)
                 await waiter.park(clock, delay)
             # Cancelled while the grant was on its way: leave now, handing the grant on.
             await anyio.lowlevel.checkpoint_if_cancelled()
         except BaseException:
-            if waiter.granted:
-                self._held -= 1  # granted but never used: straight back
-            else:
-                queue.abandon(waiter)
-            self._dispatch()
+            with lock:
+                if waiter.granted:
+                    self._held -= 1  # granted but never used: straight back
+                else:
+                    queue.abandon(waiter)
+                self._dispatch()
             raise
         if logger.isEnabledFor(10):
             waited = clock.monotonic() - start

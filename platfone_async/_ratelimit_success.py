@@ -10,6 +10,7 @@ refuses or does nothing, so that users hear of a coming block before it happens.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Literal
@@ -82,46 +83,49 @@ class SuccessRateTracker:
         self._orders: deque[tuple[float, str]] = deque()
         self._ordered: set[str] = set()
         self._succeeded: set[str] = set()
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<SuccessRateTracker {len(self._succeeded)}/{len(self._ordered)}>"
 
     def record_order(self, activation_id: str) -> None:
         """An order placed through the SDK opened ``activation_id``."""
-        self._prune()
-        if activation_id not in self._ordered:
-            self._ordered.add(activation_id)
-            self._orders.append((self._clock.time(), activation_id))
+        with self._lock:
+            self._prune()
+            if activation_id not in self._ordered:
+                self._ordered.add(activation_id)
+                self._orders.append((self._clock.time(), activation_id))
 
     def record_sms(self, activation_id: str) -> None:
         """The SDK saw an SMS on ``activation_id`` (only the first one counts)."""
-        self._prune()
-        if activation_id in self._ordered:
-            self._succeeded.add(activation_id)
+        with self._lock:
+            self._prune()
+            if activation_id in self._ordered:
+                self._succeeded.add(activation_id)
 
     @property
     def orders(self) -> int:
-        self._prune()
-        return len(self._ordered)
+        return self.state().orders
 
     @property
     def successes(self) -> int:
-        self._prune()
-        return len(self._succeeded)
+        return self.state().successes
 
     @property
     def rate(self) -> float | None:
         """Successes over orders in the window; None before any order."""
-        self._prune()
-        return len(self._succeeded) / len(self._ordered) if self._ordered else None
+        return self.state().rate
 
     def state(self) -> SuccessRateState:
-        return SuccessRateState(orders=self.orders, successes=self.successes, rate=self.rate)
+        """The counts over the window, as one consistent snapshot."""
+        orders, successes = self._counts()
+        return SuccessRateState(
+            orders=orders, successes=successes, rate=successes / orders if orders else None
+        )
 
     def check(self, floor: float = 0.10, min_orders: int = 10) -> SuccessRateCheck:
         """Whether the next order keeps the projected rate at or above ``floor``."""
-        self._prune()
-        orders, successes = len(self._ordered), len(self._succeeded)
+        orders, successes = self._counts()
         projected = successes / (orders + 1)
         return SuccessRateCheck(
             ok=orders + 1 < min_orders or projected >= floor,
@@ -154,6 +158,11 @@ class SuccessRateTracker:
                 raise error(result)
             logger.warning("%s", result.message())
         return result
+
+    def _counts(self) -> tuple[int, int]:
+        with self._lock:
+            self._prune()
+            return len(self._ordered), len(self._succeeded)
 
     def _prune(self) -> None:
         orders = self._orders

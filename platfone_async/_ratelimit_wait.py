@@ -11,11 +11,19 @@ a task group per waiter (too costly at ten thousand waiters) nor with anyio's ow
 deadlines (they run on the event loop's clock, not on a virtual one). Instead a timed
 waiter sleeps on the clock inside its own :class:`anyio.CancelScope`, and waking it
 cancels that scope: one sleeper, no extra task.
+
+Clients on different event loops (each sync ``Platfone`` runs its own loop thread) share
+one key's limits, so the state is guarded by a :class:`threading.Lock` held only between
+awaits, and a waiter woken from another thread is woken through its own loop's
+thread-safe "call soon".
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TypeAlias
@@ -40,10 +48,29 @@ def make_error(source: ErrorSource) -> BaseException:
     return source()
 
 
-class Waiter:
-    """One task waiting in a :class:`WaitQueue`."""
+def _call_soon_threadsafe() -> Callable[[Callable[[], None]], object]:
+    """How another thread schedules a call in the event loop running here."""
+    try:
+        return asyncio.get_running_loop().call_soon_threadsafe
+    except RuntimeError:
+        import trio
 
-    __slots__ = ("_event", "_scope", "abandoned", "error", "granted", "timed")
+        return trio.lowlevel.current_trio_token().run_sync_soon
+
+
+class Waiter:
+    """One task waiting in a :class:`WaitQueue` (created in that task)."""
+
+    __slots__ = (
+        "_call_soon",
+        "_event",
+        "_scope",
+        "_thread",
+        "abandoned",
+        "error",
+        "granted",
+        "timed",
+    )
 
     def __init__(self) -> None:
         self.granted = False
@@ -52,6 +79,8 @@ class Waiter:
         self.error: ErrorSource | None = None
         self._event: anyio.Event | None = None
         self._scope: anyio.CancelScope | None = None
+        self._thread = threading.get_ident()
+        self._call_soon = _call_soon_threadsafe()
 
     async def park(self, clock: Clock, delay: float | None) -> None:
         """Suspend until :meth:`wake`, or until ``delay`` clock seconds pass (None: no timer).
@@ -76,6 +105,14 @@ class Waiter:
 
     def wake(self) -> None:
         """Make a parked waiter look at the state again (a no-op while it runs)."""
+        if threading.get_ident() == self._thread:
+            self._wake_here()
+            return
+        # RuntimeError: its event loop has ended, and the waiting task with it.
+        with contextlib.suppress(RuntimeError):
+            self._call_soon(self._wake_here)
+
+    def _wake_here(self) -> None:
         if self._event is not None:
             self._event.set()
         elif self._scope is not None:

@@ -12,6 +12,7 @@ runs at ``calls`` per ``period + round trip + margin``.
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
 from types import TracebackType
 
@@ -68,6 +69,7 @@ class SlidingWindowLimiter:
         "_clock",
         "_hold",
         "_in_use",
+        "_lock",
         "_permit",
         "_queue",
         "_returns",
@@ -104,6 +106,7 @@ class SlidingWindowLimiter:
         self._returns: deque[float] = deque()
         self._queue = WaitQueue()
         self._blocked_until = -math.inf
+        self._lock = threading.Lock()
         self._permit = _Permit(self)
 
     def __repr__(self) -> str:
@@ -119,8 +122,9 @@ class SlidingWindowLimiter:
         Nothing leaves before then; queued and new callers wait. A later deadline extends
         the block, an earlier one changes nothing.
         """
-        if deadline > self._blocked_until:
-            self._blocked_until = deadline
+        with self._lock:
+            if deadline > self._blocked_until:
+                self._blocked_until = deadline
 
     def block_for(self, seconds: float) -> None:
         """Close the bucket for ``seconds`` from now."""
@@ -128,26 +132,28 @@ class SlidingWindowLimiter:
 
     def interrupt(self, error: ErrorSource) -> None:
         """Make every caller queued right now raise ``error`` (an account-wide block)."""
-        self._queue.interrupt(error)
+        with self._lock:
+            self._queue.interrupt(error)
 
     def state(self) -> LimiterState:
         """A snapshot of the tokens and the queue."""
-        now = self._clock.monotonic()
-        free = self._free(now)
-        blocked_for = max(0.0, self._blocked_until - now)
-        return LimiterState(
-            name=self.name,
-            calls=self.calls,
-            period=self.period,
-            available=0 if blocked_for > 0 else free,
-            in_use=self._in_use,
-            cooling=len(self._returns),
-            waiters=self._queue.live,
-            blocked_for=blocked_for,
-            next_return_in=self._returns[0] - now if self._returns else None,
-        )
+        with self._lock:
+            now = self._clock.monotonic()
+            free = self._free(now)
+            blocked_for = max(0.0, self._blocked_until - now)
+            return LimiterState(
+                name=self.name,
+                calls=self.calls,
+                period=self.period,
+                available=0 if blocked_for > 0 else free,
+                in_use=self._in_use,
+                cooling=len(self._returns),
+                waiters=self._queue.live,
+                blocked_for=blocked_for,
+                next_return_in=self._returns[0] - now if self._returns else None,
+            )
 
-    # -- internals -------------------------------------------------------------------
+    # -- internals (the underscore methods that do not take the lock expect it held) ------
 
     def _free(self, now: float) -> int:
         returns = self._returns
@@ -156,42 +162,47 @@ class SlidingWindowLimiter:
         return self.calls - self._in_use - len(returns)
 
     async def _enter(self) -> None:
-        now = self._clock.monotonic()
-        if self._queue.live == 0 and now >= self._blocked_until and self._free(now) > 0:
-            self._in_use += 1
-            return
-        await self._wait(now)
+        with self._lock:
+            now = self._clock.monotonic()
+            if self._queue.live == 0 and now >= self._blocked_until and self._free(now) > 0:
+                self._in_use += 1
+                return
+            waiter = Waiter()
+            self._queue.push(waiter)
+        await self._wait(waiter, now)
 
     def _exit(self) -> None:
-        self._in_use -= 1
-        self._returns.append(self._clock.monotonic() + self._hold)
-        # A head with no timer was waiting for a stamp to exist; one that sleeps already
-        # wakes no later than this stamp (stamps only grow).
-        self._queue.wake_head(only_untimed=True)
+        with self._lock:
+            self._in_use -= 1
+            self._returns.append(self._clock.monotonic() + self._hold)
+            # A head with no timer was waiting for a stamp to exist; one that sleeps
+            # already wakes no later than this stamp (stamps only grow).
+            self._queue.wake_head(only_untimed=True)
 
-    async def _wait(self, start: float) -> None:
-        waiter = Waiter()
+    async def _wait(self, waiter: Waiter, start: float) -> None:
         queue = self._queue
         clock = self._clock
-        queue.push(waiter)
+        lock = self._lock
         try:
             while True:
-                if waiter.error is not None:
-                    raise make_error(waiter.error)
-                if waiter.granted:
-                    break
-                if queue.head() is not waiter:
-                    await waiter.park(clock, None)
-                    continue
-                now = clock.monotonic()
-                if self._grant(now):
-                    continue  # to the head first: that is us
-                until = self._next_change(now)
-                await waiter.park(clock, None if until is None else until - now)
+                with lock:
+                    if waiter.error is not None:
+                        raise make_error(waiter.error)
+                    if waiter.granted:
+                        break
+                    delay = None
+                    if queue.head() is waiter:
+                        now = clock.monotonic()
+                        if self._grant(now):
+                            continue  # to the head first: that is us
+                        until = self._next_change(now)
+                        delay = None if until is None else until - now
+                await waiter.park(clock, delay)
             # Cancelled while the grant was on its way: leave now, handing the grant on.
             await anyio.lowlevel.checkpoint_if_cancelled()
         except BaseException:
-            self._withdraw(waiter)
+            with lock:
+                self._withdraw(waiter)
             raise
         if logger.isEnabledFor(10):
             waited = clock.monotonic() - start
