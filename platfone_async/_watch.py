@@ -107,8 +107,8 @@ async def _sleep_until(clock: Clock, deadline: float, activation_id: str) -> Non
 
 def _next_poll_at(
     now: float, interval: float, expire_at: float | None, not_before: float | None = None
-) -> float | None:
-    """When to poll next, or None when no poll may be scheduled any more.
+) -> tuple[float, bool] | None:
+    """When to poll next and whether that poll confirms the expiry; None: no more polls.
 
     ``interval`` from ``now`` with a little jitter (or ``not_before``, if later). A
     poll that would fall after ``expire_at`` becomes the confirming poll, made
@@ -118,9 +118,9 @@ def _next_poll_at(
     if not_before is not None:
         at = max(at, not_before)
     if expire_at is None or at <= expire_at:
-        return at
+        return at, False
     at = max(now, expire_at + EXPIRY_CONFIRM_DELAY)
-    return at if at <= expire_at + EXPIRY_GRACE else None
+    return (at, True) if at <= expire_at + EXPIRY_GRACE else None
 
 
 async def watch(
@@ -143,6 +143,7 @@ async def watch(
     expire_at = activation.expire_at.timestamp() if isinstance(activation, Activation) else None
     last: Activation | None = None
     failures = 0
+    confirming = False
     while True:
         started = clock.time()
         not_before: float | None = None
@@ -164,13 +165,20 @@ async def watch(
             if is_settled(state):
                 return
         # The poll confirming the expiry is the last one, whatever it said.
-        confirmed = expire_at is not None and started >= expire_at + EXPIRY_CONFIRM_DELAY
-        at = None if confirmed else _next_poll_at(clock.time(), interval, expire_at, not_before)
-        if at is None:
-            level = logging.WARNING if failures else logging.DEBUG
-            logger.log(level, "activation %s: expire_at passed, stopped watching", activation_id)
+        if confirming or (expire_at is not None and started > expire_at + EXPIRY_CONFIRM_DELAY):
+            _log_stop(activation_id, failures)
             return
+        scheduled = _next_poll_at(clock.time(), interval, expire_at, not_before)
+        if scheduled is None:
+            _log_stop(activation_id, failures)
+            return
+        at, confirming = scheduled
         await _sleep_until(clock, at, activation_id)
+
+
+def _log_stop(activation_id: str, failures: int) -> None:
+    level = logging.WARNING if failures else logging.DEBUG
+    logger.log(level, "activation %s: expire_at passed, stopped watching", activation_id)
 
 
 def _log_failure(activation_id: str, error: Exception, failures: int) -> None:

@@ -108,6 +108,26 @@ async def test_task_cancellation_cancels_the_number(
 
 
 @pytest.mark.anyio
+async def test_a_cancellation_during_the_order_still_settles_the_number(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """Cancelled while the order is in flight: the order completes, then it is cancelled."""
+    emulator.inject_fault("create_activation", Fault(delay=5))
+    entered: list[bool] = []
+
+    async def hold(client: AsyncPlatfone) -> None:
+        async with client.activation("telegram", "uk"):
+            entered.append(True)
+
+    async with clock.autojump(), client_of(emulator) as client, anyio.create_task_group() as tg:
+        tg.start_soon(hold, client)
+        await clock.sleep(1)
+        tg.cancel_scope.cancel()
+    assert [] == entered
+    assert ["canceled"] == [a["activation_status"] for a in emulator.activations()]
+
+
+@pytest.mark.anyio
 async def test_an_sms_during_the_wait_to_cancel_finalizes_instead(
     emulator: PlatfoneEmulator, clock: VirtualClock
 ) -> None:
