@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import AsyncGenerator
 from typing import cast
@@ -10,10 +11,12 @@ import anyio
 import pytest
 
 from platfone_async import (
+    AccountBlockedError,
     Activation,
     ActivationEndedError,
     ActivationStatus,
     AsyncPlatfone,
+    AuthenticationError,
     InvalidParameterError,
     NotFoundError,
     SmsStatus,
@@ -65,6 +68,9 @@ async def test_sms_after_three_minutes_takes_about_eighteen_polls(
     assert states[-1].sms_code is not None
     assert 17 <= polls(emulator) <= 21
     assert 180 <= clock.time() - activation.created_at.timestamp() <= 191
+    times = [r.time for r in emulator.requests if r.route == "get_activation"]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert [] == [gap for gap in gaps if not 9.5 <= gap <= 10.5]
 
 
 @pytest.mark.anyio
@@ -195,10 +201,35 @@ async def test_transient_faults_do_not_end_the_watch(
 
 
 @pytest.mark.anyio
-async def test_a_404_during_the_watch_raises(
+async def test_a_429_is_waited_out_until_its_reset(
     emulator: PlatfoneEmulator, clock: VirtualClock
 ) -> None:
-    """A permanent error (404) ends the watch by raising it."""
+    """A rate-limit answer does not end the watch; the next poll waits for its reset."""
+    emulator.set_sms_policy(SmsPolicy(delay=100))
+    async with clock.autojump(), client_of(emulator) as client:
+        aid = (await client.create_activation("telegram", "uk")).activation_id
+        reset_at = int(clock.time()) + 45
+        limited = Fault(status=429, headers={"x-ratelimit-reset": str(reset_at)})
+        emulator.inject_fault("get_activation", limited)
+        states = [state async for state in client.watch_activation(aid)]
+    times = [r.time for r in emulator.requests if r.route == "get_activation"]
+    assert [SmsStatus.SMS_REQUESTED, SmsStatus.SMS_RECEIVED] == [s.sms_status for s in states]
+    assert reset_at <= times[1] <= reset_at + 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        (Fault(status=404), NotFoundError),
+        (Fault(status=401), AuthenticationError),
+        (Fault(status=429, body={"errorName": "LowSuccessRateException"}), AccountBlockedError),
+    ],
+)
+async def test_a_permanent_error_during_the_watch_raises(
+    emulator: PlatfoneEmulator, clock: VirtualClock, fault: Fault, error: type[Exception]
+) -> None:
+    """A permanent error (404, 401, the account block) ends the watch by raising it."""
     async with clock.autojump(), client_of(emulator) as client:
         aid = (await client.create_activation("telegram", "uk")).activation_id
         seen: list[Activation] = []
@@ -206,9 +237,9 @@ async def test_a_404_during_the_watch_raises(
         async def watch_and_break_the_server() -> None:
             async for state in client.watch_activation(aid):
                 seen.append(state)
-                emulator.inject_fault("get_activation", Fault(status=404))
+                emulator.inject_fault("get_activation", fault)
 
-        with pytest.raises(NotFoundError):
+        with pytest.raises(error):
             await watch_and_break_the_server()
     assert 1 == len(seen)
     assert 2 == polls(emulator)
