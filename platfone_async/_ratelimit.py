@@ -106,16 +106,15 @@ class RateLimitBackend(Protocol):
         ...
 
 
+@attrs.frozen(kw_only=True)
 class InMemoryBackend:
-    """Buckets in this process (the default). ``margin``: see ``SlidingWindowLimiter``."""
+    """Buckets in this process (the default). ``margin``: see ``SlidingWindowLimiter``.
 
-    __slots__ = ("margin",)
+    Two backends with the same settings are equal, so clients that each build their own
+    still share one key's buckets.
+    """
 
-    def __init__(self, *, margin: float | None = None) -> None:
-        self.margin = margin
-
-    def __repr__(self) -> str:
-        return f"InMemoryBackend(margin={self.margin!r})"
+    margin: float | None = None
 
     def create_limiter(
         self, scope: str, name: str, limit: RateLimit, clock: Clock
@@ -305,8 +304,8 @@ def _unix(moment: float | datetime) -> float:
 # base URL whatever clock instance they hold; those entries live as long as the process
 # (a short-lived client must not start from a fresh budget). Other clocks (virtual, in
 # tests) each get their own entries, dropped with the last client holding them.
-_REAL_TIME: dict[tuple[str, str, int], KeyLimits] = {}
-_OTHER_CLOCKS: weakref.WeakValueDictionary[tuple[str, str, int, int], KeyLimits] = (
+_REAL_TIME: dict[tuple[str, str, RateLimitBackend], KeyLimits] = {}
+_OTHER_CLOCKS: weakref.WeakValueDictionary[tuple[str, str, int, RateLimitBackend], KeyLimits] = (
     weakref.WeakValueDictionary()
 )
 _REGISTRY_LOCK = threading.Lock()  # clients on several loop threads may look up at once
@@ -332,8 +331,8 @@ def get_key_limits(
     """The :class:`KeyLimits` of ``api_key`` at ``base_url`` on ``clock``.
 
     Every call with the same key, base URL (trailing slash ignored), clock (any
-    :class:`SystemClock` counts as one) and backend returns the same object, so a second
-    client does not double the budget. The first caller's ``rate_limits`` and
+    :class:`SystemClock` counts as one) and an equal backend returns the same object, so
+    a second client does not double the budget. The first caller's ``rate_limits`` and
     ``max_active_activations`` win; a later caller's mapping only adds endpoints not
     known yet.
     """
@@ -355,17 +354,18 @@ def _lookup(
 ) -> KeyLimits:
     limits: KeyLimits | None
     if isinstance(clock, SystemClock):
-        real_key = (digest, base_url, id(backend))
+        real_key = (digest, base_url, backend)
         limits = _REAL_TIME.get(real_key)
-        if limits is None or limits.backend is not backend:
+        if limits is None:
             limits = _REAL_TIME[real_key] = _new_key_limits(
                 digest, base_url, rate_limits, clock, backend, max_active_activations
             )
             return limits
     else:
-        other_key = (digest, base_url, id(clock), id(backend))
+        # A live entry holds its clock, so the clock's id cannot have been reused.
+        other_key = (digest, base_url, id(clock), backend)
         limits = _OTHER_CLOCKS.get(other_key)
-        if limits is None or limits.clock is not clock or limits.backend is not backend:
+        if limits is None:
             limits = _new_key_limits(
                 digest, base_url, rate_limits, clock, backend, max_active_activations
             )

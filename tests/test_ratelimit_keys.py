@@ -51,16 +51,17 @@ def test_same_key_url_and_clock_share_one_key_limits() -> None:
     assert first is get_key_limits(KEY, URL + "/", LIMITS, clock)
 
 
-def test_different_key_url_or_clock_do_not_share() -> None:
-    """Another key, another base URL or another clock is another budget."""
+def test_different_key_url_clock_or_backend_do_not_share() -> None:
+    """Another key, base URL, clock or backend setting is another budget."""
     clock = VirtualClock()
     first = get_key_limits(KEY, URL, LIMITS, clock)
     others = [
         get_key_limits(KEY + "x", URL, LIMITS, clock),
         get_key_limits(KEY, "https://sandbox.example.test/api/v1", LIMITS, clock),
         get_key_limits(KEY, URL, LIMITS, VirtualClock()),
+        get_key_limits(KEY, URL, LIMITS, clock, backend=InMemoryBackend(margin=0.5)),
     ]
-    assert [False, False, False] == [other is first for other in others]
+    assert [False, False, False, False] == [other is first for other in others]
 
 
 def test_every_system_clock_counts_as_one_and_keeps_its_budget() -> None:
@@ -127,7 +128,7 @@ async def test_two_clients_on_one_key_share_one_budget() -> None:
     """Calls through two lookups of one key draw on one bucket: the third waits a period."""
     clock = VirtualClock(start=START)
     a = get_key_limits(KEY, URL, LIMITS, clock, backend=InMemoryBackend(margin=0.0))
-    b = get_key_limits(KEY, URL, LIMITS, clock, backend=a.backend)
+    b = get_key_limits(KEY, URL, LIMITS, clock, backend=InMemoryBackend(margin=0.0))
     sends: list[float] = []
 
     async def call(limits: KeyLimits) -> None:
