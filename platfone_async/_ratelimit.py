@@ -28,19 +28,30 @@ import attrs
 
 from ._clock import Clock, SystemClock
 from ._ratelimit_slots import ActivationSlots, SlotsState, SlotToken
-from ._ratelimit_success import SuccessRateState, SuccessRateTracker
+from ._ratelimit_success import GuardMode, SuccessRateCheck, SuccessRateState, SuccessRateTracker
 from ._ratelimit_wait import ErrorSource, logger, make_error
 from ._ratelimit_window import LimiterState, SlidingWindowLimiter
 
 __all__ = [
     "DOCUMENTED_RATE_LIMITS",
+    "ActivationSlots",
+    "ErrorSource",
+    "GuardMode",
     "InMemoryBackend",
     "KeyLimits",
     "KeyLimitsState",
     "Limiter",
+    "LimiterState",
     "RateLimit",
     "RateLimitBackend",
+    "SlidingWindowLimiter",
+    "SlotToken",
+    "SlotsState",
+    "SuccessRateCheck",
+    "SuccessRateState",
+    "SuccessRateTracker",
     "get_key_limits",
+    "key_fingerprint",
 ]
 
 
