@@ -2,6 +2,8 @@
 
     python -m platfone_async._codegen           # (re)write platfone_async/_sync.py
     python -m platfone_async._codegen --check   # exit 1 when the file on disk is stale
+    python platfone_async/_codegen.py           # the same, even when _sync.py is too
+                                                # stale to import at all
 
 The generator reads the async class by introspection (what each member *is*) and by the
 AST of its source (the exact text of every parameter, default and annotation), so the
@@ -96,7 +98,6 @@ class Member:
     function: Any  # the function whose source gives the signature (None for ATTRIBUTE)
     node: ast.FunctionDef | ast.AsyncFunctionDef | None
     annotation: str | None = None  # ATTRIBUTE only: its annotation text
-    doc: str | None = None
 
     @property
     def sync_name(self) -> str:
@@ -268,11 +269,7 @@ def _members(cls: type) -> list[Member]:
         found.update(vars(klass))
     members = []
     for name, value in found.items():
-        if name.startswith("_") and name not in ("__init__",):
-            continue
-        if name == "__init__":
-            if inspect.isfunction(value):
-                members.append(Member(name, Kind.SYNC, value, _function_node(value)))
+        if name.startswith("_"):
             continue
         function = value.fget if isinstance(value, property) else value
         node = _function_node(function) if inspect.isfunction(function) else None
@@ -282,11 +279,13 @@ def _members(cls: type) -> list[Member]:
             continue
         if name == "aclose" and kind is Kind.CALL:
             kind = Kind.CLOSE
-        members.append(Member(name, kind, function, node, doc=inspect.getdoc(value)))
+        members.append(Member(name, kind, function, node))
+    mirrored = {member.name for member in members}
     for klass in reversed(cls.__mro__[:-1]):
         for name, annotation in vars(klass).get("__annotations__", {}).items():
-            if name.startswith("_") or name in found or "ClassVar" in str(annotation):
+            if name.startswith("_") or name in mirrored or "ClassVar" in str(annotation):
                 continue
+            mirrored.add(name)
             text = annotation if isinstance(annotation, str) else _type_text(annotation)
             members.append(Member(name, Kind.ATTRIBUTE, None, None, annotation=text))
     return members
@@ -584,12 +583,12 @@ def _class(cls: type, ctx: _Context, root: bool) -> str:
     if root:
         out.append(f"class {name}(_Root[{cls.__name__}]):\n")
         out.append(f"    {_doc_literal(_root_doc(cls, name), '    ')}\n\n")
-        init = next((m for m in members if m.name == "__init__"), None)
         aclose = "None"
         if any(m.kind is Kind.CLOSE for m in members):
             aclose = f"{cls.__name__}.aclose"
-        if init is not None and init.node is not None:
-            signature, forward = _parameters(init.node, ctx, namespace)
+        init = vars(cls).get("__init__")
+        if inspect.isfunction(init):
+            signature, forward = _parameters(_function_node(init), ctx, namespace)
         else:
             signature, forward = "self", ""
         out.append(
@@ -612,8 +611,6 @@ def _class(cls: type, ctx: _Context, root: bool) -> str:
         out.append(f"class {name}(_Twin[{cls.__name__}]):\n")
         out.append(f"    {_doc_literal(doc, '    ')}\n\n")
     for member in members:
-        if member.name == "__init__":
-            continue
         out.append(_method(member, cls, ctx, namespace, root) + "\n")
     return "".join(out).rstrip() + "\n"
 
@@ -701,9 +698,24 @@ def _format(text: str, path: Path) -> str:
 
 
 def _generate() -> str:
-    from platfone_async._client import AsyncPlatfone
+    return render(_async_client(), output_module="platfone_async._sync", output_path=FORMAT_AS)
 
-    return render(AsyncPlatfone, output_module="platfone_async._sync", output_path=FORMAT_AS)
+
+def _async_client() -> type:
+    try:
+        from platfone_async._client import AsyncPlatfone
+    except Exception:
+        if __name__ != "__main__":
+            raise
+        # Run as a script (``python platfone_async/_codegen.py``), a stale _sync.py that
+        # no longer imports must not stop its own regeneration: stand a stub in for it.
+        for name in [n for n in sys.modules if n.partition(".")[0] == "platfone_async"]:
+            del sys.modules[name]
+        stub = ModuleType("platfone_async._sync")
+        stub.Platfone = None  # type: ignore[attr-defined]
+        sys.modules[stub.__name__] = stub
+        from platfone_async._client import AsyncPlatfone
+    return AsyncPlatfone
 
 
 def main(argv: Sequence[str] | None = None) -> int:
