@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -15,9 +17,11 @@ import trio
 from platfone_async import (
     Activation,
     ActivationStatus,
+    AsyncPlatfone,
     InvalidParameterError,
     NotFoundError,
     Platfone,
+    RateLimit,
     SessionOutcome,
 )
 from platfone_async.testing import PlatfoneEmulator
@@ -217,3 +221,33 @@ def test_close_closes_the_http_client_it_made() -> None:
     http: httpx.AsyncClient = client._target()._http.client
     client.close()
     assert http.is_closed
+
+
+@pytest.mark.skipif(
+    not hasattr(AsyncPlatfone, "rate_limit_state"),
+    reason="needs the limiter wiring (AsyncPlatfone.rate_limit_state)",
+)
+def test_threads_share_the_client_side_rate_limits(emulator: PlatfoneEmulator) -> None:
+    """With 3 calls allowed per minute, 5 threads at once: 3 go out, 2 wait for a token
+    (one limiter for all threads); close() then ends the wait of the other two."""
+    api_key = emulator.add_account()  # a key of its own: limits are shared per key
+    client = Platfone(
+        api_key,
+        base_url=emulator.base_url,
+        http_client=emulator.http_client(),
+        rate_limits={"get_balance": RateLimit(3, 60)},
+    )
+    client.get_balance()
+    with ThreadPoolExecutor(5) as pool:
+        calls = [pool.submit(client.get_balance) for _ in range(4)]
+        try:
+            deadline = time.monotonic() + 10
+            while cast(Any, client).rate_limit_state().limiters["get_balance"].waiters < 2:
+                assert time.monotonic() < deadline, "two calls should be waiting for a token"
+                time.sleep(0.001)  # polls until two calls queue; costs no fixed time
+            assert 3 == emulator.request_count("get_balance", api_key=api_key)
+        finally:
+            client.close()
+        errors = [call.exception() for call in calls]
+    assert [None, None] == [error for error in errors if error is None]
+    assert ["this Platfone is closed"] * 2 == [str(error) for error in errors if error]
