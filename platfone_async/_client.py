@@ -6,15 +6,23 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
+import anyio
 import anyio.to_thread
 import httpx
 
 from . import _validate as check
 from . import _watch
 from ._clock import Clock, SystemClock
-from ._errors import InvalidParameterError
+from ._enums import BillingStatus, SmsStatus
+from ._errors import (
+    ActiveActivationsLimitError,
+    APIError,
+    InvalidParameterError,
+    ServerError,
+    SuccessRateGuardError,
+)
 from ._http import HTTPPipeline, RetryPolicy
 from ._models import (
     Activation,
@@ -29,7 +37,14 @@ from ._models import (
     Service,
     ServicePrices,
 )
-from ._ratelimit import DOCUMENTED_RATE_LIMITS, RateLimit
+from ._ratelimit import (
+    DOCUMENTED_RATE_LIMITS,
+    KeyLimitsState,
+    RateLimit,
+    SlotToken,
+    SuccessRateCheck,
+    get_key_limits,
+)
 from ._validate import Evidence
 
 __all__ = ["PRODUCTION_URL", "SANDBOX_URL", "AsyncPlatfone"]
@@ -40,6 +55,15 @@ PRODUCTION_URL = "https://temp-number-api.com/api/v1"
 SANDBOX_URL = "https://temp-number-api.com/test/api/v1"
 
 _SYSTEM_CLOCK = SystemClock()
+
+#: How long a slot stays taken after an order whose outcome is unknown (it may have
+#: opened a number): the longest an activation lives, plus a margin.
+_UNKNOWN_ORDER_HOLD = 30 * 60.0
+
+_NO_SMS_YET = frozenset({SmsStatus.SMS_REQUESTED})
+_PAID = frozenset({BillingStatus.BILLED, BillingStatus.REFUNDED})
+
+SuccessRateGuard = Literal["warn", "raise", "off"]
 
 
 def _activation_id(activation: str | Activation) -> str:
@@ -64,6 +88,18 @@ class AsyncPlatfone:
             hooks). Requests use absolute URLs, so its own ``base_url`` does not matter.
             ``aclose()`` leaves it open: it is yours.
         clock: Where time is read and slept (tests pass a virtual clock).
+        max_active_activations: The account's limit of active activations (20 unless
+            Platfone raised it for you); orders beyond it wait for a free slot instead of
+            drawing a 429. ``None`` turns the client-side count off.
+        slot_timeout: How long ``create_activation`` waits for a free slot before raising
+            :class:`ActiveActivationsLimitError` (None: as long as it takes).
+        success_rate_guard: What to do when the next order would take the 24 h first-SMS
+            success rate under ``success_rate_floor`` (after 10 orders): ``"warn"`` logs a
+            WARNING, ``"raise"`` raises :class:`SuccessRateGuardError` before ordering,
+            ``"off"`` does nothing. Platfone blocks an account for 24 h below 7 %.
+        success_rate_floor: The floor the guard watches (default 0.10).
+        rate_limit_wait: The longest server-announced 429 reset (seconds) a call waits
+            out by itself before raising :class:`RateLimitError`.
 
     Use it as ``async with AsyncPlatfone() as client:``, or call ``await client.aclose()``.
     """
@@ -79,6 +115,11 @@ class AsyncPlatfone:
         rate_limits: Mapping[str, RateLimit | None] | None = DOCUMENTED_RATE_LIMITS,
         http_client: httpx.AsyncClient | None = None,
         clock: Clock | None = None,
+        max_active_activations: int | None = 20,
+        slot_timeout: float | None = None,
+        success_rate_guard: SuccessRateGuard = "warn",
+        success_rate_floor: float = 0.10,
+        rate_limit_wait: float = 60.0,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("PLATFONE_API_KEY")
         if not key:
@@ -90,14 +131,39 @@ class AsyncPlatfone:
         max_retries = check.int_in_range(max_retries, "max_retries", 0)
         if base_url is None:
             base_url = SANDBOX_URL if sandbox else PRODUCTION_URL
-        self._rate_limits = rate_limits
+        if max_active_activations is not None:
+            check.int_in_range(max_active_activations, "max_active_activations", 1)
+        if slot_timeout is not None:
+            check.non_negative(slot_timeout, "slot_timeout")
+        if success_rate_guard not in ("warn", "raise", "off"):
+            raise InvalidParameterError(
+                "success_rate_guard", "must be 'warn', 'raise' or 'off'", success_rate_guard
+            )
+        if not 0.0 <= success_rate_floor <= 1.0:
+            raise InvalidParameterError(
+                "success_rate_floor", "must be between 0 and 1", success_rate_floor
+            )
+        check.non_negative(rate_limit_wait, "rate_limit_wait")
+        clock = clock if clock is not None else _SYSTEM_CLOCK
+        self._slots_on = max_active_activations is not None
+        self._slot_timeout = slot_timeout
+        self._success_rate_guard: SuccessRateGuard = success_rate_guard
+        self._success_rate_floor = success_rate_floor
         self._http = HTTPPipeline(
             api_key=key,
             base_url=base_url,
             timeout=timeout,
             retry=RetryPolicy(max_retries=max_retries),
             http_client=http_client,
-            clock=clock if clock is not None else _SYSTEM_CLOCK,
+            clock=clock,
+            limits=get_key_limits(
+                key,
+                base_url,
+                {} if rate_limits is None else rate_limits,
+                clock,
+                max_active_activations=max_active_activations or 20,
+            ),
+            rate_limit_wait=rate_limit_wait,
         )
         self._catalog: dict[str, tuple[str, list[Any]]] = {}
 
@@ -124,6 +190,37 @@ class AsyncPlatfone:
         """Close the HTTP client this object created (an injected one stays open)."""
         await self._http.aclose()
 
+    def rate_limit_state(self) -> KeyLimitsState:
+        """A snapshot of this key's client-side limits, for dashboards.
+
+        Per endpoint: tokens available, in use, cooling down, waiters, how long a server
+        429 still closes it; the activation slots (in use, waiting); the 24 h success
+        rate; and how long an account block still lasts. Shared by every client in the
+        process on the same API key and base URL.
+        """
+        return self._http.limits.state()
+
+    def unblock_account(self) -> None:
+        """Forget an account block this key learned from a ``LowSuccessRateException``.
+
+        After such a 429, every order on the key raises :class:`AccountBlockedError`
+        until the unblock time the server gave. Call this once you have unblocked the
+        account in the Platfone dashboard, to order again at once.
+        """
+        self._http.limits.unblock_account()
+
+    def _observe(self, activation: Activation) -> Activation:
+        """Learn from any activation state seen: free its slot if it ended, count its SMS."""
+        limits = self._http.limits
+        limits.slots.observe(
+            activation.activation_id,
+            ended=not activation.is_active,
+            expire_at=activation.expire_at,
+        )
+        if activation.sms_status not in _NO_SMS_YET or activation.billing_status in _PAID:
+            limits.success.record_sms(activation.activation_id)
+        return activation
+
     # -- activations --------------------------------------------------------------------
 
     async def create_activation(
@@ -134,6 +231,7 @@ class AsyncPlatfone:
         max_price: int | None = None,
         order_id: str | None = None,
         quality_factor: float | None = None,
+        wait_for_slot: bool = True,
     ) -> Activation:
         """Order a number for ``service_id`` in ``country_id`` (``POST /activation``).
 
@@ -144,9 +242,13 @@ class AsyncPlatfone:
                 answers :class:`MaxPriceExceededError` with a ``suggested_price``.
             order_id: The continuation token of that error, to continue the same order.
             quality_factor: 0 (cheapest) to 100 (best quality); the server's default is 50.
+            wait_for_slot: When all ``max_active_activations`` slots are taken, wait for
+                one to free up (FIFO) rather than raise :class:`ActiveActivationsLimitError`.
 
         The price is reserved from the balance at once and billed when the first SMS
-        arrives. The order is sent again only if the connection could not be made.
+        arrives. The order is sent again only if it provably never reached the server (the
+        connection could not be made, or a 429 refused it). A request that has left is
+        seen through even if the caller is cancelled meanwhile.
         """
         body: dict[str, Any] = {
             "service_id": check.service_id(service_id),
@@ -158,10 +260,76 @@ class AsyncPlatfone:
             body["order_id"] = check.order_id(order_id)
         if quality_factor is not None:
             body["quality_factor"] = check.quality_factor(quality_factor)
-        response = await self._http.send(
-            "create_activation", "POST", "/activation", json_body=body, idempotent=False
+        self._guard_success_rate()
+        while True:
+            slot = await self._take_slot(wait_for_slot)
+            try:
+                response = await self._http.send(
+                    "create_activation",
+                    "POST",
+                    "/activation",
+                    json_body=body,
+                    idempotent=False,
+                    shield=True,
+                )
+                activation: Activation = self._http.decode(response, Activation)
+            except ActiveActivationsLimitError:
+                # Activations opened elsewhere fill the account: learn it, and queue again.
+                if slot is None:
+                    raise
+                self._http.limits.slots.server_full(slot)
+                if not wait_for_slot:
+                    raise
+                continue
+            except BaseException as exc:
+                if slot is not None:
+                    self._settle_failed_order(slot, exc)
+                raise
+            break
+        if slot is not None:
+            slot.bind(activation.activation_id, activation.expire_at)
+        self._http.limits.success.record_order(activation.activation_id)
+        return self._observe(activation)
+
+    def _guard_success_rate(self) -> None:
+        def refuse(result: SuccessRateCheck) -> SuccessRateGuardError:
+            return SuccessRateGuardError(
+                result.message(),
+                rate=result.projected_rate,
+                orders=result.orders,
+                floor=result.floor,
+            )
+
+        self._http.limits.success.guard(
+            self._success_rate_guard, floor=self._success_rate_floor, error=refuse
         )
-        return self._http.decode(response, Activation)
+
+    async def _take_slot(self, wait: bool) -> SlotToken | None:
+        if not self._slots_on:
+            return None
+        timeout = self._slot_timeout if wait else 0.0
+        try:
+            return await self._http.limits.acquire_slot(timeout)
+        except TimeoutError:
+            capacity = self._http.limits.slots.capacity
+            raise ActiveActivationsLimitError(
+                f"all {capacity} activation slots of this key are in use "
+                "(client-side; no order was sent)",
+                status_code=429,
+            ) from None
+
+    def _settle_failed_order(self, slot: SlotToken, exc: BaseException) -> None:
+        """Give the slot back if the order surely failed; else hold it as if it opened."""
+        refused = isinstance(exc, (APIError, InvalidParameterError)) and not isinstance(
+            exc, ServerError
+        )
+        if refused:
+            slot.release()
+        else:
+            # The order may have opened a number we never heard of: keep its slot taken
+            # for as long as such a number could live.
+            clock = self._http.clock
+            slot.bind(f"unknown-order@{clock.time():.3f}", clock.time() + _UNKNOWN_ORDER_HOLD)
 
     async def get_activation(self, activation_id: str | Activation) -> Activation:
         """The activation's current state (``GET /activation/{id}``); poll it every 10 s."""
@@ -169,7 +337,7 @@ class AsyncPlatfone:
         response = await self._http.send(
             "get_activation", "GET", f"/activation/{aid}", idempotent=True
         )
-        return self._http.decode(response, Activation)
+        return self._observe(self._http.decode(response, Activation))
 
     async def retry_activation(self, activation_id: str | Activation) -> None:
         """Ask for another SMS to the same number (``PUT /activation/{id}/retry``).
@@ -201,6 +369,8 @@ class AsyncPlatfone:
         )
         if response.content.strip():
             self._http.json(response)  # raises on an error object in a 2xx body
+        if action != "retry":
+            self._http.limits.slots.observe(aid, ended=True)
 
     async def get_activation_history(self, *, page: int = 1, limit: int = 10) -> Page[Activation]:
         """One page of past activations, newest first (``GET /activation/history``).
@@ -216,7 +386,10 @@ class AsyncPlatfone:
         response = await self._http.send(
             "get_activation_history", "GET", "/activation/history", params=params, idempotent=True
         )
-        return self._http.decode_page(response, Activation, "activations")
+        page_ = self._http.decode_page(response, Activation, "activations")
+        for activation in page_.items:
+            self._observe(activation)
+        return page_
 
     async def iter_activation_history(self, *, limit: int = 50) -> AsyncIterator[Activation]:
         """Every past activation, page after page (``limit`` per request, 1-50).

@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
+import functools
 import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+import anyio
 import attrs
 import httpx
 
 from ._clock import Clock
 from ._convert import decode, decode_page
 from ._errors import (
+    AccountBlockedError,
+    ActiveActivationsLimitError,
     APIConnectionError,
     APITimeoutError,
     PlatfoneError,
+    RateLimitError,
     ResponseDecodeError,
     make_api_error,
 )
 from ._models import Page
+from ._ratelimit import KeyLimits
 from ._version import __version__
 
 __all__ = ["HTTPPipeline", "RetryPolicy", "USER_AGENT"]
@@ -35,6 +40,12 @@ logger = logging.getLogger("platfone_async")
 USER_AGENT = f"platfone-async/{__version__} httpx/{httpx.__version__}"
 
 _RETRYABLE_STATUS = frozenset({502, 503, 504})
+
+#: The endpoints an account block (the low-success-rate 24 h block) refuses.
+_ORDERING = frozenset({"create_activation"})
+
+#: How often one call waits out a server 429 before giving up.
+_MAX_RATE_LIMIT_WAITS = 5
 
 
 @attrs.frozen
@@ -61,14 +72,6 @@ class RetryPolicy:
         return backoff
 
 
-class _Unlimited:
-    """The limiter seam with nothing behind it (client-side limiting off)."""
-
-    @contextlib.asynccontextmanager
-    async def acquire(self, endpoint: str) -> AsyncIterator[None]:
-        yield
-
-
 class HTTPPipeline:
     """Sends one API call: auth headers, limiter, retries, error mapping, decoding."""
 
@@ -81,7 +84,8 @@ class HTTPPipeline:
         retry: RetryPolicy,
         http_client: httpx.AsyncClient | None,
         clock: Clock,
-        limiter: Any = None,
+        limits: KeyLimits,
+        rate_limit_wait: float = 60.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._headers = {
@@ -94,7 +98,10 @@ class HTTPPipeline:
         self.owns_client = http_client is None
         self.client = http_client if http_client is not None else httpx.AsyncClient()
         self.clock = clock
-        self.limiter = limiter if limiter is not None else _Unlimited()
+        #: The key's shared limiters, activation slots and success-rate tracker.
+        self.limits = limits
+        #: The longest server 429 reset a call waits out by itself.
+        self.rate_limit_wait = rate_limit_wait
         self._rng = random.Random()
 
     async def send(
@@ -108,11 +115,19 @@ class HTTPPipeline:
         files: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool,
+        shield: bool = False,
     ) -> httpx.Response:
-        """Send the call, retrying what is safe to retry; return a 2xx or 304 response."""
+        """Send the call, retrying what is safe to retry; return a 2xx or 304 response.
+
+        The endpoint's rate limiter is the one place every request waits for its turn.
+        With ``shield``, a request that has left is seen through even if the caller is
+        cancelled (its answer may hold a number that must not be lost); waiting for a
+        token, or for a retry, stays cancellable.
+        """
         url = self.base_url + path
         request_headers = self._headers if headers is None else {**self._headers, **headers}
         attempt = 0
+        rate_limit_waits = 0
         while True:
             request = self.client.build_request(
                 method,
@@ -126,8 +141,9 @@ class HTTPPipeline:
             retry_after: float | None = None
             started = time.perf_counter()
             try:
-                async with self.limiter.acquire(endpoint):
-                    response = await self.client.send(request)
+                async with self.limits.acquire(endpoint):
+                    with anyio.CancelScope(shield=shield):
+                        response = await self.client.send(request)
             except httpx.TransportError as exc:
                 error: PlatfoneError = _connection_error(exc, method, path)
                 never_sent = isinstance(
@@ -142,6 +158,15 @@ class HTTPPipeline:
                 if 200 <= status < 300 or status == 304:
                     return response
                 error = make_api_error(status, response.text, response.headers)
+                if isinstance(error, RateLimitError):
+                    wait = self._on_rate_limited(endpoint, error, response)
+                    if wait is not None and rate_limit_waits < _MAX_RATE_LIMIT_WAITS:
+                        # A 429 means the server did not act: even an order may be resent.
+                        rate_limit_waits += 1
+                        logger.debug("%s %s: waiting %.1f s for the rate limit", method, path, wait)
+                        await self.clock.sleep(wait)
+                        continue
+                    raise error
                 may_retry = idempotent and status in _RETRYABLE_STATUS
                 retry_after = _retry_after(response.headers.get("retry-after"), self.clock)
                 cause = None
@@ -149,6 +174,31 @@ class HTTPPipeline:
                 raise error from cause
             await self.clock.sleep(self.retry.delay(attempt, retry_after, self._rng))
             attempt += 1
+
+    def _on_rate_limited(
+        self, endpoint: str, error: RateLimitError, response: httpx.Response
+    ) -> float | None:
+        """Learn from a 429; return how long to wait before trying again, or None to raise."""
+        if isinstance(error, AccountBlockedError):
+            # The 24 h block is never waited out silently: every order on the key, queued
+            # or new, fails now. Everything else goes on, so that numbers already open can
+            # still be watched, finalized and cancelled.
+            self.limits.block_account(
+                functools.partial(make_api_error, error.status_code, error.body, response.headers),
+                until=error.reset_at,
+                endpoints=_ORDERING,
+            )
+            return None
+        if isinstance(error, ActiveActivationsLimitError):
+            return None  # the order path decides (it holds the slot)
+        now = self.clock.time()
+        if error.reset_at is not None:
+            wait = error.reset_at.timestamp() - now
+        else:
+            wait = _retry_after(response.headers.get("retry-after"), self.clock) or 1.0
+        wait = max(wait, 0.0)
+        self.limits.block_endpoint(endpoint, now + wait)
+        return wait if wait <= self.rate_limit_wait else None
 
     def decode(self, response: httpx.Response, cl: type[T] | Any) -> T:
         """The response's JSON structured into ``cl``."""

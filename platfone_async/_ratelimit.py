@@ -18,7 +18,7 @@ import hashlib
 import math
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from types import TracebackType
@@ -207,6 +207,7 @@ class KeyLimits:
         self.slots = ActivationSlots(max_active_activations, clock=clock)
         self.success = SuccessRateTracker(clock=clock)
         self._block: ErrorSource | None = None
+        self._blocked_endpoints: frozenset[str] | None = None
         self._block_until = math.inf
         self.add_limits(rate_limits)
 
@@ -244,7 +245,9 @@ class KeyLimits:
         An endpoint mapped to None, or missing from the mapping, is unlimited. Raises the
         account block's error at once while the account is blocked.
         """
-        if self._block is not None:
+        if self._block is not None and (
+            self._blocked_endpoints is None or name in self._blocked_endpoints
+        ):
             self._raise_if_blocked()
         limiter = self._limiters.get(name)
         return _UNLIMITED if limiter is None else limiter.acquire()
@@ -262,14 +265,22 @@ class KeyLimits:
         if limiter is not None:
             limiter.block_until(self._monotonic_at(reset_at))
 
-    def block_account(self, error: ErrorSource, *, until: float | datetime | None = None) -> None:
-        """Make every queued and future acquire on this key (endpoints and slots) raise
-        ``error`` until ``until`` (Unix seconds or aware datetime; None: until
-        :meth:`unblock_account`)."""
+    def block_account(
+        self,
+        error: ErrorSource,
+        *,
+        until: float | datetime | None = None,
+        endpoints: Iterable[str] | None = None,
+    ) -> None:
+        """Make every queued and future acquire on this key (slots, and the endpoints
+        named in ``endpoints``, or all of them if None) raise ``error`` until ``until``
+        (Unix seconds or aware datetime; None: until :meth:`unblock_account`)."""
         self._block = error
         self._block_until = math.inf if until is None else _unix(until)
-        for limiter in self._limiters.values():
-            limiter.interrupt(error)
+        self._blocked_endpoints = None if endpoints is None else frozenset(endpoints)
+        for name, limiter in self._limiters.items():
+            if self._blocked_endpoints is None or name in self._blocked_endpoints:
+                limiter.interrupt(error)
         self.slots.interrupt(error)
 
     def unblock_account(self) -> None:

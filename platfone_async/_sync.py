@@ -24,7 +24,7 @@ import anyio
 import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ._client import AsyncPlatfone
+from ._client import AsyncPlatfone, SuccessRateGuard
 from ._clock import Clock
 from ._models import (
     Activation,
@@ -39,7 +39,7 @@ from ._models import (
     Service,
     ServicePrices,
 )
-from ._ratelimit import DOCUMENTED_RATE_LIMITS, RateLimit
+from ._ratelimit import DOCUMENTED_RATE_LIMITS, KeyLimitsState, RateLimit
 from ._session import ActivationSession, SessionOutcome
 from ._validate import Evidence
 
@@ -616,6 +616,18 @@ class Platfone(_Root[AsyncPlatfone]):
             hooks). Requests use absolute URLs, so its own ``base_url`` does not matter.
             ``aclose()`` leaves it open: it is yours.
         clock: Where time is read and slept (tests pass a virtual clock).
+        max_active_activations: The account's limit of active activations (20 unless
+            Platfone raised it for you); orders beyond it wait for a free slot instead of
+            drawing a 429. ``None`` turns the client-side count off.
+        slot_timeout: How long ``create_activation`` waits for a free slot before raising
+            :class:`ActiveActivationsLimitError` (None: as long as it takes).
+        success_rate_guard: What to do when the next order would take the 24 h first-SMS
+            success rate under ``success_rate_floor`` (after 10 orders): ``"warn"`` logs a
+            WARNING, ``"raise"`` raises :class:`SuccessRateGuardError` before ordering,
+            ``"off"`` does nothing. Platfone blocks an account for 24 h below 7 %.
+        success_rate_floor: The floor the guard watches (default 0.10).
+        rate_limit_wait: The longest server-announced 429 reset (seconds) a call waits
+            out by itself before raising :class:`RateLimitError`.
 
     It runs its own event loop in a daemon thread, started on first use, on which the
     :class:`AsyncPlatfone` and everything it holds live; so it works alike in Jupyter (where
@@ -637,6 +649,11 @@ class Platfone(_Root[AsyncPlatfone]):
         rate_limits: Mapping[str, RateLimit | None] | None = DOCUMENTED_RATE_LIMITS,
         http_client: httpx.AsyncClient | None = None,
         clock: Clock | None = None,
+        max_active_activations: int | None = 20,
+        slot_timeout: float | None = None,
+        success_rate_guard: SuccessRateGuard = "warn",
+        success_rate_floor: float = 0.1,
+        rate_limit_wait: float = 60.0,
     ) -> None:
         super().__init__(
             lambda: AsyncPlatfone(
@@ -648,6 +665,11 @@ class Platfone(_Root[AsyncPlatfone]):
                 rate_limits=rate_limits,
                 http_client=http_client,
                 clock=clock,
+                max_active_activations=max_active_activations,
+                slot_timeout=slot_timeout,
+                success_rate_guard=success_rate_guard,
+                success_rate_floor=success_rate_floor,
+                rate_limit_wait=rate_limit_wait,
             ),
             AsyncPlatfone.aclose,
         )
@@ -672,6 +694,25 @@ class Platfone(_Root[AsyncPlatfone]):
         """Close the HTTP client this object created (an injected one stays open)."""
         self._close()
 
+    def rate_limit_state(self) -> KeyLimitsState:
+        """A snapshot of this key's client-side limits, for dashboards.
+
+        Per endpoint: tokens available, in use, cooling down, waiters, how long a server
+        429 still closes it; the activation slots (in use, waiting); the 24 h success
+        rate; and how long an account block still lasts. Shared by every client in the
+        process on the same API key and base URL.
+        """
+        return self._call_sync(AsyncPlatfone.rate_limit_state)
+
+    def unblock_account(self) -> None:
+        """Forget an account block this key learned from a ``LowSuccessRateException``.
+
+        After such a 429, every order on the key raises :class:`AccountBlockedError`
+        until the unblock time the server gave. Call this once you have unblocked the
+        account in the Platfone dashboard, to order again at once.
+        """
+        return self._call_sync(AsyncPlatfone.unblock_account)
+
     def create_activation(
         self,
         service_id: str,
@@ -680,6 +721,7 @@ class Platfone(_Root[AsyncPlatfone]):
         max_price: int | None = None,
         order_id: str | None = None,
         quality_factor: float | None = None,
+        wait_for_slot: bool = True,
     ) -> Activation:
         """Order a number for ``service_id`` in ``country_id`` (``POST /activation``).
 
@@ -690,9 +732,13 @@ class Platfone(_Root[AsyncPlatfone]):
                 answers :class:`MaxPriceExceededError` with a ``suggested_price``.
             order_id: The continuation token of that error, to continue the same order.
             quality_factor: 0 (cheapest) to 100 (best quality); the server's default is 50.
+            wait_for_slot: When all ``max_active_activations`` slots are taken, wait for
+                one to free up (FIFO) rather than raise :class:`ActiveActivationsLimitError`.
 
         The price is reserved from the balance at once and billed when the first SMS
-        arrives. The order is sent again only if the connection could not be made.
+        arrives. The order is sent again only if it provably never reached the server (the
+        connection could not be made, or a 429 refused it). A request that has left is
+        seen through even if the caller is cancelled meanwhile.
         """
         return self._call(
             AsyncPlatfone.create_activation,
@@ -701,6 +747,7 @@ class Platfone(_Root[AsyncPlatfone]):
             max_price=max_price,
             order_id=order_id,
             quality_factor=quality_factor,
+            wait_for_slot=wait_for_slot,
         )
 
     def get_activation(self, activation_id: str | Activation) -> Activation:

@@ -103,6 +103,14 @@ def int_in_range(value: object, name: str, low: int, high: int | None = None) ->
     return value
 
 
+def non_negative(value: object, name: str) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise InvalidParameterError(name, "must be a number", value)
+    if not math.isfinite(value) or value < 0:
+        raise InvalidParameterError(name, "must be a finite number >= 0", value)
+    return float(value)
+
+
 def max_price(value: object, name: str = "max_price") -> int:
     return int_in_range(value, name, 1, 10_000)
 

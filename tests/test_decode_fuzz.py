@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import platfone_async as pf
-from platfone_async._http import HTTPPipeline, RetryPolicy
 from platfone_async._models import Activation, Balance, Country, PriceInfo, Report, ReportResult
 
 from ._support import ACTIVATION, HISTORY_ACTIVATION, PRICE, REPORT
@@ -36,14 +35,9 @@ def _mutations(example: dict[str, Any]) -> st.SearchStrategy[Any]:
     )
 
 
-_PIPELINE = HTTPPipeline(
-    api_key="k",
-    base_url="http://x.test",
-    timeout=1.0,
-    retry=RetryPolicy(),
-    http_client=httpx.AsyncClient(),
-    clock=pf.SystemClock(),
-)
+# The pipeline of a client that never sends: only its decoding is exercised.
+_PIPELINE = pf.AsyncPlatfone("k", base_url="http://x.test", rate_limits=None)._http
+
 
 TARGETS: list[tuple[Any, st.SearchStrategy[Any]]] = [
     (Activation, _mutations(ACTIVATION) | _mutations(HISTORY_ACTIVATION) | JSON),

@@ -60,7 +60,13 @@ def http_of(emulator: PlatfoneEmulator, api_key: str | None = None) -> httpx.Asy
 
 
 def client_of(emulator: PlatfoneEmulator) -> AsyncPlatfone:
-    return emulator.client(rate_limits=None, max_retries=0)
+    return emulator.client(
+        rate_limits=None,
+        max_retries=0,
+        rate_limit_wait=0,
+        max_active_activations=None,
+        success_rate_guard="off",
+    )
 
 
 def test_the_table_is_the_reference_table() -> None:

@@ -38,7 +38,14 @@ def emulator(clock: VirtualClock) -> PlatfoneEmulator:
 
 
 def client_of(emulator: PlatfoneEmulator, api_key: str | None = None) -> AsyncPlatfone:
-    return emulator.client(api_key, rate_limits=None, max_retries=0)
+    return emulator.client(
+        api_key,
+        rate_limits=None,
+        max_retries=0,
+        rate_limit_wait=0,
+        max_active_activations=None,
+        success_rate_guard="off",
+    )
 
 
 @pytest.mark.anyio
@@ -276,6 +283,7 @@ async def test_unblock_and_switching_the_rule_off(
         with pytest.raises(AccountBlockedError):
             await client.create_activation("google", "us")
         emulator.unblock()
+        client.unblock_account()  # the client learned the block too: forget it
         await client.create_activation("google", "us")
         emulator.success_rate_check = False
         clock.advance(1200)

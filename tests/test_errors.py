@@ -60,7 +60,7 @@ async def test_error_mapping(status: int, body: object, expected: type[pf.APIErr
     else:
         reply = json_response(status, body)
     server = Server(default=reply)
-    async with server.client(max_retries=0) as client:
+    async with server.client(max_retries=0, rate_limit_wait=0) as client:
         with pytest.raises(pf.APIError) as caught:
             await client.get_balance()
     assert expected is type(caught.value)
@@ -101,7 +101,7 @@ async def test_rate_limit_reset_at_from_header() -> None:
     reply = json_response(
         429, _error("TooManyRequestsException"), headers={"x-ratelimit-reset": "1729088539"}
     )
-    server = Server(reply)
+    server = Server(default=reply)  # a reset in the past is retried, then raised
     async with server.client(max_retries=0, rate_limits=None) as client:
         with pytest.raises(pf.RateLimitError) as caught:
             await client.get_balance()

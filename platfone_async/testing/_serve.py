@@ -45,7 +45,10 @@ def serve_command(args: argparse.Namespace) -> int:
     except ImportError:
         print("serving needs uvicorn: pip install 'platfone-async[emulator]'", file=sys.stderr)
         return 1
-    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    # proto IPPROTO_TCP, so that asyncio sets TCP_NODELAY (with proto 0 it does not, and
+    # every small response waits ~40 ms for the delayed ACK).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
     port = sock.getsockname()[1]
