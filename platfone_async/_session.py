@@ -287,6 +287,7 @@ async def _order(
     max_price: int | None,
     price_ceiling: int | None,
     quality_factor: float | None,
+    wait_for_slot: bool,
 ) -> Activation:
     """Place the order; within ``price_ceiling``, follow a 409's suggested price."""
     price = max_price if max_price is not None else price_ceiling
@@ -294,16 +295,18 @@ async def _order(
     reorders = 0
     while True:
         try:
-            # An order in flight is seen through even when the task is cancelled:
-            # what it opens must be known, to be settled.
-            with anyio.CancelScope(shield=True):
-                return await client.create_activation(
-                    service_id,
-                    country_id,
-                    max_price=price,
-                    order_id=order_id,
-                    quality_factor=quality_factor,
-                )
+            # create_activation sees a request that has left through even when the task
+            # is cancelled, and returns what it opened (the cancellation then lands at
+            # the session's first checkpoint, where the number is settled). Waiting for
+            # a slot or a token before that stays cancellable.
+            return await client.create_activation(
+                service_id,
+                country_id,
+                max_price=price,
+                order_id=order_id,
+                quality_factor=quality_factor,
+                wait_for_slot=wait_for_slot,
+            )
         except MaxPriceExceededError as error:
             suggested = error.suggested_price
             if (
@@ -354,6 +357,7 @@ async def open_session(
         max_price=max_price,
         price_ceiling=price_ceiling,
         quality_factor=quality_factor,
+        wait_for_slot=wait_for_slot,
     )
     session = ActivationSession(client, activation, wait_for_slot=wait_for_slot)
     try:
