@@ -55,7 +55,7 @@ from ._models import (
 )
 from ._ratelimit import DOCUMENTED_RATE_LIMITS, RateLimit
 from ._session import ActivationSession, SessionOutcome
-from ._sync import Platfone
+from ._sync import Platfone, SyncActivationSession
 from ._version import __version__
 
 __all__ = [
@@ -110,6 +110,7 @@ __all__ = [
     "SessionOutcome",
     "SmsStatus",
     "SuccessRateGuardError",
+    "SyncActivationSession",
     "SystemClock",
     "WaitTimeoutError",
     "WebhookEventType",
