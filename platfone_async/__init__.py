@@ -57,6 +57,7 @@ from ._ratelimit import DOCUMENTED_RATE_LIMITS, RateLimit
 from ._session import ActivationSession, SessionOutcome
 from ._sync import Platfone, SyncActivationSession
 from ._version import __version__
+from ._webhook_events import WebhookPayloadError
 
 __all__ = [
     "DOCUMENTED_RATE_LIMITS",
@@ -114,6 +115,7 @@ __all__ = [
     "SystemClock",
     "WaitTimeoutError",
     "WebhookEventType",
+    "WebhookPayloadError",
     "WebhookVerificationError",
     "__version__",
 ]

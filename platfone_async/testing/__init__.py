@@ -19,12 +19,14 @@ from ._emulator import DEFAULT_BASE_URL, PlatfoneEmulator
 from ._faults import Fault
 from ._records import EmulatorEvent, RequestRecord
 from ._sms import SmsPolicy
+from ._webhooks import EmulatorWebhooks, WebhookAttempt
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "Catalog",
     "Country",
     "EmulatorEvent",
+    "EmulatorWebhooks",
     "Fault",
     "Offer",
     "PlatfoneEmulator",
@@ -32,6 +34,7 @@ __all__ = [
     "Service",
     "SmsPolicy",
     "VirtualClock",
+    "WebhookAttempt",
 ]
 
 for _name in __all__:

@@ -20,6 +20,7 @@ from ._records import Account, EmulatorEvent, RequestRecord
 from ._reports import Reports
 from ._routes import Handlers, match_route
 from ._sms import SmsPolicy, SmsScheduler
+from ._webhooks import EmulatorWebhooks
 from ._windows import DOCUMENTED_LIMITS, LimitLike, RollingWindows, as_pair
 from ._wire import WireError, not_found, rate_limited
 
@@ -87,6 +88,8 @@ class PlatfoneEmulator:
         self._windows = RollingWindows(rate_limits or {}, rate_limit_scale)
         self._faults = FaultPlan()
         self.api_key: str = self.add_account(api_key, balance=balance)
+        #: Signed webhooks of this emulator's events: configure, drive and steer them here.
+        self.webhooks = EmulatorWebhooks(self.clock, self._sleep, self.api_key, seed)
 
     def __repr__(self) -> str:
         return f"<PlatfoneEmulator {self.base_url} accounts={len(self._ledger.accounts)}>"
@@ -158,9 +161,10 @@ class PlatfoneEmulator:
             await anyio.sleep(seconds)
 
     def _emit(self, event: EmulatorEvent) -> None:
-        # The place webhooks will hook into: every listener sees each event as it happens.
+        # Every listener sees each event as it happens; webhooks queue it for delivery.
         for listener in list(self._listeners):
             listener(event)
+        self.webhooks.listen(event)
 
     # -- clients ----------------------------------------------------------------------
 
@@ -274,6 +278,18 @@ class PlatfoneEmulator:
         """When the next promised automatic SMS is due, if any."""
         with self._lock:
             return self._scheduler.next_due()
+
+    # -- webhooks ---------------------------------------------------------------------
+
+    def configure_webhooks(
+        self, url: str | None = None, *, secret: str, app: Any = None, **options: Any
+    ) -> None:
+        """Sign and send this account's events to ``url`` (or an in-process ASGI ``app``).
+
+        Shorthand for ``emulator.webhooks.configure(...)``; deliveries are driven by
+        ``await emulator.webhooks.deliver()`` or ``async with emulator.webhooks.running():``.
+        """
+        self.webhooks.configure(url, secret=secret, app=app, **options)
 
     # -- reports ----------------------------------------------------------------------
 

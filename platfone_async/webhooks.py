@@ -1,0 +1,68 @@
+"""Platfone's webhooks: verify a delivery, read it as a typed event, react to it.
+
+    from platfone_async.webhooks import WebhookHandler
+
+    handler = WebhookHandler(secret, client=client)  # wakes client's watchers at once
+
+    @handler.on("activation.updated")
+    async def sms_arrived(event: ActivationUpdated) -> None:
+        print(event.data.activation_id, event.data.sms_code)
+
+    app = handler.asgi_app()  # mount in Starlette/FastAPI, or serve with uvicorn
+
+Or by hand: ``verify(body, headers, secret)`` then ``parse_event(body)``.
+
+The signature scheme is our reading of the reference's headers until Platfone
+documents it: HMAC-SHA256 with the secret over ``"{x-webhook-id}.{x-timestamp}.{body}"``
+(see :func:`signing_string`).
+"""
+
+from __future__ import annotations
+
+from ._enums import WebhookEventType
+from ._errors import WebhookVerificationError
+from ._webhook_events import (
+    AccountLowBalance,
+    ActivationReportUpdated,
+    ActivationUpdated,
+    AlternativeActivationUpdated,
+    LowBalance,
+    ReportUpdate,
+    UnknownWebhookEvent,
+    WebhookEvent,
+    WebhookPayloadError,
+    parse_event,
+)
+from ._webhook_handler import ALL_EVENTS, ASGIApp, WebhookHandler, webhook_app
+from ._webhooks import DEFAULT_TOLERANCE, sign, signed_headers, signing_string, verify
+
+__all__ = [
+    "ALL_EVENTS",
+    "DEFAULT_TOLERANCE",
+    "ASGIApp",
+    "AccountLowBalance",
+    "ActivationReportUpdated",
+    "ActivationUpdated",
+    "AlternativeActivationUpdated",
+    "LowBalance",
+    "ReportUpdate",
+    "UnknownWebhookEvent",
+    "WebhookEvent",
+    "WebhookEventType",
+    "WebhookHandler",
+    "WebhookPayloadError",
+    "WebhookVerificationError",
+    "parse_event",
+    "sign",
+    "signed_headers",
+    "signing_string",
+    "verify",
+    "webhook_app",
+]
+
+# Reprs, tracebacks and docs show the public path, not the private module.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and _obj.__module__.startswith("platfone_async._webhook"):
+        _obj.__module__ = __name__
+del _name, _obj
