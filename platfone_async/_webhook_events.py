@@ -187,6 +187,8 @@ def _text_field(document: Mapping[str, Any], name: str, *, required: bool = True
 
 
 def _activation(data: object, path: str) -> Activation:
+    if not isinstance(data, Mapping):
+        raise WebhookPayloadError("the webhook's activation is not an object", path=path)
     activation: Activation = _decode(data, Activation, path)
     return activation
 

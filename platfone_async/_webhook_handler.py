@@ -48,6 +48,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 F = TypeVar("F", bound=Callable[[Any], object])
 
 _MAX_BODY = 1 << 20  # a webhook is a few hundred bytes; a megabyte is plenty
+_DRAIN_LIMIT = 16 * _MAX_BODY
 
 
 class _RecentIds:
@@ -256,7 +257,8 @@ def webhook_app(handler: WebhookHandler) -> ASGIApp:
 
 
 async def _read_body(receive: Receive) -> bytes | None:
-    """The request body; None when it exceeds the limit."""
+    """The request body; None when it exceeds the limit (the rest is read and dropped,
+    up to a bound, so that the client sees the answer rather than a reset)."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -265,12 +267,11 @@ async def _read_body(receive: Receive) -> bytes | None:
             break
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > _MAX_BODY:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
+        if size <= _MAX_BODY:
+            chunks.append(chunk)
+        if not message.get("more_body", False) or size > _DRAIN_LIMIT:
             break
-    return b"".join(chunks)
+    return b"".join(chunks) if size <= _MAX_BODY else None
 
 
 async def _answer(

@@ -1,0 +1,327 @@
+"""Webhook signatures (verify) and payloads (parse_event), without a network."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import pytest
+
+from platfone_async import (
+    Activation,
+    InvalidParameterError,
+    ReportStatus,
+    SmsStatus,
+    WebhookEventType,
+    WebhookPayloadError,
+    WebhookVerificationError,
+)
+from platfone_async.webhooks import (
+    AccountLowBalance,
+    ActivationReportUpdated,
+    ActivationUpdated,
+    AlternativeActivationUpdated,
+    LowBalance,
+    UnknownWebhookEvent,
+    parse_event,
+    sign,
+    signed_headers,
+    signing_string,
+    verify,
+)
+from tests._support import HISTORY_ACTIVATION
+
+SECRET = "whsec-test-0123456789"
+NOW = 1_767_225_600
+WEBHOOK_ID = "msg_2a9c"
+
+
+def payload(type: str = "activation.updated", data: Any = None) -> bytes:
+    """A webhook body as the reference shows it (pretty-printed, as a sender might)."""
+    document = {
+        "id": "abcd1234",
+        "api_version": "1.0",
+        "type": type,
+        "data": HISTORY_ACTIVATION if data is None else data,
+    }
+    return json.dumps(document, indent=2).encode()
+
+
+BODY = payload()
+
+
+def headers_for(body: bytes = BODY, secret: str = SECRET, timestamp: int = NOW) -> dict[str, str]:
+    return signed_headers(body, secret, webhook_id=WEBHOOK_ID, timestamp=timestamp)
+
+
+def reason(body: bytes, headers: dict[str, str], **kwargs: Any) -> str:
+    """The message of the WebhookVerificationError that verify raises."""
+    kwargs.setdefault("now", NOW)
+    with pytest.raises(WebhookVerificationError) as caught:
+        verify(body, headers, kwargs.pop("secret", SECRET), **kwargs)
+    return str(caught.value)
+
+
+def test_valid_signature_passes() -> None:
+    """A body signed with the secret, now, verifies."""
+    verify(BODY, headers_for(), SECRET, now=NOW)
+
+
+def test_signing_string_is_id_timestamp_and_raw_body() -> None:
+    """The signed string is "{x-webhook-id}.{x-timestamp}.{raw body}", HMAC-SHA256."""
+    expected = hmac.new(SECRET.encode(), b"msg_2a9c.1767225600." + BODY, hashlib.sha256)
+    assert b"msg_2a9c.1767225600." + BODY == signing_string(WEBHOOK_ID, str(NOW), BODY)
+    assert expected.hexdigest() == headers_for()["x-signature"]
+
+
+def test_headers_are_case_insensitive() -> None:
+    """X-Webhook-Id, X-TIMESTAMP and friends are found whatever their case."""
+    shouted = {name.upper(): value for name, value in headers_for().items()}
+    titled = {name.title(): value for name, value in headers_for().items()}
+    verify(BODY, shouted, SECRET, now=NOW)
+    verify(BODY, titled, SECRET, now=NOW)
+
+
+def test_tampered_body_fails() -> None:
+    """One byte changed in the body: no signature matches."""
+    tampered = BODY.replace(b"6363", b"6364")
+    assert "no signature in x-signature matches the body" == reason(tampered, headers_for())
+
+
+def test_tampered_id_or_timestamp_fails() -> None:
+    """The id and timestamp are signed too: changing either breaks the signature."""
+    other_id = {**headers_for(), "x-webhook-id": "msg_other"}
+    other_time = {**headers_for(), "x-timestamp": str(NOW + 1)}
+    assert "no signature" in reason(BODY, other_id)
+    assert "no signature" in reason(BODY, other_time)
+
+
+def test_wrong_secret_fails() -> None:
+    """Signed with another secret: no signature matches."""
+    assert "no signature in x-signature matches the body" == reason(
+        BODY, headers_for(secret="someone-else")
+    )
+
+
+def test_reserialized_json_fails() -> None:
+    """JSON parsed and dumped again (other spacing) no longer matches its signature."""
+    reserialized = json.dumps(json.loads(BODY)).encode()
+    assert json.loads(BODY) == json.loads(reserialized)
+    assert "no signature" in reason(reserialized, headers_for())
+
+
+def test_text_body_is_refused() -> None:
+    """The body must be the raw bytes; a str is a TypeError that says why."""
+    with pytest.raises(TypeError, match="raw bytes"):
+        verify(BODY.decode(), headers_for(), SECRET, now=NOW)  # type: ignore[arg-type]
+
+
+def test_old_timestamp_fails() -> None:
+    """A delivery signed 301 s ago is too old for the default 300 s tolerance."""
+    message = reason(BODY, headers_for(timestamp=NOW - 301))
+    assert message.startswith("the x-timestamp is too old: 301 s ago")
+
+
+def test_future_timestamp_fails() -> None:
+    """A delivery signed 301 s in the future is too new."""
+    message = reason(BODY, headers_for(timestamp=NOW + 301))
+    assert message.startswith("the x-timestamp is too new: 301 s in the future")
+
+
+def test_timestamp_within_tolerance_passes_both_ways() -> None:
+    """300 s either way is still within the default tolerance; tolerance is adjustable."""
+    verify(BODY, headers_for(timestamp=NOW - 300), SECRET, now=NOW)
+    verify(BODY, headers_for(timestamp=NOW + 300), SECRET, now=NOW)
+    assert "too old" in reason(BODY, headers_for(timestamp=NOW - 60), tolerance=30)
+
+
+@pytest.mark.parametrize("missing", ["x-webhook-id", "x-timestamp", "x-signature"])
+def test_missing_header_fails_naming_it(missing: str) -> None:
+    """Each of the three headers is required; the message names the missing one."""
+    headers = {name: value for name, value in headers_for().items() if name != missing}
+    assert f"the {missing} header is missing" == reason(BODY, headers)
+
+
+@pytest.mark.parametrize("stamp", ["soon", "-5", "1e9", "", "1767225600x"])
+def test_malformed_timestamp_fails(stamp: str) -> None:
+    """A timestamp that is not Unix seconds fails before any signature is checked."""
+    headers = {**headers_for(), "x-timestamp": stamp}
+    expected = (
+        "the x-timestamp header is missing"
+        if not stamp
+        else "the x-timestamp header is not a Unix time in seconds"
+    )
+    assert expected == reason(BODY, headers)
+
+
+def test_hex_base64_and_v1_prefix_all_pass() -> None:
+    """Hex (any case), base64 (standard or URL-safe), with or without "v1," verify."""
+    hex_sig = sign(BODY, SECRET, webhook_id=WEBHOOK_ID, timestamp=NOW)
+    b64_sig = sign(BODY, SECRET, webhook_id=WEBHOOK_ID, timestamp=NOW, encoding="base64")
+    urlsafe = base64.urlsafe_b64encode(base64.b64decode(b64_sig)).decode().rstrip("=")
+    for signature in (hex_sig, hex_sig.upper(), b64_sig, urlsafe, f"v1,{hex_sig}", f"v1,{b64_sig}"):
+        headers = {**headers_for(), "x-signature": signature}
+        verify(BODY, headers, SECRET, now=NOW)
+
+
+def test_other_signature_versions_are_not_checked() -> None:
+    """A "v2," or "v1a," token is not an HMAC of ours, even if its digest would match."""
+    hex_sig = sign(BODY, SECRET, webhook_id=WEBHOOK_ID, timestamp=NOW)
+    for signature in (f"v2,{hex_sig}", f"v1a,{hex_sig}"):
+        assert "no signature" in reason(BODY, {**headers_for(), "x-signature": signature})
+
+
+def test_rotated_secrets_several_signatures() -> None:
+    """During a key rotation the header carries several signatures; any one matching passes."""
+    old = sign(BODY, "old-secret", webhook_id=WEBHOOK_ID, timestamp=NOW)
+    new = sign(BODY, "new-secret", webhook_id=WEBHOOK_ID, timestamp=NOW, encoding="base64")
+    headers = {**headers_for(), "x-signature": f"v1,{old} v1,{new}"}
+    verify(BODY, headers, "old-secret", now=NOW)
+    verify(BODY, headers, "new-secret", now=NOW)
+    assert "no signature" in reason(BODY, headers, secret="third-secret")
+
+
+def test_receiver_with_several_secrets() -> None:
+    """A receiver rotating its own secret accepts either while both are configured."""
+    headers = headers_for(secret="new-secret")
+    verify(BODY, headers, ["old-secret", "new-secret"], now=NOW)
+
+
+def test_garbage_signature_tokens_are_ignored() -> None:
+    """Tokens that are neither hex nor base64 of 32 bytes are skipped, not fatal."""
+    good = headers_for()["x-signature"]
+    headers = {**headers_for(), "x-signature": f"nonsense v1,%%% {good[:10]} {good}"}
+    verify(BODY, headers, SECRET, now=NOW)
+
+
+def test_errors_never_show_the_secret_or_signature() -> None:
+    """A failed check says which check, never the secret or the expected signature."""
+    expected_sig = sign(
+        BODY.replace(b"6363", b"0000"), SECRET, webhook_id=WEBHOOK_ID, timestamp=NOW
+    )
+    message = reason(BODY.replace(b"6363", b"0000"), headers_for())
+    assert SECRET not in message
+    assert expected_sig not in message
+    assert headers_for()["x-signature"] not in message
+
+
+@pytest.mark.parametrize("secret", ["", [], [""]])
+def test_empty_secret_is_refused(secret: Any) -> None:
+    """An empty secret would verify forgeries: it is an InvalidParameterError."""
+    with pytest.raises(InvalidParameterError):
+        verify(BODY, headers_for(), secret, now=NOW)
+
+
+# -- parse_event ----------------------------------------------------------------------
+
+
+def test_activation_updated_carries_an_activation() -> None:
+    """activation.updated: .data is the Activation, typed like get_activation's."""
+    event = parse_event(BODY)
+    assert isinstance(event, ActivationUpdated)
+    assert ("abcd1234", "1.0") == (event.id, event.api_version)
+    assert WebhookEventType.ACTIVATION_UPDATED == event.type
+    assert isinstance(event.data, Activation)
+    assert ("63f4d0dab040a865d80da08a", "6363") == (event.data.activation_id, event.data.sms_code)
+    assert SmsStatus.SMS_REQUESTED == event.data.sms_status
+    assert HISTORY_ACTIVATION == event.raw["data"]
+
+
+def test_alternative_activation_updated() -> None:
+    """alternative.activation.updated also carries an Activation."""
+    event = parse_event(payload("alternative.activation.updated"))
+    assert isinstance(event, AlternativeActivationUpdated)
+    assert "63f4d0dab040a865d80da08a" == event.data.activation_id
+
+
+def test_report_updated_as_the_reference_shows_it() -> None:
+    """activation_report.updated with an activation as data: its report_status and id."""
+    data = {**HISTORY_ACTIVATION, "report_status": "approved"}
+    event = parse_event(payload("activation_report.updated", data))
+    assert isinstance(event, ActivationReportUpdated)
+    assert ReportStatus.APPROVED == event.data.report_status
+    assert "63f4d0dab040a865d80da08a" == event.data.activation_id
+    assert event.data.activation is not None
+    assert "6363" == event.data.activation.sms_code
+
+
+def test_report_updated_with_a_nested_activation() -> None:
+    """The emulator's shape: report fields, and the activation nested under "activation"."""
+    data = {
+        "activation_id": "63f4d0dab040a865d80da08a",
+        "report_status": "declined",
+        "decline_id": 2,
+        "activation": {**HISTORY_ACTIVATION, "report_status": "declined"},
+    }
+    event = parse_event(payload("activation_report.updated", data))
+    assert isinstance(event, ActivationReportUpdated)
+    assert (ReportStatus.DECLINED, 2) == (event.data.report_status, event.data.decline_id)
+    assert event.data.activation is not None
+
+
+def test_report_updated_minimal() -> None:
+    """Just an id and a status is enough; an unknown status is kept as a string."""
+    data = {"activation_id": "a1", "report_status": "escalated"}
+    event = parse_event(payload("activation_report.updated", data))
+    assert isinstance(event, ActivationReportUpdated)
+    assert ("a1", "escalated", None) == (
+        event.data.activation_id,
+        event.data.report_status,
+        event.data.activation,
+    )
+
+
+def test_low_balance_reads_balance() -> None:
+    """account.low_balance: .data.balance in cents (the reference's example, extra fields)."""
+    event = parse_event(payload("account.low_balance", {**HISTORY_ACTIVATION, "balance": 2301}))
+    assert isinstance(event, AccountLowBalance)
+    assert LowBalance(balance=2301) == event.data
+
+
+def test_low_balance_from_total_and_reserved() -> None:
+    """Without "balance", total - reserved stands in for it."""
+    event = parse_event(payload("account.low_balance", {"total": 150, "reserved": 100}))
+    assert LowBalance(balance=50, total=150, reserved=100) == event.data
+
+
+def test_unknown_event_type_is_kept() -> None:
+    """A type the SDK does not know is an UnknownWebhookEvent with the raw data."""
+    event = parse_event(payload("number.ported", {"anything": [1, 2]}))
+    assert isinstance(event, UnknownWebhookEvent)
+    assert ("number.ported", {"anything": [1, 2]}) == (event.type, event.data)
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        (b"{not json", "$"),
+        (b"\xff\xfe", "$"),
+        (b"[1, 2]", "$"),
+        (b'{"type": "activation.updated", "data": {}}', "$.id"),
+        (b'{"id": "e1", "data": {}}', "$.type"),
+        (b'{"id": "e1", "type": "activation.updated", "data": {"activation_id": "a"}}', None),
+        (b'{"id": "e1", "type": "activation.updated", "data": []}', "$.data"),
+        (b'{"id": "e1", "type": "account.low_balance", "data": {"total": 5}}', "$.data.balance"),
+    ],
+)
+def test_malformed_payload_is_a_payload_error(body: bytes, path: str | None) -> None:
+    """Not JSON, no id/type, or data that does not fit: WebhookPayloadError with a path."""
+    with pytest.raises(WebhookPayloadError) as caught:
+        parse_event(body)
+    assert isinstance(caught.value, ValueError)
+    if path is not None:
+        assert path == caught.value.path
+    else:
+        assert (caught.value.path or "").startswith("$.data.")
+
+
+def test_bad_data_path_points_into_data() -> None:
+    """The path of a field that does not fit is rooted at $.data."""
+    data = {**HISTORY_ACTIVATION, "expire_at": "tomorrow"}
+    with pytest.raises(WebhookPayloadError) as caught:
+        parse_event(payload(data=data))
+    assert "$.data.expire_at" == caught.value.path
+    assert "at $.data.expire_at" in str(caught.value)
