@@ -105,7 +105,9 @@ async def setup(n: int) -> tuple[SteppedClock, PlatfoneEmulator, AsyncPlatfone, 
         activation_lifetime=86_400,
     )
     emulator.catalog.set_offers("telegram", "uk", [Offer(10, 0.8, n + 10, cancel_after=None)])
-    client = emulator.client(rate_limits=None, max_retries=0)
+    client = emulator.client(
+        rate_limits=None, max_retries=0, max_active_activations=None, success_rate_guard="off"
+    )
     activations = [await client.create_activation("telegram", "uk") for _ in range(n)]
     emulator.requests.clear()
     gc.collect()

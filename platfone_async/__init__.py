@@ -1,5 +1,7 @@
 """platfone-async: the Python SDK for the Platfone Activation API."""
 
+from typing import TYPE_CHECKING
+
 from ._client import PRODUCTION_URL, SANDBOX_URL, AsyncPlatfone
 from ._clock import Clock, SystemClock
 from ._enums import (
@@ -55,7 +57,6 @@ from ._models import (
 )
 from ._ratelimit import DOCUMENTED_RATE_LIMITS, RateLimit
 from ._session import ActivationSession, SessionOutcome
-from ._sync import Platfone, SyncActivationSession
 from ._version import __version__
 from ._webhook_events import WebhookPayloadError
 
@@ -120,9 +121,33 @@ __all__ = [
     "__version__",
 ]
 
-# Reprs, tracebacks and docs show the public path, not the private module.
+
+def _publish(obj: object) -> None:
+    """Reprs, tracebacks and docs show the public path, not the private module."""
+    if isinstance(obj, type) and obj.__module__.startswith("platfone_async._"):
+        obj.__module__ = "platfone_async"
+
+
+# The sync facade brings in asyncio and anyio's thread portal: loaded on first use, so
+# that `import platfone_async` stays light for async users.
+_LAZY = {"Platfone", "SyncActivationSession"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        from . import _sync
+
+        value = getattr(_sync, name)
+        _publish(value)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'platfone_async' has no attribute {name!r}")
+
+
+if TYPE_CHECKING:
+    from ._sync import Platfone, SyncActivationSession
+
 for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type) and _obj.__module__.startswith("platfone_async._"):
-        _obj.__module__ = "platfone_async"
-del _name, _obj
+    if _name not in _LAZY:
+        _publish(globals()[_name])
+del _name

@@ -2,9 +2,11 @@
 
 Timestamps are aware UTC datetimes, prices integer USD cents. Status fields hold the
 enum member, or the plain string when the API sends a value the enum does not know yet.
-"""
 
-from __future__ import annotations
+Annotations are evaluated when each class is created (no ``from __future__ import
+annotations``): the public package re-labels these classes' ``__module__``, after which
+string annotations could no longer be resolved by cattrs.
+"""
 
 import datetime as dt
 from typing import Generic, TypeVar
@@ -204,25 +206,3 @@ class Page(Generic[T]):
     pages: int
     total: int
 
-
-# The public package re-labels these classes' __module__, after which their string
-# annotations could no longer be evaluated; resolve them now, while they still can be.
-for _cls in (
-    Activation,
-    Price,
-    Quality,
-    PriceInfo,
-    ServicePrice,
-    CountryPrices,
-    CountryPrice,
-    ServicePrices,
-    Country,
-    Service,
-    Balance,
-    ReportReason,
-    ReportResult,
-    Report,
-    Page,
-):
-    attrs.resolve_types(_cls)
-del _cls

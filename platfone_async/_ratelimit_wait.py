@@ -20,7 +20,6 @@ thread-safe "call soon".
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import threading
@@ -50,6 +49,10 @@ def make_error(source: ErrorSource) -> BaseException:
 
 def _call_soon_threadsafe() -> Callable[[Callable[[], None]], object]:
     """How another thread schedules a call in the event loop running here."""
+    # asyncio is imported here, not at the top: `import platfone_async` stays light, and
+    # a loop running here means asyncio is loaded already.
+    import asyncio
+
     try:
         return asyncio.get_running_loop().call_soon_threadsafe
     except RuntimeError:
