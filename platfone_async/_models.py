@@ -205,4 +205,3 @@ class Page(Generic[T]):
     limit: int
     pages: int
     total: int
-
