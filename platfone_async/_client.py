@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import enum
+import logging
 import os
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
@@ -15,15 +18,19 @@ import httpx
 from . import _validate as check
 from . import _watch
 from ._clock import Clock, SystemClock
-from ._enums import BillingStatus, SmsStatus
+from ._enums import ActivationStatus, BillingStatus, SmsStatus
 from ._errors import (
     ActiveActivationsLimitError,
     APIError,
+    ConflictError,
     InvalidParameterError,
+    OrderOutcomeUnknownError,
+    PlatfoneError,
+    ResponseDecodeError,
     ServerError,
     SuccessRateGuardError,
 )
-from ._http import HTTPPipeline, RetryPolicy
+from ._http import HTTPPipeline, RetryPolicy, SendTrace
 from ._models import (
     Activation,
     Balance,
@@ -45,6 +52,7 @@ from ._ratelimit import (
     SuccessRateCheck,
     get_key_limits,
 )
+from ._reconcile import OrderBook, PendingOrder, Verdict, VerdictKind, book_for, reconcile
 from ._validate import Evidence
 
 __all__ = ["PRODUCTION_URL", "SANDBOX_URL", "AsyncPlatfone"]
@@ -60,10 +68,40 @@ _SYSTEM_CLOCK = SystemClock()
 #: opened a number): the longest an activation lives, plus a margin.
 _UNKNOWN_ORDER_HOLD = 30 * 60.0
 
+logger = logging.getLogger("platfone_async")
+
+#: Statuses by which a proxy says the server may still be working on the request.
+_UPSTREAM_TIMEOUT = frozenset({504, 524})
+
 _NO_SMS_YET = frozenset({SmsStatus.SMS_REQUESTED})
 _PAID = frozenset({BillingStatus.BILLED, BillingStatus.REFUNDED})
 
 SuccessRateGuard = Literal["warn", "raise", "off"]
+
+
+def _retry_policy(
+    max_retries: int, rate_limit_wait: float, retry_policy: RetryPolicy | None
+) -> RetryPolicy:
+    """The client's policy: ``retry_policy``, or the default with the two shorthands."""
+    if retry_policy is None:
+        return RetryPolicy(
+            max_retries=check.int_in_range(max_retries, "max_retries", 0),
+            max_server_wait=check.non_negative(rate_limit_wait, "rate_limit_wait"),
+        )
+    if not isinstance(retry_policy, RetryPolicy):
+        raise InvalidParameterError("retry_policy", "must be a RetryPolicy", retry_policy)
+    defaults = RetryPolicy()
+    if max_retries != defaults.max_retries:
+        raise InvalidParameterError(
+            "max_retries", "give it inside retry_policy (RetryPolicy(max_retries=...))", max_retries
+        )
+    if rate_limit_wait != defaults.max_server_wait:
+        raise InvalidParameterError(
+            "rate_limit_wait",
+            "give it inside retry_policy (RetryPolicy(max_server_wait=...))",
+            rate_limit_wait,
+        )
+    return retry_policy
 
 
 def _activation_id(activation: str | Activation) -> str:
@@ -80,8 +118,13 @@ class AsyncPlatfone:
         sandbox: Use the sandbox environment (its own URL and keys).
         base_url: Another API root (an emulator, a proxy); overrides ``sandbox``.
         timeout: Seconds for each request (an ``httpx.Timeout`` for finer control).
-        max_retries: How often an idempotent call is retried after a connection error
-            or a 502/503/504 (an order only when it provably never left).
+        max_retries: How often an idempotent call is retried after a connection error,
+            a timeout or a 502/503/504 (an order only when it provably never left);
+            shorthand for ``retry_policy=RetryPolicy(max_retries=...)``.
+        retry_policy: Every retry knob in one object (:class:`RetryPolicy`): what is
+            retried, backoff, a deadline per call, 429 waits, order reconciliation.
+            ``RetryPolicy.none()`` switches retries, waits and reconciliation off (for
+            tests). With it, leave ``max_retries`` and ``rate_limit_wait`` out.
         rate_limits: Per-method limits enforced client-side; a method mapped to ``None``
             is unlimited, and ``rate_limits=None`` turns client-side limiting off.
         http_client: An ``httpx.AsyncClient`` to send through (transport, proxies, pool,
@@ -98,8 +141,9 @@ class AsyncPlatfone:
             WARNING, ``"raise"`` raises :class:`SuccessRateGuardError` before ordering,
             ``"off"`` does nothing. Platfone blocks an account for 24 h below 7 %.
         success_rate_floor: The floor the guard watches (default 0.10).
-        rate_limit_wait: The longest server-announced 429 reset (seconds) a call waits
-            out by itself before raising :class:`RateLimitError`.
+        rate_limit_wait: The longest server-announced wait (a 429's reset, a
+            ``Retry-After``; seconds) a call waits out by itself before raising;
+            shorthand for ``RetryPolicy(max_server_wait=...)``.
 
     Use it as ``async with AsyncPlatfone() as client:``, or call ``await client.aclose()``.
     """
@@ -112,6 +156,7 @@ class AsyncPlatfone:
         base_url: str | None = None,
         timeout: float | httpx.Timeout | None = 30.0,
         max_retries: int = 2,
+        retry_policy: RetryPolicy | None = None,
         rate_limits: Mapping[str, RateLimit | None] | None = DOCUMENTED_RATE_LIMITS,
         http_client: httpx.AsyncClient | None = None,
         clock: Clock | None = None,
@@ -128,7 +173,7 @@ class AsyncPlatfone:
             )
         if not isinstance(key, str) or any(c in key for c in "\r\n"):
             raise InvalidParameterError("api_key", "must be a single-line string", "<hidden>")
-        max_retries = check.int_in_range(max_retries, "max_retries", 0)
+        policy = _retry_policy(max_retries, rate_limit_wait, retry_policy)
         if base_url is None:
             base_url = SANDBOX_URL if sandbox else PRODUCTION_URL
         if max_active_activations is not None:
@@ -143,7 +188,6 @@ class AsyncPlatfone:
             raise InvalidParameterError(
                 "success_rate_floor", "must be between 0 and 1", success_rate_floor
             )
-        check.non_negative(rate_limit_wait, "rate_limit_wait")
         clock = clock if clock is not None else _SYSTEM_CLOCK
         self._slots_on = max_active_activations is not None
         self._slot_timeout = slot_timeout
@@ -153,7 +197,7 @@ class AsyncPlatfone:
             api_key=key,
             base_url=base_url,
             timeout=timeout,
-            retry=RetryPolicy(max_retries=max_retries),
+            retry=policy,
             http_client=http_client,
             clock=clock,
             limits=get_key_limits(
@@ -163,8 +207,8 @@ class AsyncPlatfone:
                 clock,
                 max_active_activations=max_active_activations or 20,
             ),
-            rate_limit_wait=rate_limit_wait,
         )
+        self._book: OrderBook = book_for(self._http.limits)
         self._catalog: dict[str, tuple[str, list[Any]]] = {}
 
     def __repr__(self) -> str:
@@ -174,6 +218,11 @@ class AsyncPlatfone:
     def base_url(self) -> str:
         """The API root every request goes to."""
         return self._http.base_url
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The :class:`RetryPolicy` this client follows."""
+        return self._http.retry
 
     async def __aenter__(self) -> AsyncPlatfone:
         return self
@@ -246,14 +295,34 @@ class AsyncPlatfone:
                 one to free up (FIFO) rather than raise :class:`ActiveActivationsLimitError`.
 
         The price is reserved from the balance at once and billed when the first SMS
-        arrives. The order is sent again only if it provably never reached the server (the
-        connection could not be made, or a 429 refused it). A request that has left is
-        seen through even if the caller is cancelled meanwhile.
+        arrives. One call never places two orders:
+
+        - The order is sent again only if it provably never reached the server (the
+          connection could not be made, or a 429 refused it).
+        - When it may have reached the server - a timeout, a connection dropped before
+          the answer, a 5xx, a 2xx body that cannot be read - it is **reconciled**, not
+          resent: the activation history is read (at once, then again a few seconds
+          later: it may lag) for an activation of this service and country created
+          between the moment the request left and the failure (plus a clock-skew
+          margin) that no other call was given. Found: it is returned, as if the answer
+          had arrived. Not found, after a complete answer (500/502/503) that left
+          nothing in the history: the order was not placed, and it is sent once more
+          (when ``max_retries`` allows and the status is retryable; otherwise that
+          error is raised). Not found after a timeout, a dropped connection or a 504
+          (the server may still be placing it), or the history cannot tell (it cannot
+          be read, or shows an order this process did not make):
+          :class:`OrderOutcomeUnknownError`, with the service, country, time window,
+          candidates and last error, and the slot stays taken for it.
+        - A request that has left is seen through even if the caller is cancelled
+          meanwhile; a call cancelled before its request left takes nothing.
+
+        ``RetryPolicy`` tunes it (``reconcile_delays``, ``clock_skew``); with
+        ``reconcile_orders=False`` (as in ``RetryPolicy.none()``) nothing is looked up:
+        the error that made the outcome unknown is raised as it is.
         """
-        body: dict[str, Any] = {
-            "service_id": check.service_id(service_id),
-            "country_id": check.country_id(country_id),
-        }
+        sid = check.service_id(service_id)
+        cid = check.country_id(country_id)
+        body: dict[str, Any] = {"service_id": sid, "country_id": cid}
         if max_price is not None:
             body["max_price"] = check.max_price(max_price)
         if order_id is not None:
@@ -261,35 +330,126 @@ class AsyncPlatfone:
         if quality_factor is not None:
             body["quality_factor"] = check.quality_factor(quality_factor)
         self._guard_success_rate()
+        resent = False
+        slot: SlotToken | None = None
         while True:
-            slot = await self._take_slot(wait_for_slot)
+            if slot is None:
+                slot = await self._take_slot(wait_for_slot)
+            order = self._book.open(sid, cid, max_price, SendTrace())
             try:
-                response = await self._http.send(
-                    "create_activation",
-                    "POST",
-                    "/activation",
-                    json_body=body,
-                    idempotent=False,
-                    shield=True,
-                )
-                activation: Activation = self._http.decode(response, Activation)
+                activation = await self._send_order(body, order.trace)
             except ActiveActivationsLimitError:
                 # Activations opened elsewhere fill the account: learn it, and queue again.
+                self._book.close(order)
                 if slot is None:
                     raise
                 self._http.limits.slots.server_full(slot)
+                slot = None
                 if not wait_for_slot:
                     raise
                 continue
             except BaseException as exc:
-                if slot is not None:
-                    self._settle_failed_order(slot, exc)
+                outcome = await self._after_failed_order(order, exc, slot)
+                if isinstance(outcome, Activation):
+                    return self._opened(outcome, slot)
+                if outcome is _Failure.NOT_PLACED:
+                    if not resent and self._may_resend(exc):
+                        resent = True
+                        logger.info(
+                            "order for %s/%s: the history shows it was not placed; "
+                            "sending it once more",
+                            sid,
+                            cid,
+                        )
+                        continue  # with the same slot
+                    if slot is not None:
+                        slot.release()
                 raise
-            break
+            self._book.handed_out(order, activation, self._http.clock.time())
+            return self._opened(activation, slot)
+
+    async def _send_order(self, body: Mapping[str, Any], trace: SendTrace) -> Activation:
+        reply = await self._http.fetch(
+            "create_activation",
+            "POST",
+            "/activation",
+            json_body=body,
+            idempotent=False,
+            shield=True,
+            trace=trace,
+        )
+        return self._http.decode_reply(reply, Activation)
+
+    def _opened(self, activation: Activation, slot: SlotToken | None) -> Activation:
         if slot is not None:
             slot.bind(activation.activation_id, activation.expire_at)
         self._http.limits.success.record_order(activation.activation_id)
         return self._observe(activation)
+
+    async def _after_failed_order(
+        self, order: PendingOrder, exc: BaseException, slot: SlotToken | None
+    ) -> Activation | _Failure:
+        """What a failed order comes to, the slot and the order book settled accordingly.
+
+        The activation reconciliation found; ``NOT_PLACED`` when the history shows a
+        completely answered order was not placed (the caller may send it once more);
+        ``SETTLED`` when it surely placed nothing (never sent, or refused: the slot is
+        back) or the caller is being interrupted after it left (the slot stays taken).
+        Raises :class:`OrderOutcomeUnknownError` when it cannot tell.
+        """
+        if not order.trace.reached or _refused(exc):
+            self._book.close(order)
+            if slot is not None:
+                slot.release()
+            return _Failure.SETTLED
+        if not isinstance(exc, PlatfoneError) or not self._http.retry.reconcile_orders:
+            # Interrupted (KeyboardInterrupt, a cancellation) or a bug after the request
+            # left, or reconciliation is off: the order may exist, and nobody looks now.
+            self._hold_unknown(order, slot)
+            return _Failure.SETTLED
+        sid, cid = order.service_id, order.country_id
+        logger.warning(
+            "order for %s/%s: %s: %s - it may have been placed; looking for it in the "
+            "activation history",
+            sid,
+            cid,
+            type(exc).__name__,
+            exc,
+        )
+        try:
+            verdict = await reconcile(
+                self._book,
+                order,
+                self._http.retry,
+                fetch_page=self.get_activation_history,
+                fetch_one=self.get_activation,
+                activation_id=exc.activation_id if isinstance(exc, ResponseDecodeError) else None,
+            )
+        except BaseException:
+            self._hold_unknown(order, slot)
+            raise
+        if verdict.kind is VerdictKind.FOUND and verdict.activation is not None:
+            self._book.close(order)
+            logger.info(
+                "order for %s/%s: found activation %s in the history",
+                sid,
+                cid,
+                verdict.activation.activation_id,
+            )
+            return verdict.activation
+        if verdict.kind is VerdictKind.ABSENT and _answered(exc):
+            self._book.close(order)
+            return _Failure.NOT_PLACED
+        self._hold_unknown(order, slot)
+        raise _unknown_outcome(order, verdict, exc) from exc
+
+    def _may_resend(self, exc: BaseException) -> bool:
+        policy = self._http.retry
+        return (
+            policy.max_retries > 0
+            and isinstance(exc, ServerError)
+            and exc.status_code in policy.retry_statuses
+        )
 
     def _guard_success_rate(self) -> None:
         def refuse(result: SuccessRateCheck) -> SuccessRateGuardError:
@@ -318,26 +478,21 @@ class AsyncPlatfone:
                 status_code=429,
             ) from None
 
-    def _settle_failed_order(self, slot: SlotToken, exc: BaseException) -> None:
-        """Give the slot back if the order surely failed; else hold it as if it opened."""
-        refused = isinstance(exc, (APIError, InvalidParameterError)) and not isinstance(
-            exc, ServerError
-        )
-        if refused:
-            slot.release()
-        else:
-            # The order may have opened a number we never heard of: keep its slot taken
-            # for as long as such a number could live.
+    def _hold_unknown(self, order: PendingOrder, slot: SlotToken | None) -> None:
+        """An order that may have opened a number we never heard of: keep its slot taken
+        for as long as such a number could live, and its window in the order book."""
+        self._book.keep_undecided(order, self._http.retry.clock_skew)
+        if slot is not None and not slot.released:
             clock = self._http.clock
             slot.bind(f"unknown-order@{clock.time():.3f}", clock.time() + _UNKNOWN_ORDER_HOLD)
 
     async def get_activation(self, activation_id: str | Activation) -> Activation:
         """The activation's current state (``GET /activation/{id}``); poll it every 10 s."""
         aid = _activation_id(activation_id)
-        response = await self._http.send(
+        reply = await self._http.fetch(
             "get_activation", "GET", f"/activation/{aid}", idempotent=True
         )
-        return self._observe(self._http.decode(response, Activation))
+        return self._observe(self._http.decode_reply(reply, Activation))
 
     async def retry_activation(self, activation_id: str | Activation) -> None:
         """Ask for another SMS to the same number (``PUT /activation/{id}/retry``).
@@ -364,13 +519,36 @@ class AsyncPlatfone:
 
     async def _put_action(self, endpoint: str, activation: str | Activation, action: str) -> None:
         aid = _activation_id(activation)
-        response = await self._http.send(
-            endpoint, "PUT", f"/activation/{aid}/{action}", idempotent=True
-        )
-        if response.content.strip():
-            self._http.json(response)  # raises on an error object in a 2xx body
+        trace = SendTrace()
+        try:
+            response = await self._http.send(
+                endpoint, "PUT", f"/activation/{aid}/{action}", idempotent=True, trace=trace
+            )
+        except ConflictError:
+            # A retry whose first attempt went through meets the state that attempt made.
+            if trace.attempts < 2 or not await self._already_done(aid, action):
+                raise
+        else:
+            if response.content.strip():
+                try:
+                    self._http.json(response)  # raises on an error object in a 2xx body
+                except ResponseDecodeError as exc:
+                    # The 2xx says it was done; an unreadable body changes nothing.
+                    logger.debug("%s %s: done; its body was not JSON (%s)", endpoint, aid, exc)
         if action != "retry":
             self._http.limits.slots.observe(aid, ended=True)
+
+    async def _already_done(self, activation_id: str, action: str) -> bool:
+        """Whether the activation shows ``action`` done (after a PUT answered 409)."""
+        try:
+            state = await self.get_activation(activation_id)
+        except PlatfoneError:
+            return False
+        if action == "cancel":
+            return state.activation_status == ActivationStatus.CANCELED
+        if action == "finalize":
+            return state.activation_status == ActivationStatus.FINALIZED
+        return state.sms_status in (SmsStatus.RETRY_REQUESTED, SmsStatus.RETRY_RECEIVED)
 
     async def get_activation_history(self, *, page: int = 1, limit: int = 10) -> Page[Activation]:
         """One page of past activations, newest first (``GET /activation/history``).
@@ -383,10 +561,10 @@ class AsyncPlatfone:
             "page": check.int_in_range(page, "page", 1),
             "limit": check.int_in_range(limit, "limit", 1, 50),
         }
-        response = await self._http.send(
+        reply = await self._http.fetch(
             "get_activation_history", "GET", "/activation/history", params=params, idempotent=True
         )
-        page_ = self._http.decode_page(response, Activation, "activations")
+        page_ = self._http.decode_page(reply, Activation, "activations")
         for activation in page_.items:
             self._observe(activation)
         return page_
@@ -477,37 +655,37 @@ class AsyncPlatfone:
         """Price range, quality and stock for one service in one country."""
         sid = check.service_id(service_id)
         cid = check.country_id(country_id)
-        response = await self._http.send(
+        reply = await self._http.fetch(
             "get_price",
             "GET",
             f"/activation/prices/services/{sid}/countries/{cid}",
             idempotent=True,
         )
-        return self._http.decode(response, PriceInfo)
+        return self._http.decode_reply(reply, PriceInfo)
 
     async def get_prices_by_country(self, country_id: str | None = None) -> list[CountryPrices]:
         """The price list by country: every country, or only ``country_id``."""
         params = {} if country_id is None else {"country_id": check.country_id(country_id)}
-        response = await self._http.send(
+        reply = await self._http.fetch(
             "get_prices_by_country",
             "GET",
             "/activation/prices/countries",
             params=params,
             idempotent=True,
         )
-        return self._http.decode(response, list[CountryPrices])
+        return self._http.decode_reply(reply, list[CountryPrices])
 
     async def get_prices_by_service(self, service_id: str | None = None) -> list[ServicePrices]:
         """The price list by service: every service, or only ``service_id``."""
         params = {} if service_id is None else {"service_id": check.service_id(service_id)}
-        response = await self._http.send(
+        reply = await self._http.fetch(
             "get_prices_by_service",
             "GET",
             "/activation/prices/services",
             params=params,
             idempotent=True,
         )
-        return self._http.decode(response, list[ServicePrices])
+        return self._http.decode_reply(reply, list[ServicePrices])
 
     async def get_countries(self) -> list[Country]:
         """Every country numbers can be ordered in (cached; revalidated by ETag)."""
@@ -526,11 +704,11 @@ class AsyncPlatfone:
     async def _get_catalog(self, endpoint: str, path: str, item_cls: type[T]) -> list[T]:
         cached = self._catalog.get(path)
         headers = {"If-None-Match": cached[0]} if cached is not None else None
-        response = await self._http.send(endpoint, "GET", path, headers=headers, idempotent=True)
-        if response.status_code == 304 and cached is not None:
+        reply = await self._http.fetch(endpoint, "GET", path, headers=headers, idempotent=True)
+        if reply.response.status_code == 304 and cached is not None:
             return list(cached[1])
-        items: list[T] = self._http.decode(response, list[item_cls])  # type: ignore[valid-type]
-        etag = response.headers.get("x-etag") or response.headers.get("etag")
+        items: list[T] = self._http.decode_reply(reply, list[item_cls])  # type: ignore[valid-type]
+        etag = reply.response.headers.get("x-etag") or reply.response.headers.get("etag")
         if etag:
             self._catalog[path] = (etag, items)
         return list(items)
@@ -539,18 +717,18 @@ class AsyncPlatfone:
 
     async def get_balance(self) -> Balance:
         """The account balance in USD cents (``available`` = total - reserved)."""
-        response = await self._http.send("get_balance", "GET", "/user/balance", idempotent=True)
-        return self._http.decode(response, Balance)
+        reply = await self._http.fetch("get_balance", "GET", "/user/balance", idempotent=True)
+        return self._http.decode_reply(reply, Balance)
 
     # -- reports --------------------------------------------------------------------------
 
     async def get_report_reasons(self, activation_id: str | Activation) -> list[ReportReason]:
         """The reasons a report may be filed for, given the activation's current state."""
         aid = _activation_id(activation_id)
-        response = await self._http.send(
+        reply = await self._http.fetch(
             "get_report_reasons", "GET", f"/activation/{aid}/report/reasons", idempotent=True
         )
-        return self._http.decode(response, list[ReportReason])
+        return self._http.decode_reply(reply, list[ReportReason])
 
     async def create_report(
         self,
@@ -595,10 +773,10 @@ class AsyncPlatfone:
     async def get_report(self, activation_id: str | Activation) -> Report:
         """The report filed for an activation."""
         aid = _activation_id(activation_id)
-        response = await self._http.send(
+        reply = await self._http.fetch(
             "get_report", "GET", f"/activation/{aid}/report", idempotent=True
         )
-        return self._http.decode(response, Report)
+        return self._http.decode_reply(reply, Report)
 
     async def get_reports(self, *, page: int = 1, limit: int = 10) -> Page[Report]:
         """One page of the account's reports (``limit`` 1-100)."""
@@ -606,10 +784,10 @@ class AsyncPlatfone:
             "page": check.int_in_range(page, "page", 1),
             "limit": check.int_in_range(limit, "limit", 1, 100),
         }
-        response = await self._http.send(
+        reply = await self._http.fetch(
             "get_reports", "GET", "/activation/reports", params=params, idempotent=True
         )
-        return self._http.decode_page(response, Report, "reports")
+        return self._http.decode_page(reply, Report, "reports")
 
     async def iter_reports(self, *, limit: int = 100) -> AsyncIterator[Report]:
         """Every report, page after page (``limit`` per request, 1-100)."""
@@ -638,3 +816,42 @@ def _activation_key(activation: Activation) -> str:
 
 def _report_key(report: Report) -> str:
     return report.activation.activation_id
+
+
+class _Failure(enum.Enum):
+    SETTLED = "settled"
+    NOT_PLACED = "not placed"
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether the server (or the client, before sending) surely refused the order."""
+    return isinstance(exc, (APIError, InvalidParameterError)) and not isinstance(exc, ServerError)
+
+
+def _answered(exc: BaseException) -> bool:
+    """Whether the failure was a complete answer: the server is done with the request."""
+    return isinstance(exc, ServerError) and exc.status_code not in _UPSTREAM_TIMEOUT
+
+
+def _utc(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+
+
+def _unknown_outcome(
+    order: PendingOrder, verdict: Verdict, exc: BaseException
+) -> OrderOutcomeUnknownError:
+    start, end = _utc(verdict.window[0]), _utc(verdict.window[1])
+    reason = verdict.reason or (
+        "the activation history shows no such order, but the server may still be placing it"
+    )
+    return OrderOutcomeUnknownError(
+        f"order for {order.service_id}/{order.country_id} may or may not have been placed: "
+        f"{reason} (after {type(exc).__name__}: {exc}); look for an activation created "
+        f"between {start.isoformat()} and {end.isoformat()} before ordering again",
+        service_id=order.service_id,
+        country_id=order.country_id,
+        window_start=start,
+        window_end=end,
+        last_error=exc,
+        candidates=verdict.candidates,
+    )

@@ -6,8 +6,8 @@
 - Types are checked rather than coerced: a dict where a string belongs is an error,
   not ``"{...}"``. Numbers sent as strings (and string ids sent as numbers) are accepted.
 
-Anything that does not fit raises :class:`ResponseDecodeError` with the raw body and
-the JSON path of the first bad field.
+Anything that does not fit raises :class:`ResponseDecodeError` with the raw body, the
+JSON path of the first bad field, and any SMS code the body carried (never lost).
 """
 
 from __future__ import annotations
@@ -228,6 +228,7 @@ def decode(
             status_code=status_code,
             body=text if isinstance(text, str) else text(),
             path=None if path is None else root + path[1:],
+            data=data,
         ) from exc
 
 

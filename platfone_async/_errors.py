@@ -26,13 +26,16 @@
 
 An :class:`APIError` is chosen by the body's ``errorName`` first and the HTTP status
 second, so a proxy's HTML 502 is still a :class:`ServerError`. No message, repr or
-attribute of any of these ever holds the API key.
+attribute of any of these ever holds the API key. A body kept on an exception (``.body``)
+is cut to :data:`MAX_BODY_KEPT` characters (``.body_truncated`` says so), so a hostile or
+runaway response cannot pin megabytes in a log or a traceback.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -63,10 +66,21 @@ __all__ = [
     "SuccessRateGuardError",
     "WaitTimeoutError",
     "WebhookVerificationError",
+    "MAX_BODY_KEPT",
     "make_api_error",
 ]
 
 _BODY_IN_MESSAGE = 200  # characters of an unparsed body quoted in a message
+
+#: At most this many characters of a response body are kept on an exception's ``.body``.
+MAX_BODY_KEPT = 64 * 1024
+
+
+def _kept(body: str) -> tuple[str, bool]:
+    """The body as an exception keeps it, and whether it was cut."""
+    if len(body) <= MAX_BODY_KEPT:
+        return body, False
+    return body[:MAX_BODY_KEPT], True
 
 
 class PlatfoneError(Exception):
@@ -88,8 +102,8 @@ class APIError(PlatfoneError):
         self.message = message
         self.status_code = status_code
         self.error_name = error_name
-        #: The raw response body, as text.
-        self.body = body
+        #: The raw response body, as text (its first ``MAX_BODY_KEPT`` characters).
+        self.body, self.body_truncated = _kept(body)
 
     def __str__(self) -> str:
         name = f" {self.error_name}" if self.error_name else ""
@@ -193,18 +207,81 @@ class APITimeoutError(APIConnectionError, TimeoutError):
 
 
 class ResponseDecodeError(PlatfoneError):
-    """A successful response whose body does not parse as JSON or fit the expected model."""
+    """A successful response whose body does not parse as JSON or fit the expected model.
+
+    An SMS code the server did send is never lost to a broken body: when the body (even
+    truncated, even not JSON) shows an ``sms_code``, it is kept in :attr:`sms_code`, with
+    :attr:`activation_id` and :attr:`sms_text` when they can be read too (best effort).
+    """
 
     def __init__(
-        self, message: str, *, status_code: int, body: str, path: str | None = None
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: str,
+        path: str | None = None,
+        data: object = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
-        #: The raw response body, as text.
-        self.body = body
+        #: The raw response body, as text (its first ``MAX_BODY_KEPT`` characters).
+        self.body, self.body_truncated = _kept(body)
         #: Where in the JSON the body stopped fitting, e.g. ``$.activations[3].price``.
         self.path = path
+        salvaged = salvage_activation(data, body)
+        #: The activation the body was about, if it names one (best effort).
+        self.activation_id: str | None = salvaged.get("activation_id")
+        #: An SMS code found in the body (best effort), so that it is never lost.
+        self.sms_code: str | None = salvaged.get("sms_code")
+        #: The SMS text found in the body (best effort).
+        self.sms_text: str | None = salvaged.get("sms_text")
+
+
+_SALVAGED = ("activation_id", "sms_code", "sms_text")
+# A complete "name": "string" (or "name": number) pair, wherever it stands in a body
+# that may be cut short or not be JSON at all: a value cut mid-string does not match.
+_PAIR = {
+    name: re.compile(rf'"{name}"\s*:\s*(?:"((?:[^"\\]|\\.)*)"|(-?\d+)(?=\s*[,}}\]]))')
+    for name in _SALVAGED
+}
+_SALVAGE_SCAN = 1024 * 1024  # characters of a body searched for the pairs
+
+
+def salvage_activation(data: object, body: str) -> dict[str, str]:
+    """``activation_id``, ``sms_code`` and ``sms_text`` read from a body that failed to
+    decode: from its parsed JSON (``data``) when it is an object, else from its text
+    when the body names at most one activation."""
+    found: dict[str, str] = {}
+    if isinstance(data, dict):
+        for name in _SALVAGED:
+            value = data.get(name)
+            if isinstance(value, str) and value:
+                found[name] = value
+            elif isinstance(value, int) and not isinstance(value, bool):
+                found[name] = str(value)
+        return found
+    if data is not None:
+        return found  # parsed, but not one activation: a list holds many codes
+    text = body[:_SALVAGE_SCAN]
+    if text.count('"activation_id"') > 1:
+        return found  # several activations (a page): a code could not be paired safely
+    for name, pattern in _PAIR.items():
+        match = pattern.search(text)
+        if match is None:
+            continue
+        raw, number = match.groups()
+        if number is not None:
+            found[name] = number
+            continue
+        try:
+            value = json.loads(f'"{raw}"')
+        except ValueError:
+            continue
+        if isinstance(value, str) and value:
+            found[name] = value
+    return found
 
 
 class InvalidParameterError(PlatfoneError, ValueError):
@@ -234,7 +311,18 @@ class SuccessRateGuardError(PlatfoneError):
 
 
 class OrderOutcomeUnknownError(PlatfoneError):
-    """An order may or may not have been placed, and reconciliation could not tell."""
+    """An order may or may not have been placed, and reconciliation could not tell.
+
+    Raised by ``create_activation`` (and so by ``activation()``) when the order's request
+    failed after it may have reached the server and the activation history could not
+    settle it. What a caller needs to decide: :attr:`service_id`, :attr:`country_id`, the
+    time window the order would have been created in (:attr:`window_start`,
+    :attr:`window_end`, aware UTC, on the server's clock as far as the SDK knows it),
+    :attr:`candidates` (activations in the history that could be it, when several could)
+    and :attr:`last_error` (what made the outcome unknown). Look in the history, or in
+    the dashboard, for an activation of that service and country created in that window
+    before ordering again; the SDK keeps one activation slot taken for it meanwhile.
+    """
 
     def __init__(
         self,
@@ -245,6 +333,7 @@ class OrderOutcomeUnknownError(PlatfoneError):
         window_start: dt.datetime,
         window_end: dt.datetime,
         last_error: BaseException | None = None,
+        candidates: tuple[Activation, ...] = (),
     ) -> None:
         super().__init__(message)
         self.service_id = service_id
@@ -252,6 +341,8 @@ class OrderOutcomeUnknownError(PlatfoneError):
         self.window_start = window_start
         self.window_end = window_end
         self.last_error = last_error
+        #: Activations that could be this order (empty when none or too many to tell).
+        self.candidates = candidates
 
 
 class ActivationEndedError(PlatfoneError):

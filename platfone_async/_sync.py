@@ -26,6 +26,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._client import AsyncPlatfone, SuccessRateGuard
 from ._clock import Clock
+from ._http import RetryPolicy
 from ._models import (
     Activation,
     Balance,
@@ -608,8 +609,13 @@ class Platfone(_Root[AsyncPlatfone]):
         sandbox: Use the sandbox environment (its own URL and keys).
         base_url: Another API root (an emulator, a proxy); overrides ``sandbox``.
         timeout: Seconds for each request (an ``httpx.Timeout`` for finer control).
-        max_retries: How often an idempotent call is retried after a connection error
-            or a 502/503/504 (an order only when it provably never left).
+        max_retries: How often an idempotent call is retried after a connection error,
+            a timeout or a 502/503/504 (an order only when it provably never left);
+            shorthand for ``retry_policy=RetryPolicy(max_retries=...)``.
+        retry_policy: Every retry knob in one object (:class:`RetryPolicy`): what is
+            retried, backoff, a deadline per call, 429 waits, order reconciliation.
+            ``RetryPolicy.none()`` switches retries, waits and reconciliation off (for
+            tests). With it, leave ``max_retries`` and ``rate_limit_wait`` out.
         rate_limits: Per-method limits enforced client-side; a method mapped to ``None``
             is unlimited, and ``rate_limits=None`` turns client-side limiting off.
         http_client: An ``httpx.AsyncClient`` to send through (transport, proxies, pool,
@@ -626,8 +632,9 @@ class Platfone(_Root[AsyncPlatfone]):
             WARNING, ``"raise"`` raises :class:`SuccessRateGuardError` before ordering,
             ``"off"`` does nothing. Platfone blocks an account for 24 h below 7 %.
         success_rate_floor: The floor the guard watches (default 0.10).
-        rate_limit_wait: The longest server-announced 429 reset (seconds) a call waits
-            out by itself before raising :class:`RateLimitError`.
+        rate_limit_wait: The longest server-announced wait (a 429's reset, a
+            ``Retry-After``; seconds) a call waits out by itself before raising;
+            shorthand for ``RetryPolicy(max_server_wait=...)``.
 
     It runs its own event loop in a daemon thread, started on first use, on which the
     :class:`AsyncPlatfone` and everything it holds live; so it works alike in Jupyter (where
@@ -646,6 +653,7 @@ class Platfone(_Root[AsyncPlatfone]):
         base_url: str | None = None,
         timeout: float | httpx.Timeout | None = 30.0,
         max_retries: int = 2,
+        retry_policy: RetryPolicy | None = None,
         rate_limits: Mapping[str, RateLimit | None] | None = DOCUMENTED_RATE_LIMITS,
         http_client: httpx.AsyncClient | None = None,
         clock: Clock | None = None,
@@ -662,6 +670,7 @@ class Platfone(_Root[AsyncPlatfone]):
                 base_url=base_url,
                 timeout=timeout,
                 max_retries=max_retries,
+                retry_policy=retry_policy,
                 rate_limits=rate_limits,
                 http_client=http_client,
                 clock=clock,
@@ -689,6 +698,11 @@ class Platfone(_Root[AsyncPlatfone]):
     def base_url(self) -> str:
         """The API root every request goes to."""
         return self._target().base_url
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The :class:`RetryPolicy` this client follows."""
+        return self._target().retry_policy
 
     def close(self) -> None:
         """Close the HTTP client this object created (an injected one stays open)."""
@@ -736,9 +750,30 @@ class Platfone(_Root[AsyncPlatfone]):
                 one to free up (FIFO) rather than raise :class:`ActiveActivationsLimitError`.
 
         The price is reserved from the balance at once and billed when the first SMS
-        arrives. The order is sent again only if it provably never reached the server (the
-        connection could not be made, or a 429 refused it). A request that has left is
-        seen through even if the caller is cancelled meanwhile.
+        arrives. One call never places two orders:
+
+        - The order is sent again only if it provably never reached the server (the
+          connection could not be made, or a 429 refused it).
+        - When it may have reached the server - a timeout, a connection dropped before
+          the answer, a 5xx, a 2xx body that cannot be read - it is **reconciled**, not
+          resent: the activation history is read (at once, then again a few seconds
+          later: it may lag) for an activation of this service and country created
+          between the moment the request left and the failure (plus a clock-skew
+          margin) that no other call was given. Found: it is returned, as if the answer
+          had arrived. Not found, after a complete answer (500/502/503) that left
+          nothing in the history: the order was not placed, and it is sent once more
+          (when ``max_retries`` allows and the status is retryable; otherwise that
+          error is raised). Not found after a timeout, a dropped connection or a 504
+          (the server may still be placing it), or the history cannot tell (it cannot
+          be read, or shows an order this process did not make):
+          :class:`OrderOutcomeUnknownError`, with the service, country, time window,
+          candidates and last error, and the slot stays taken for it.
+        - A request that has left is seen through even if the caller is cancelled
+          meanwhile; a call cancelled before its request left takes nothing.
+
+        ``RetryPolicy`` tunes it (``reconcile_delays``, ``clock_skew``); with
+        ``reconcile_orders=False`` (as in ``RetryPolicy.none()``) nothing is looked up:
+        the error that made the outcome unknown is raised as it is.
         """
         return self._call(
             AsyncPlatfone.create_activation,

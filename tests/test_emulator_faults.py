@@ -10,6 +10,7 @@ from platfone_async import (
     APIConnectionError,
     AsyncPlatfone,
     ResponseDecodeError,
+    RetryPolicy,
     ServerError,
 )
 from platfone_async.testing import (
@@ -38,7 +39,9 @@ def emulator(clock: VirtualClock) -> PlatfoneEmulator:
 
 
 def client_of(emulator: PlatfoneEmulator, max_retries: int = 0) -> AsyncPlatfone:
-    return emulator.client(rate_limits=None, max_retries=max_retries)
+    # No order reconciliation: these tests look at the emulator's faults as they land.
+    policy = RetryPolicy(max_retries=max_retries, reconcile_orders=False)
+    return emulator.client(rate_limits=None, retry_policy=policy)
 
 
 @pytest.mark.anyio

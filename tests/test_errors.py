@@ -135,7 +135,7 @@ async def test_html_error_message_is_a_short_snippet() -> None:
 async def test_bad_success_body_is_a_decode_error(body: bytes) -> None:
     """A 200 that is not JSON or does not fit the model raises ResponseDecodeError with the body."""
     server = Server(httpx.Response(200, content=body))
-    async with server.client() as client:
+    async with server.client(retry_policy=pf.RetryPolicy.none()) as client:
         with pytest.raises(pf.ResponseDecodeError) as caught:
             await client.get_balance()
     assert body.decode() == caught.value.body

@@ -61,7 +61,8 @@ async def test_post_not_resent_after_read_timeout() -> None:
         lambda r: _raise(httpx.ReadTimeout("timed out", request=r)),
         default=json_response(200, ACTIVATION),
     )
-    async with clock.autojump(), server.client(clock) as client:
+    policy = pf.RetryPolicy(reconcile_orders=False)  # reconciliation: tests/test_reconcile.py
+    async with clock.autojump(), server.client(clock, retry_policy=policy) as client:
         with pytest.raises(pf.APITimeoutError):
             await client.create_activation("netflix", "us")
     assert 1 == len(server.requests)
@@ -72,7 +73,8 @@ async def test_post_not_resent_after_server_error(status: int) -> None:
     """An order answered with a 5xx is not retried."""
     clock = VirtualClock()
     server = Server(httpx.Response(status), default=json_response(200, ACTIVATION))
-    async with clock.autojump(), server.client(clock) as client:
+    policy = pf.RetryPolicy(reconcile_orders=False)  # reconciliation: tests/test_reconcile.py
+    async with clock.autojump(), server.client(clock, retry_policy=policy) as client:
         with pytest.raises(pf.ServerError):
             await client.create_activation("netflix", "us")
     assert 1 == len(server.requests)

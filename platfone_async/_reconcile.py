@@ -1,0 +1,439 @@
+"""Reconciling an order whose outcome is unknown, through the activation history.
+
+When the POST of ``create_activation`` fails after it may have reached the server (a
+read timeout, a connection dropped mid-answer, a 5xx, a 2xx body that cannot be read),
+it is not sent again blindly: the SDK looks for the order it may have placed.
+
+1. **The window.** The order was created, if at all, between the moment its request
+   left and the moment the failure was seen: ``[sent_at - skew, failed_at + skew]``,
+   where ``skew`` is ``RetryPolicy.clock_skew``, widened when this key's orders showed
+   the server's ``created_at`` further from the local clock than that.
+2. **Candidates.** Activations in the history for the same service and country, created
+   inside the window, within the order's ``max_price``, and never handed out by an order
+   of this key in this process (the :class:`OrderBook` remembers every id it handed out).
+3. **Who owns what.** Every order of the key whose request has left and whose outcome is
+   not settled is in the book. A candidate that an order still in flight could own is
+   not judged until that order has its answer (it may be that order's number).
+   Candidates are then matched to the failed orders whose windows hold them, oldest
+   first, each to the order whose window closes first: an order gets the candidate
+   matched to it. A candidate none of our orders can explain was placed by someone else
+   (another process, the dashboard): then the outcome cannot be decided.
+4. **Lookups.** The history is read ``reconcile_delays`` seconds after the failure (it
+   may lag behind the order: a first miss is not the last word). Reads are shared: one
+   read that began after an order's lookup was due serves every order waiting, so ten
+   failed orders cost a few of the history's 6 calls a minute, not thirty.
+5. **Verdicts.** ``FOUND`` at the first lookup that matches; ``ABSENT`` when every lookup
+   read the history and found nothing; ``UNDECIDED`` when a foreign candidate sits in
+   the window, the history could not be read, or the window lies too far back in it.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import threading
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ._clock import Clock
+from ._errors import PlatfoneError
+from ._http import RetryPolicy, SendTrace
+from ._models import Activation, Page
+
+if TYPE_CHECKING:
+    from ._ratelimit import KeyLimits
+
+__all__ = ["OrderBook", "PendingOrder", "Verdict", "VerdictKind", "book_for", "reconcile"]
+
+logger = logging.getLogger("platfone_async")
+
+#: How often a task waiting for another's history read, or for an order in flight, looks.
+_POLL = 0.25
+#: Activations per history page read (the API's maximum).
+_PAGE_SIZE = 50
+#: At most this many pages are read back to reach a window's start.
+_MAX_PAGES = 10
+#: A handed-out id is forgotten after this long: no window reaches that far back.
+_KNOWN_FOR = 3600.0
+#: An undecided order explains candidates in its window for this long.
+_UNDECIDED_FOR = 1800.0
+
+FetchPage = Callable[..., Awaitable[Page[Activation]]]
+FetchOne = Callable[[str], Awaitable[Activation]]
+
+
+class VerdictKind(enum.Enum):
+    FOUND = "found"
+    ABSENT = "absent"
+    UNDECIDED = "undecided"
+
+
+@attrs.frozen
+class Verdict:
+    """What reconciliation concluded about one order."""
+
+    kind: VerdictKind
+    window: tuple[float, float]
+    activation: Activation | None = None
+    reason: str = ""
+    candidates: tuple[Activation, ...] = ()
+
+
+@attrs.define(eq=False)
+class PendingOrder:
+    """One order of a key from before it leaves until its outcome is settled."""
+
+    service_id: str
+    country_id: str
+    max_price: int | None
+    trace: SendTrace
+    #: When its failure was seen (clock.time()); None while in flight or not sent.
+    failed_at: float | None = None
+    #: Its window once it failed: (start, end) on the clock, skew included.
+    window: tuple[float, float] | None = None
+    claimed: str | None = None
+    #: Until when an undecided order stays in the book to explain what it may have opened.
+    keep_until: float | None = None
+
+    def same_offer(self, activation: Activation) -> bool:
+        return (
+            activation.service_id == self.service_id
+            and activation.country_id == self.country_id
+            and (self.max_price is None or activation.price <= self.max_price)
+        )
+
+    def could_own(self, activation: Activation, skew: float) -> bool:
+        """Whether ``activation`` could be this order's, by offer and time."""
+        if not self.same_offer(activation):
+            return False
+        created = activation.created_at.timestamp()
+        if self.window is not None:
+            return self.window[0] <= created <= self.window[1]
+        sent_at = self.trace.sent_at
+        return self.trace.reached and sent_at is not None and created >= sent_at - skew
+
+
+@attrs.frozen
+class _Snapshot:
+    #: The number of the read (reads are numbered as they start).
+    seq: int
+    #: Windows starting after this are wholly covered (-inf: the whole history was read).
+    reaches: float
+    items: tuple[Activation, ...]
+
+
+class OrderBook:
+    """One key's orders in flight or undecided, and the ids its orders handed out.
+
+    Shared by every client of the key in the process (it lives with the key's limits),
+    and safe across event loops: its state is guarded by a lock held only between awaits.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._orders: list[PendingOrder] = []
+        self._known: dict[str, float] = {}
+        self._deviations: deque[float] = deque(maxlen=64)
+        self._snapshot: _Snapshot | None = None
+        self._failure: tuple[int, PlatfoneError] | None = None
+        self._reading = False
+        self._reads = 0  # history reads started so far
+
+    def __repr__(self) -> str:
+        return f"<OrderBook orders={len(self._orders)} known={len(self._known)}>"
+
+    def open(
+        self, service_id: str, country_id: str, max_price: int | None, trace: SendTrace
+    ) -> PendingOrder:
+        """Register an order about to be sent."""
+        order = PendingOrder(service_id, country_id, max_price, trace)
+        with self._lock:
+            self._prune()
+            self._orders.append(order)
+        return order
+
+    def close(self, order: PendingOrder) -> None:
+        """The order's outcome is settled (or it never left): forget it."""
+        with self._lock:
+            if order in self._orders:
+                self._orders.remove(order)
+
+    def mark_failed(self, order: PendingOrder, configured_skew: float) -> float:
+        """The order's request failed now: fix its window; return the skew it used."""
+        skew = self.skew(configured_skew)
+        with self._lock:
+            if order.window is None:
+                now = self.clock.time()
+                sent_at = order.trace.sent_at if order.trace.sent_at is not None else now
+                order.failed_at = now
+                order.window = (sent_at - skew, now + skew)
+        return skew
+
+    def keep_undecided(self, order: PendingOrder, configured_skew: float) -> None:
+        """Keep an order whose outcome stays unknown, to explain what it may have opened."""
+        self.mark_failed(order, configured_skew)
+        with self._lock:
+            order.keep_until = self.clock.time() + _UNDECIDED_FOR
+            if order not in self._orders:
+                self._orders.append(order)
+
+    def handed_out(
+        self, order: PendingOrder | None, activation: Activation, received_at: float
+    ) -> None:
+        """``activation`` went to a caller (the order's answer, or a reconciliation)."""
+        with self._lock:
+            self._known[activation.activation_id] = self.clock.time()
+            if order is not None and order.trace.sent_at is not None:
+                created = activation.created_at.timestamp()
+                # created_at is whole seconds (rounded down) on the server's clock.
+                ahead = created - received_at
+                behind = order.trace.sent_at - 1.0 - created
+                self._deviations.append(max(0.0, ahead, behind))
+            if order is not None and order in self._orders:
+                self._orders.remove(order)
+
+    def is_known(self, activation_id: str) -> bool:
+        with self._lock:
+            return activation_id in self._known
+
+    def skew(self, configured: float) -> float:
+        """The margin a window gets on each side: configured, or what was seen, if more."""
+        with self._lock:
+            seen = max(self._deviations, default=0.0)
+        return max(configured, seen + 1.0) if seen > 0 else configured
+
+    # -- reading the history, once for everyone waiting --------------------------------
+
+    def reads_started(self) -> int:
+        """How many history reads have started (a lookup needs one that starts later)."""
+        with self._lock:
+            return self._reads
+
+    async def read(self, after: int, back_to: float, fetch_page: FetchPage) -> _Snapshot:
+        """A history snapshot whose read started after read number ``after`` (so after
+        the caller's lookup was due) and that covers windows starting at ``back_to``."""
+        while True:
+            with self._lock:
+                snapshot = self._snapshot
+                if snapshot is not None and snapshot.seq > after and back_to > snapshot.reaches:
+                    return snapshot
+                failure = self._failure
+                if failure is not None and failure[0] > after:
+                    raise failure[1]
+                if not self._reading:
+                    self._reading = True
+                    self._reads += 1
+                    seq = self._reads
+                    back = min([back_to, *self._window_starts()])
+                    break
+            await self.clock.sleep(_POLL)  # another task is reading: use its snapshot
+        try:
+            snapshot = await _read_back(fetch_page, back, seq)
+        except PlatfoneError as error:
+            with self._lock:
+                self._failure = (seq, error)
+            raise
+        finally:
+            with self._lock:
+                self._reading = False
+        with self._lock:
+            if self._snapshot is None or self._snapshot.seq < seq:
+                self._snapshot = snapshot
+        return snapshot
+
+    def _window_starts(self) -> list[float]:
+        return [o.window[0] for o in self._orders if o.window is not None and o.claimed is None]
+
+    # -- matching ----------------------------------------------------------------------
+
+    async def match(
+        self, order: PendingOrder, snapshot: _Snapshot, skew: float
+    ) -> tuple[Activation | None, tuple[Activation, ...]]:
+        """(the activation matched to ``order``, or None; the foreign candidates, if any).
+
+        Waits while an order still in flight could own one of the candidates.
+        """
+        while True:
+            with self._lock:
+                candidates = self._candidates(order, snapshot)
+                if not self._blocked(order, candidates, skew):
+                    return self._assign(order, candidates)
+            await self.clock.sleep(_POLL)
+
+    def _candidates(self, order: PendingOrder, snapshot: _Snapshot) -> list[Activation]:
+        seen: set[str] = set()
+        found = []
+        for activation in snapshot.items:
+            aid = activation.activation_id
+            if aid in seen or aid in self._known:
+                continue
+            seen.add(aid)
+            if order.could_own(activation, 0.0):
+                found.append(activation)
+        found.sort(key=lambda a: a.created_at)
+        return found
+
+    def _blocked(self, order: PendingOrder, candidates: list[Activation], skew: float) -> bool:
+        in_flight = [
+            o
+            for o in self._orders
+            if o is not order and o.failed_at is None and o.trace.reached and o.claimed is None
+        ]
+        return any(o.could_own(c, skew) for o in in_flight for c in candidates)
+
+    def _assign(
+        self, order: PendingOrder, candidates: list[Activation]
+    ) -> tuple[Activation | None, tuple[Activation, ...]]:
+        """Claim a candidate for ``order``, or say the candidates are not all ours.
+
+        ``order`` takes the oldest candidate such that every other candidate can still be
+        matched to another failed order of ours. If every matching leaves one over, an
+        order we did not send sits in the window: (None, the candidates). If a matching
+        exists, ``order`` can always take one: when a candidate is another order's, that
+        order finds nothing, so each placed activation still goes to exactly one caller.
+        """
+        if not candidates:
+            return None, ()
+        now = self.clock.time()
+        others = [
+            o
+            for o in self._orders
+            if o is not order
+            and o.window is not None
+            and o.claimed is None
+            and (o.keep_until is None or o.keep_until > now)
+        ]
+        for candidate in candidates:
+            rest = [c for c in candidates if c is not candidate]
+            if _explained(rest, others):
+                order.claimed = candidate.activation_id
+                self._known[candidate.activation_id] = now
+                return candidate, ()
+        return None, tuple(candidates)
+
+    def _prune(self) -> None:
+        now = self.clock.time()
+        self._orders = [o for o in self._orders if o.keep_until is None or o.keep_until > now]
+        if len(self._known) > 1024:
+            cutoff = now - _KNOWN_FOR
+            self._known = {k: t for k, t in self._known.items() if t > cutoff}
+
+
+def _explained(candidates: list[Activation], orders: list[PendingOrder]) -> bool:
+    """Whether each candidate (oldest first) can go to its own order among ``orders``:
+    each to the one whose window closes first (optimal for windows on one line)."""
+    free = list(orders)
+    for candidate in candidates:
+        owners = [o for o in free if o.could_own(candidate, 0.0)]
+        if not owners:
+            return False
+        free.remove(min(owners, key=lambda o: o.window[1] if o.window is not None else 0.0))
+    return True
+
+
+async def _read_back(fetch_page: FetchPage, back: float, seq: int) -> _Snapshot:
+    """Read history pages (newest first) until they reach before ``back``."""
+    items: list[Activation] = []
+    page = 1
+    while True:
+        result = await fetch_page(page=page, limit=_PAGE_SIZE)
+        items.extend(result.items)
+        if not result.items or page >= result.pages:
+            return _Snapshot(seq, float("-inf"), tuple(items))
+        stamps = [a.created_at.timestamp() for a in result.items]
+        newest_first = all(a >= b for a, b in itertools.pairwise(stamps))
+        if newest_first and stamps[-1] < back:
+            return _Snapshot(seq, stamps[-1], tuple(items))
+        if page >= _MAX_PAGES:
+            return _Snapshot(seq, stamps[-1] if newest_first else float("inf"), tuple(items))
+        page += 1
+
+
+_KEYS_LOCK = threading.Lock()
+_BOOKS: weakref.WeakKeyDictionary[KeyLimits, OrderBook] = weakref.WeakKeyDictionary()
+
+
+def book_for(limits: KeyLimits) -> OrderBook:
+    """The order book of the key whose limits these are (one per key, like the limits)."""
+    with _KEYS_LOCK:
+        book = _BOOKS.get(limits)
+        if book is None:
+            book = _BOOKS[limits] = OrderBook(limits.clock)
+        return book
+
+
+async def reconcile(
+    book: OrderBook,
+    order: PendingOrder,
+    policy: RetryPolicy,
+    *,
+    fetch_page: FetchPage,
+    fetch_one: FetchOne,
+    activation_id: str | None = None,
+) -> Verdict:
+    """Find out whether ``order`` (whose request just failed) was placed; see the module.
+
+    ``activation_id`` is an id read from an answer that could not be decoded: it is
+    looked up first.
+    """
+    clock = book.clock
+    skew = book.mark_failed(order, policy.clock_skew)
+    assert order.window is not None
+    assert order.failed_at is not None
+    window, failed_at = order.window, order.failed_at
+    if activation_id is not None:
+        found = await _by_id(book, order, activation_id, fetch_one)
+        if found is not None:
+            return Verdict(VerdictKind.FOUND, window, found)
+    reason = ""
+    for delay in policy.reconcile_delays:
+        await clock.sleep(failed_at + delay - clock.time())
+        try:
+            snapshot = await book.read(book.reads_started(), window[0], fetch_page)
+        except PlatfoneError as error:
+            reason = f"the activation history could not be read ({type(error).__name__}: {error})"
+            continue
+        if window[0] <= snapshot.reaches:
+            return Verdict(
+                VerdictKind.UNDECIDED,
+                window,
+                reason=f"the window lies more than {_MAX_PAGES * _PAGE_SIZE} activations back",
+            )
+        mine, foreign = await book.match(order, snapshot, skew)
+        if mine is not None:
+            return Verdict(VerdictKind.FOUND, window, mine)
+        if foreign:
+            return Verdict(
+                VerdictKind.UNDECIDED,
+                window,
+                reason=f"{len(foreign)} activations of this service and country that this "
+                "process did not order were created in the window",
+                candidates=foreign,
+            )
+    if reason:
+        return Verdict(VerdictKind.UNDECIDED, window, reason=reason)
+    return Verdict(VerdictKind.ABSENT, window)
+
+
+async def _by_id(
+    book: OrderBook, order: PendingOrder, activation_id: str, fetch_one: FetchOne
+) -> Activation | None:
+    """The activation an undecodable answer named, if it is this order's and not known."""
+    try:
+        activation = await fetch_one(activation_id)
+    except PlatfoneError:  # not found, or unreadable: the history decides
+        return None
+    if not order.same_offer(activation):
+        return None
+    with book._lock:
+        if activation.activation_id in book._known:
+            return None
+        order.claimed = activation.activation_id
+        book._known[activation.activation_id] = book.clock.time()
+    return activation
