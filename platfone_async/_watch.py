@@ -8,16 +8,16 @@ re-exported here, where the client looks for it.
 Webhooks plug in at :func:`_sleep_until`, the one place a watcher waits: "until the
 next poll is due, or until a pushed update for this activation arrives". A
 ``WebhookHandler`` attached to the client pushes each verified ``activation.updated``
-into the client's :class:`PushHub`, which wakes the watchers of that activation at once;
+into the client's ``PushHub`` (``_push``), which wakes the watchers of that activation at once;
 a woken watcher polls ``get_activation`` right away, through the normal client path (the
 push is a hint, the server the truth: a duplicate, late or out-of-order delivery can
-cost a poll but never makes a watcher yield a stale state). While events keep arriving,
-polls are ``PUSH_INTERVAL_FACTOR`` times further apart: polling is the fallback.
+cost a poll but never makes a watcher yield a stale state). Should the server answer
+with a state older than the one pushed, it is asked again a second later (a few times at
+most). While events keep arriving, polls are ``PUSH_INTERVAL_FACTOR`` times further
+apart: polling is the fallback.
 
-Waking needs no task either: a registered watcher sleeps on the clock inside its own
-cancel scope (the :class:`~platfone_async._ratelimit_wait.Waiter` of the rate limiters),
-and a push cancels that scope - from another thread and event loop too, when the
-webhook receiver runs elsewhere.
+Waking needs no task either (see ``_push``): a registered watcher sleeps on the clock
+inside its own cancel scope, and a push cancels that scope.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import threading
-import weakref
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import TYPE_CHECKING, cast
@@ -48,7 +46,7 @@ from ._errors import (
     WaitTimeoutError,
 )
 from ._models import Activation
-from ._ratelimit_wait import Waiter
+from ._push import PUSH_INTERVAL_FACTOR, Registration, hub_of
 from ._session import ActivationSession, SessionOutcome, open_session
 
 if TYPE_CHECKING:
@@ -56,11 +54,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ActivationSession",
-    "PushHub",
     "SessionOutcome",
     "check_interval",
     "check_timeout",
-    "hub_for",
     "open_session",
     "wait_for_sms",
     "watch",
@@ -77,10 +73,6 @@ EXPIRY_CONFIRM_DELAY = 1.0
 EXPIRY_GRACE = 5.0
 #: After this many failed polls in a row, the failure is logged as a warning.
 _WARN_AFTER_FAILURES = 3
-#: Webhooks count as flowing while the last event arrived at most this long ago...
-PUSH_FRESHNESS = 300.0
-#: ... and meanwhile polls are this many times ``interval`` apart.
-PUSH_INTERVAL_FACTOR = 6.0
 #: When a poll answers with a state older than one pushed, the server lags its own
 #: webhook: poll again this soon (at most ``_MAX_LAG_POLLS`` times in a row).
 PUSH_LAG_DELAY = 1.0
@@ -124,103 +116,17 @@ def _is_transient(error: Exception) -> bool:
     return isinstance(error, (APIConnectionError, ServerError, ResponseDecodeError))
 
 
-class _Registration:
-    """One watcher's entry in a :class:`PushHub` (created in the watcher's task)."""
-
-    __slots__ = ("activation_id", "hub", "newest_push", "pushed", "waiter")
-
-    def __init__(self, hub: PushHub, activation_id: str) -> None:
-        self.hub = hub
-        self.activation_id = activation_id
-        self.waiter = Waiter()
-        #: An update was pushed since the last poll began: poll now.
-        self.pushed = False
-        #: ``updated_at`` (Unix seconds) of the newest state pushed so far.
-        self.newest_push: float | None = None
-
-
-class PushHub:
-    """Where webhook events meet one client's watchers.
-
-    ``push`` wakes every watcher of the pushed activation; ``flowing`` says whether
-    events arrived lately (so that watchers poll less often). Thread-safe: the receiver
-    may run on another thread and event loop than the watchers.
-    """
-
-    __slots__ = ("_clock", "_lock", "_watchers", "last_event_at")
-
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._watchers: dict[str, set[_Registration]] = {}
-        #: Clock time of the last event received, of any type (None: none yet).
-        self.last_event_at: float | None = None
-
-    def __repr__(self) -> str:
-        return f"<PushHub watching={len(self._watchers)} last_event_at={self.last_event_at}>"
-
-    def register(self, activation_id: str) -> _Registration:
-        registration = _Registration(self, activation_id)
-        with self._lock:
-            self._watchers.setdefault(activation_id, set()).add(registration)
-        return registration
-
-    def unregister(self, registration: _Registration) -> None:
-        with self._lock:
-            found = self._watchers.get(registration.activation_id)
-            if found is not None:
-                found.discard(registration)
-                if not found:
-                    del self._watchers[registration.activation_id]
-
-    def note_event(self) -> None:
-        """An event arrived (whatever its type): webhooks are flowing."""
-        self.last_event_at = self._clock.time()
-
-    def push(self, state: Activation) -> int:
-        """Wake every watcher of ``state``'s activation; returns how many there were."""
-        updated_at = state.updated_at.timestamp()
-        with self._lock:
-            found = list(self._watchers.get(state.activation_id, ()))
-            for registration in found:
-                registration.pushed = True
-                newest = registration.newest_push
-                registration.newest_push = updated_at if newest is None else max(newest, updated_at)
-        for registration in found:
-            registration.waiter.wake()
-        return len(found)
-
-    def flowing(self) -> bool:
-        """Whether an event arrived within the last ``PUSH_FRESHNESS`` seconds."""
-        last = self.last_event_at
-        return last is not None and self._clock.time() - last <= PUSH_FRESHNESS
-
-
-# One hub per client, made by the first handler attached to it; gone with the client.
-_hubs: weakref.WeakKeyDictionary[AsyncPlatfone, PushHub] = weakref.WeakKeyDictionary()
-_hubs_lock = threading.Lock()
-
-
-def hub_for(client: AsyncPlatfone) -> PushHub:
-    """The client's :class:`PushHub`, made on first use."""
-    with _hubs_lock:
-        hub = _hubs.get(client)
-        if hub is None:
-            hub = _hubs[client] = PushHub(client._http.clock)
-        return hub
-
-
 def _register(
-    client: AsyncPlatfone, activation_id: str, registration: _Registration | None
-) -> _Registration | None:
+    client: AsyncPlatfone, activation_id: str, registration: Registration | None
+) -> Registration | None:
     """Register the watcher once its client has a hub (a handler may attach later)."""
     if registration is not None:
         return registration
-    hub = _hubs.get(client)
+    hub = hub_of(client)
     return None if hub is None else hub.register(activation_id)
 
 
-async def _sleep_until(clock: Clock, deadline: float, registration: _Registration | None) -> None:
+async def _sleep_until(clock: Clock, deadline: float, registration: Registration | None) -> None:
     """Wait until ``deadline`` (clock seconds), or until an update for this activation
     is pushed (then return at once: the caller polls)."""
     if registration is None:
@@ -231,14 +137,14 @@ async def _sleep_until(clock: Clock, deadline: float, registration: _Registratio
         await registration.waiter.park(clock, deadline - clock.time())
 
 
-def _poll_interval(interval: float, registration: _Registration | None) -> float:
+def _poll_interval(interval: float, registration: Registration | None) -> float:
     """``interval``, or longer while webhooks are flowing (polling is the fallback)."""
     if registration is not None and registration.hub.flowing():
         return interval * PUSH_INTERVAL_FACTOR
     return interval
 
 
-def _lags_push(state: Activation, registration: _Registration | None) -> bool:
+def _lags_push(state: Activation, registration: Registration | None) -> bool:
     """Whether the server answered with a state older than one already pushed."""
     if registration is None or registration.newest_push is None:
         return False
@@ -285,7 +191,7 @@ async def watch(
     failures = 0
     lag_polls = 0
     confirming = False
-    registration: _Registration | None = None
+    registration: Registration | None = None
     try:
         while True:
             registration = _register(client, activation_id, registration)

@@ -24,12 +24,13 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from ._clock import Clock, SystemClock
 from ._enums import WebhookEventType
 from ._errors import InvalidParameterError, WebhookVerificationError
+from ._push import PushHub, hub_for
 from ._webhook_events import ActivationUpdated, WebhookEvent, WebhookPayloadError, parse_event
 from ._webhooks import DEFAULT_TOLERANCE, check_tolerance, secrets_of, verify
 
 if TYPE_CHECKING:
     from ._client import AsyncPlatfone
-    from ._watch import PushHub
+    from ._sync import Platfone
 
 __all__ = ["ALL_EVENTS", "ASGIApp", "WebhookHandler", "webhook_app"]
 
@@ -101,7 +102,7 @@ class WebhookHandler:
         *,
         tolerance: float = DEFAULT_TOLERANCE,
         dedup_size: int = 10_000,
-        client: AsyncPlatfone | None = None,
+        client: AsyncPlatfone | Platfone | None = None,
         clock: Clock | None = None,
     ) -> None:
         self._secrets = tuple(key.decode() for key in secrets_of(secret))
@@ -124,21 +125,22 @@ class WebhookHandler:
 
     # -- wiring -------------------------------------------------------------------------
 
-    def attach(self, client: AsyncPlatfone) -> None:
-        """Wake ``client``'s watchers on pushed updates; poll less while events flow."""
-        from ._watch import hub_for
+    def attach(self, client: AsyncPlatfone | Platfone) -> None:
+        """Wake ``client``'s watchers on pushed updates; poll less while events flow.
 
-        hub = hub_for(client)
+        ``client`` is an ``AsyncPlatfone`` or a sync ``Platfone``; the handler may run
+        on another thread and event loop than the client's watchers.
+        """
+        target = _async_client(client)
+        hub = hub_for(target)
         if hub not in self._hubs:
             self._hubs.append(hub)
         if self._clock is None:
-            self._clock = client._http.clock
+            self._clock = target._http.clock
 
-    def detach(self, client: AsyncPlatfone) -> None:
+    def detach(self, client: AsyncPlatfone | Platfone) -> None:
         """Stop pushing updates to ``client``'s watchers."""
-        from ._watch import hub_for
-
-        hub = hub_for(client)
+        hub = hub_for(_async_client(client))
         if hub in self._hubs:
             self._hubs.remove(hub)
 
@@ -211,6 +213,21 @@ class WebhookHandler:
 
 
 _SYSTEM_CLOCK = SystemClock()
+
+
+def _async_client(client: AsyncPlatfone | Platfone) -> AsyncPlatfone:
+    """The ``AsyncPlatfone`` behind ``client`` (a sync ``Platfone`` wraps one)."""
+    from ._client import AsyncPlatfone
+
+    if isinstance(client, AsyncPlatfone):
+        return client
+    # The sync facade's twin protocol: _target() opens (if need be) and returns the
+    # AsyncPlatfone that runs on its loop thread.
+    target = getattr(client, "_target", None)
+    inner = target() if callable(target) else None
+    if not isinstance(inner, AsyncPlatfone):
+        raise TypeError(f"attach an AsyncPlatfone or a Platfone, not {type(client).__name__}")
+    return inner
 
 
 def webhook_app(handler: WebhookHandler) -> ASGIApp:

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from platfone_async import Activation, AsyncPlatfone, SmsStatus
-from platfone_async._watch import PUSH_INTERVAL_FACTOR
+from platfone_async._push import PUSH_INTERVAL_FACTOR
 from platfone_async.testing import Offer, PlatfoneEmulator, VirtualClock, WebhookAttempt
 from platfone_async.webhooks import (
     ALL_EVENTS,
@@ -307,6 +307,30 @@ async def test_late_stale_push_does_not_rewind_a_watcher(
     assert [SmsStatus.RETRY_REQUESTED, SmsStatus.RETRY_RECEIVED] == [s.sms_status for s in states]
     assert "222" == states[-1].sms_code
     assert 3 == polls(emulator)  # first state, the stale push's re-poll, the new SMS
+
+
+@pytest.mark.anyio
+async def test_a_push_newer_than_the_server_polls_again_soon(
+    emulator: PlatfoneEmulator, client: AsyncPlatfone, clock: VirtualClock
+) -> None:
+    """The server answers older than the state pushed: re-polls 1 s apart, 3 times at most."""
+    activation = await client.create_activation("telegram", "uk")
+    start = clock.time()
+    ahead = {**emulator.activation(activation.activation_id), "updated_at": int(start) + 100}
+
+    async def push_then_stop(scope: anyio.CancelScope) -> None:
+        await clock.sleep(20)
+        emulator.webhooks.send("activation.updated", ahead)
+        await emulator.webhooks.deliver()
+        await clock.sleep(200)
+        scope.cancel()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(push_then_stop, tg.cancel_scope)
+        async for _ in client.watch_activation(activation, interval=600):
+            pass
+    times = [round(r.time - start) for r in emulator.requests if r.route == "get_activation"]
+    assert [0, 20, 21, 22, 23] == times
 
 
 def test_emulator_webhook_config_hides_the_secret(emulator: PlatfoneEmulator) -> None:

@@ -1,5 +1,6 @@
-"""Over a real loopback port: the emulator POSTs to a WebhookHandler served by uvicorn in
-another thread (its own event loop), which wakes a watcher on the test's loop."""
+"""Across threads: the emulator POSTs over a real loopback port to a WebhookHandler served
+by uvicorn in another thread, which wakes a watcher on the test's loop; and a sync
+Platfone's watcher, on its own loop thread, woken by a handler on yet another."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
-from platfone_async import Activation
+from platfone_async import Activation, Platfone
 from platfone_async.testing import Offer, PlatfoneEmulator
 from platfone_async.webhooks import WebhookHandler
 
@@ -72,5 +73,33 @@ async def test_sms_over_a_real_port_wakes_a_ten_minute_watcher(
                     states.append(state)
         elapsed = time.monotonic() - started
     assert "31337" == states[-1].sms_code
+    assert elapsed < 2
+    assert 2 == emulator.request_count("get_activation")
+
+
+def test_sync_client_watcher_is_woken_from_another_thread() -> None:
+    """A sync Platfone's wait_for_sms (interval 10 min) wakes when a handler attached to
+    it receives the SMS on another thread's event loop."""
+    emulator = PlatfoneEmulator(rate_limits=None, success_rate_check=False)
+    emulator.catalog.set_offers("telegram", "uk", [Offer(100, 0.8, 100)])
+    handler = WebhookHandler(SECRET)
+    emulator.configure_webhooks(app=handler.asgi_app(), secret=SECRET)
+    http = emulator.http_client()
+    with Platfone(emulator.api_key, base_url=emulator.base_url, http_client=http) as client:
+        handler.attach(client)
+        activation = client.create_activation("telegram", "uk")
+
+        def sms_soon() -> None:
+            time.sleep(0.2)
+            emulator.deliver_sms(activation.activation_id, "8080")
+            anyio.run(emulator.webhooks.deliver)
+
+        sender = threading.Thread(target=sms_soon)
+        started = time.monotonic()
+        sender.start()
+        got = client.wait_for_sms(activation, timeout=10, interval=600)
+        elapsed = time.monotonic() - started
+        sender.join(10)
+    assert "8080" == got.sms_code
     assert elapsed < 2
     assert 2 == emulator.request_count("get_activation")
