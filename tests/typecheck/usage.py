@@ -1,0 +1,74 @@
+"""The public API as a user writes it: type-checked by mypy --strict in CI, never run.
+
+If a change makes any of these lines a type error, users' code breaks the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import platfone_async
+from platfone_async import (
+    Activation,
+    ActivationEndedError,
+    AsyncPlatfone,
+    Balance,
+    MaxPriceExceededError,
+    Page,
+    Platfone,
+    RateLimit,
+    SessionOutcome,
+)
+from platfone_async.testing import PlatfoneEmulator, VirtualClock
+from platfone_async.webhooks import ActivationUpdated, WebhookHandler
+
+
+async def async_user(client: AsyncPlatfone) -> None:
+    balance: Balance = await client.get_balance()
+    available: int = balance.available
+    try:
+        activation: Activation = await client.create_activation("telegram", "uk", max_price=50)
+    except MaxPriceExceededError as exc:
+        suggested: int | None = exc.suggested_price
+        order_id: str | None = exc.order_id
+        assert suggested is not None
+        activation = await client.create_activation(
+            "telegram", "uk", max_price=suggested, order_id=order_id
+        )
+    expires: dt.datetime = activation.expire_at
+    async for state in client.watch_activation(activation, interval=10):
+        code: str | None = state.sms_code
+    try:
+        done = await client.wait_for_sms(activation.activation_id, timeout=60.0)
+    except ActivationEndedError as exc:
+        last: Activation = exc.activation
+    page: Page[Activation] = await client.get_activation_history(page=1, limit=50)
+    async with client.activation("telegram", "uk", price_ceiling=100) as session:
+        got: Activation = await session.wait_for_sms(timeout=300)
+    outcome: SessionOutcome | None = session.outcome
+    del available, expires, code, done, page, got, outcome
+
+
+def sync_user() -> None:
+    limits = {**platfone_async.DOCUMENTED_RATE_LIMITS, "get_balance": RateLimit(100, 60)}
+    with Platfone("key", rate_limits=limits) as client:
+        cents: int = client.get_balance().available
+        for past in client.iter_activation_history(limit=50):
+            status: str = past.activation_status
+        with client.activation("telegram", "uk") as session:
+            sms: Activation = session.wait_for_sms(timeout=600)
+        del cents, status, sms
+
+
+def test_helpers() -> None:
+    clock = VirtualClock()
+    emulator = PlatfoneEmulator(clock=clock)
+    client: AsyncPlatfone = emulator.client()
+    handler = WebhookHandler("secret", client=client)
+
+    @handler.on("activation.updated")
+    def on_update(event: ActivationUpdated) -> None:
+        activation: Activation = event.data
+        del activation
+
+    del on_update
