@@ -42,6 +42,7 @@ async def async_user(client: AsyncPlatfone) -> None:
         done = await client.wait_for_sms(activation.activation_id, timeout=60.0)
     except ActivationEndedError as exc:
         last: Activation = exc.activation
+        del last
     page: Page[Activation] = await client.get_activation_history(page=1, limit=50)
     async with client.activation("telegram", "uk", price_ceiling=100) as session:
         got: Activation = await session.wait_for_sms(timeout=300)
