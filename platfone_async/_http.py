@@ -123,7 +123,7 @@ class RetryPolicy:
 
     **Idempotent calls** (every GET, and the PUTs retry/cancel/finalize) are retried up
     to ``max_retries`` times after a connection error, a timeout (``retry_timeouts``),
-    a status in ``retry_statuses`` (502/503/504 by default) or a 2xx body that is not
+    a status in ``retry_statuses`` (500/502/503/504 by default) or a 2xx body that is not
     valid JSON (a truncated answer). The wait before retry ``n`` (0-based) is
     ``min(backoff_max, backoff_base * 2**n)`` scaled by a random factor in
     ``[1 - jitter, 1]``, or the server's ``Retry-After`` when that is longer; a
@@ -155,7 +155,7 @@ class RetryPolicy:
     backoff_max: float = attrs.field(default=8.0, validator=_seconds)
     jitter: float = attrs.field(default=0.5, validator=_fraction)
     retry_statuses: frozenset[int] = attrs.field(
-        default=frozenset({502, 503, 504}), converter=_statuses
+        default=frozenset({500, 502, 503, 504}), converter=_statuses
     )
     retry_timeouts: bool = True
     deadline: float | None = attrs.field(default=None, validator=_deadline)

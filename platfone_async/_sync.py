@@ -610,7 +610,7 @@ class Platfone(_Root[AsyncPlatfone]):
         base_url: Another API root (an emulator, a proxy); overrides ``sandbox``.
         timeout: Seconds for each request (an ``httpx.Timeout`` for finer control).
         max_retries: How often an idempotent call is retried after a connection error,
-            a timeout or a 502/503/504 (an order only when it provably never left);
+            a timeout or a 500/502/503/504 (an order only when it provably never left);
             shorthand for ``retry_policy=RetryPolicy(max_retries=...)``.
         retry_policy: Every retry knob in one object (:class:`RetryPolicy`): what is
             retried, backoff, a deadline per call, 429 waits, order reconciliation.
