@@ -97,6 +97,8 @@ class PendingOrder:
     #: Its window once it failed: (start, end) on the clock, skew included.
     window: tuple[float, float] | None = None
     claimed: str | None = None
+    #: How many history reads had started when it failed: only a later one can show it.
+    reads_before: int = 0
     #: Until when an undecided order stays in the book to explain what it may have opened.
     keep_until: float | None = None
 
@@ -122,6 +124,8 @@ class PendingOrder:
 class _Snapshot:
     #: The number of the read (reads are numbered as they start).
     seq: int
+    #: When it started (clock.time()).
+    started: float
     #: Windows starting after this are wholly covered (-inf: the whole history was read).
     reaches: float
     items: tuple[Activation, ...]
@@ -141,7 +145,7 @@ class OrderBook:
         self._known: dict[str, float] = {}
         self._deviations: deque[float] = deque(maxlen=64)
         self._snapshot: _Snapshot | None = None
-        self._failure: tuple[int, PlatfoneError] | None = None
+        self._failure: tuple[int, float, PlatfoneError] | None = None
         self._reading = False
         self._reads = 0  # history reads started so far
 
@@ -173,6 +177,7 @@ class OrderBook:
                 sent_at = order.trace.sent_at if order.trace.sent_at is not None else now
                 order.failed_at = now
                 order.window = (sent_at - skew, now + skew)
+                order.reads_before = self._reads
         return skew
 
     def keep_undecided(self, order: PendingOrder, configured_skew: float) -> None:
@@ -210,22 +215,25 @@ class OrderBook:
 
     # -- reading the history, once for everyone waiting --------------------------------
 
-    def reads_started(self) -> int:
-        """How many history reads have started (a lookup needs one that starts later)."""
-        with self._lock:
-            return self._reads
-
-    async def read(self, after: int, back_to: float, fetch_page: FetchPage) -> _Snapshot:
-        """A history snapshot whose read started after read number ``after`` (so after
-        the caller's lookup was due) and that covers windows starting at ``back_to``."""
+    async def read(
+        self, after: int, due: float, back_to: float, fetch_page: FetchPage
+    ) -> _Snapshot:
+        """A history snapshot from a read numbered above ``after`` (it began after the
+        caller's order failed) that began at ``due`` or later and covers windows starting
+        at ``back_to``. Concurrent callers share one read."""
         while True:
             with self._lock:
                 snapshot = self._snapshot
-                if snapshot is not None and snapshot.seq > after and back_to > snapshot.reaches:
+                if (
+                    snapshot is not None
+                    and snapshot.seq > after
+                    and snapshot.started >= due
+                    and back_to > snapshot.reaches
+                ):
                     return snapshot
                 failure = self._failure
-                if failure is not None and failure[0] > after:
-                    raise failure[1]
+                if failure is not None and failure[0] > after and failure[1] >= due:
+                    raise failure[2]
                 if not self._reading:
                     self._reading = True
                     self._reads += 1
@@ -233,11 +241,12 @@ class OrderBook:
                     back = min([back_to, *self._window_starts()])
                     break
             await self.clock.sleep(_POLL)  # another task is reading: use its snapshot
+        started = self.clock.time()
         try:
-            snapshot = await _read_back(fetch_page, back, seq)
+            snapshot = await _read_back(fetch_page, back, seq, started)
         except PlatfoneError as error:
             with self._lock:
-                self._failure = (seq, error)
+                self._failure = (seq, started, error)
             raise
         finally:
             with self._lock:
@@ -337,7 +346,7 @@ def _explained(candidates: list[Activation], orders: list[PendingOrder]) -> bool
     return True
 
 
-async def _read_back(fetch_page: FetchPage, back: float, seq: int) -> _Snapshot:
+async def _read_back(fetch_page: FetchPage, back: float, seq: int, started: float) -> _Snapshot:
     """Read history pages (newest first) until they reach before ``back``."""
     items: list[Activation] = []
     page = 1
@@ -345,13 +354,15 @@ async def _read_back(fetch_page: FetchPage, back: float, seq: int) -> _Snapshot:
         result = await fetch_page(page=page, limit=_PAGE_SIZE)
         items.extend(result.items)
         if not result.items or page >= result.pages:
-            return _Snapshot(seq, float("-inf"), tuple(items))
+            return _Snapshot(seq, started, float("-inf"), tuple(items))
         stamps = [a.created_at.timestamp() for a in result.items]
         newest_first = all(a >= b for a, b in itertools.pairwise(stamps))
         if newest_first and stamps[-1] < back:
-            return _Snapshot(seq, stamps[-1], tuple(items))
+            return _Snapshot(seq, started, stamps[-1], tuple(items))
         if page >= _MAX_PAGES:
-            return _Snapshot(seq, stamps[-1] if newest_first else float("inf"), tuple(items))
+            return _Snapshot(
+                seq, started, stamps[-1] if newest_first else float("inf"), tuple(items)
+            )
         page += 1
 
 
@@ -393,9 +404,10 @@ async def reconcile(
             return Verdict(VerdictKind.FOUND, window, found)
     reason = ""
     for delay in policy.reconcile_delays:
-        await clock.sleep(failed_at + delay - clock.time())
+        due = failed_at + delay
+        await clock.sleep(due - clock.time())
         try:
-            snapshot = await book.read(book.reads_started(), window[0], fetch_page)
+            snapshot = await book.read(order.reads_before, due, window[0], fetch_page)
         except PlatfoneError as error:
             reason = f"the activation history could not be read ({type(error).__name__}: {error})"
             continue

@@ -1,0 +1,349 @@
+"""Ambiguous orders are reconciled through the activation history, never resent blindly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+import platfone_async as pf
+from platfone_async._convert import converter
+from platfone_async._http import SendTrace
+from platfone_async._reconcile import OrderBook
+from platfone_async.testing import Fault, PlatfoneEmulator, VirtualClock
+
+from ._faultkit import API_KEY, RewritingTransport, new_client, new_emulator
+from ._support import ACTIVATION
+
+pytestmark = pytest.mark.anyio
+
+
+def _client(emulator: PlatfoneEmulator, **kwargs: Any) -> pf.AsyncPlatfone:
+    return emulator.client(**kwargs)
+
+
+def _posts(emulator: PlatfoneEmulator) -> int:
+    return emulator.request_count("create_activation")
+
+
+def _history_reads(emulator: PlatfoneEmulator) -> int:
+    return emulator.request_count("get_activation_history")
+
+
+async def _order_directly(emulator: PlatfoneEmulator, service_id: str = "telegram") -> str:
+    """An order placed on the same account behind the client's back (another process)."""
+    async with emulator.http_client(headers={"X-Api-Key": API_KEY}) as http:
+        body = {"service_id": service_id, "country_id": "uk"}
+        response = await http.post("/activation", json=body)
+    assert 200 == response.status_code
+    return str(response.json()["activation_id"])
+
+
+async def test_an_order_placed_before_its_answer_was_lost_is_found() -> None:
+    """A 502 after the server placed the order: the history has it; it is returned, once."""
+    clock = VirtualClock()
+    emulator = new_emulator(clock)
+    emulator.inject_fault("create_activation", Fault(status=502, after_processing=True))
+    async with clock.autojump(), _client(emulator) as client:
+        activation = await client.create_activation("telegram", "uk")
+        slots = client.rate_limit_state().slots
+    assert [activation.activation_id] == [a["activation_id"] for a in emulator.activations()]
+    assert (1, 1) == (_posts(emulator), _history_reads(emulator))
+    assert (1, 1) == (slots.in_use, slots.bound)
+
+
+async def test_a_complete_error_answer_with_nothing_in_the_history_is_sent_once_more() -> None:
+    """A 502 before the server acted: three empty lookups, then one more POST succeeds."""
+    clock = VirtualClock()
+    emulator = new_emulator(clock)
+    emulator.inject_fault("create_activation", Fault(status=502))
+    async with clock.autojump(), _client(emulator) as client:
+        start = clock.time()
+        activation = await client.create_activation("telegram", "uk")
+        waited = clock.time() - start
+    assert [activation.activation_id] == [a["activation_id"] for a in emulator.activations()]
+    assert (2, 3) == (_posts(emulator), _history_reads(emulator))
+    assert 10.0 == waited  # the last lookup, 10 s after the failure
+
+
+async def test_not_placed_twice_raises_the_error_after_one_resend() -> None:
+    """Two 502s before acting: one resend only, then the 502 is raised; the slot is back."""
+    clock = VirtualClock()
+    emulator = new_emulator(clock)
+    emulator.inject_fault("create_activation", Fault(status=502), times=2)
+    async with clock.autojump(), _client(emulator) as client:
+        with pytest.raises(pf.ServerError) as caught:
+            await client.create_activation("telegram", "uk")
+        slots = client.rate_limit_state().slots
+    assert 502 == caught.value.status_code
+    assert (2, 0, 0) == (_posts(emulator), emulator.orders_placed(), slots.in_use)
+
+
+async def test_without_retries_a_not_placed_order_raises_its_error() -> None:
+    """max_retries=0: the history shows nothing, so the 503 is raised and nothing resent."""
+    clock = VirtualClock()
+    emulator = new_emulator(clock)
+    emulator.inject_fault("create_activation", Fault(status=503))
+    async with clock.autojump(), _client(emulator, max_retries=0) as client:
+        with pytest.raises(pf.ServerError):
+            await client.create_activation("telegram", "uk")
+        slots = client.rate_limit_state().slots
+    assert (1, 0, 0) == (_posts(emulator), emulator.orders_placed(), slots.in_use)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault(drop=True), Fault(status=504)],
+    ids=["dropped", "504"],
+)
+async def test_an_unanswered_order_not_in_the_history_is_unknown(fault: Fault) -> None:
+    """A dropped connection or a 504 and an empty history: OrderOutcomeUnknownError with
+    the service, country, window and last error; no resend; the slot stays taken."""
+    clock = VirtualClock()
+    emulator = new_emulator(clock)
+    emulator.inject_fault("create_activation", fault)
+    async with clock.autojump(), _client(emulator) as client:
+        sent = clock.time()
+        with pytest.raises(pf.OrderOutcomeUnknownError) as caught:
+            await client.create_activation("telegram", "uk")
+        slots = client.rate_limit_state().slots
+    error = caught.value
+    assert ("telegram", "uk") == (error.service_id, error.country_id)
+    assert error.window_start <= dt.datetime.fromtimestamp(sent, tz=dt.timezone.utc)
+    assert dt.datetime.fromtimestamp(sent, tz=dt.timezone.utc) <= error.window_end
+    assert isinstance(error.last_error, (pf.APIConnectionError, pf.ServerError))
+    assert error.__cause__ is error.last_error
+    assert () == error.candidates
+    assert (1, 0, 1) == (_posts(emulator), emulator.orders_placed(), slots.in_use)
+    assert "may still be placing it" in str(error)
+
+
+async def test_reconciliation_off_raises_the_error_as_it_is() -> None:
+    """reconcile_orders=False: the dropped connection is raised, the history not read."""
+    clock = VirtualClock()
+    emulator = new_emulator(clock)
+    emulator.inject_fault("create_activation", Fault(drop=True, after_processing=True))
+    policy = pf.RetryPolicy(reconcile_orders=False)
+    async with clock.autojump(), _client(emulator, retry_policy=policy) as client:
+        with pytest.raises(pf.APIConnectionError):
+            await client.create_activation("telegram", "uk")
+        slots = client.rate_limit_state().slots
+    assert (1, 0, 1) == (emulator.orders_placed(), _history_reads(emulator), slots.in_use)
+
+
+async def test_a_malformed_answer_is_found_in_the_history() -> None:
+    """A cut-off 200 (whose half id leads nowhere): the order is found in the history."""
+    clock = VirtualClock()
+    emulator = new_emulator(clock)
+    emulator.inject_fault("create_activation", Fault(malformed=True))
+    async with clock.autojump(), _client(emulator) as client:
+        activation = await client.create_activation("telegram", "uk")
+    assert [activation.activation_id] == [a["activation_id"] for a in emulator.activations()]
+    assert 1 == _posts(emulator)
+
+
+def _spoil_orders(request: httpx.Request, response: httpx.Response, body: bytes) -> bytes | None:
+    if request.method != "POST" or not request.url.path.endswith("/activation"):
+        return None
+    document = json.loads(body)
+    return json.dumps({**document, "price": "lots"}).encode()
+
+
+async def test_an_undecodable_answer_naming_its_activation_is_fetched_by_id() -> None:
+    """A 200 that does not fit the model but names its activation: fetched by id, no
+    history read."""
+    clock = VirtualClock()
+    emulator = new_emulator(clock)
+    async with clock.autojump(), anyio.create_task_group() as background:
+        wrap = functools.partial(RewritingTransport, rewrite=_spoil_orders)
+        async with new_client(emulator, clock, background, wrap=wrap) as client:
+            activation = await client.create_activation("telegram", "uk")
+    assert [activation.activation_id] == [a["activation_id"] for a in emulator.activations()]
+    assert (1, 0) == (_posts(emulator), _history_reads(emulator))
+    assert 100 == activation.price
+
+
+async def test_a_history_that_lags_is_read_again() -> None:
+    """The history shows an order only 5 s after it: the third lookup (10 s) finds it."""
+    clock = VirtualClock()
+    emulator = new_emulator(clock)
+    emulator.inject_fault("create_activation", Fault(status=504, after_processing=True))
+
+    def lag(request: httpx.Request, response: httpx.Response, body: bytes) -> bytes | None:
+        if not request.url.path.endswith("/history"):
+            return None
+        page = json.loads(body)
+        fresh = [a for a in page["activations"] if clock.time() - a["created_at"] < 5]
+        page["activations"] = [a for a in page["activations"] if a not in fresh]
+        return json.dumps(page).encode()
+
+    async with clock.autojump(), anyio.create_task_group() as background:
+        wrap = functools.partial(RewritingTransport, rewrite=lag)
+        async with new_client(emulator, clock, background, wrap=wrap) as client:
+            start = clock.time()
+            activation = await client.create_activation("telegram", "uk")
+            waited = clock.time() - start
+    assert [activation.activation_id] == [a["activation_id"] for a in emulator.activations()]
+    assert (3, 10.0) == (_history_reads(emulator), waited)
+
+
+async def test_an_unreadable_history_leaves_the_outcome_unknown() -> None:
+    """Every history read fails: OrderOutcomeUnknownError says so; the order is not resent."""
+    clock = VirtualClock()
+    emulator = new_emulator(clock)
+    emulator.inject_fault("create_activation", Fault(status=502))
+    emulator.inject_fault("get_activation_history", Fault(status=500), times=100)
+    async with clock.autojump(), _client(emulator) as client:
+        with pytest.raises(pf.OrderOutcomeUnknownError, match="could not be read"):
+            await client.create_activation("telegram", "uk")
+    assert (1, 0) == (_posts(emulator), emulator.orders_placed())
+
+
+async def test_an_order_someone_else_placed_in_the_window_makes_it_undecidable() -> None:
+    """Two activations in the window, one order of ours: both are named as candidates,
+    neither is taken."""
+    clock = VirtualClock()
+    emulator = new_emulator(clock)
+    foreign = await _order_directly(emulator)
+    emulator.inject_fault("create_activation", Fault(status=502, after_processing=True))
+    async with clock.autojump(), _client(emulator) as client:
+        with pytest.raises(pf.OrderOutcomeUnknownError) as caught:
+            await client.create_activation("telegram", "uk")
+    placed = {a["activation_id"] for a in emulator.activations()}
+    assert foreign in placed
+    assert placed == {a.activation_id for a in caught.value.candidates}
+    assert "did not order" in str(caught.value)
+
+
+async def test_orders_before_the_window_and_of_other_services_are_not_candidates() -> None:
+    """An older order of the same offer and a same-time order of another service are not
+    mistaken for the lost one."""
+    clock = VirtualClock()
+    emulator = new_emulator(clock)
+    older = await _order_directly(emulator)
+    clock.advance(60)
+    other = await _order_directly(emulator, "google")
+    emulator.inject_fault("create_activation", Fault(drop=True, after_processing=True))
+    async with clock.autojump(), _client(emulator) as client:
+        activation = await client.create_activation("telegram", "uk")
+    assert activation.activation_id not in (older, other)
+    assert 3 == emulator.orders_placed()
+
+
+async def test_a_window_deep_in_the_history_is_read_page_by_page() -> None:
+    """Sixty newer orders push the lost one to page two: it is found there."""
+    clock = VirtualClock()
+    emulator = new_emulator(clock, max_active=None)
+    emulator.inject_fault("create_activation", Fault(status=502, after_processing=True))
+    policy = pf.RetryPolicy(reconcile_delays=(8.0,))
+
+    async def flood() -> None:
+        await clock.sleep(6.5)  # after the window (failure + 5 s skew) has closed
+        for _ in range(60):
+            await _order_directly(emulator)
+
+    async with (
+        clock.autojump(),
+        _client(emulator, retry_policy=policy) as client,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(flood)
+        activation = await client.create_activation("telegram", "uk")
+    assert activation.activation_id == emulator.activations()[0]["activation_id"]
+    assert 2 == _history_reads(emulator)
+
+
+async def test_concurrent_lost_answers_each_get_their_own_order() -> None:
+    """Five orders at once whose answers are all lost: five activations, each handed to
+    exactly one caller, from shared history reads."""
+    clock = VirtualClock()
+    emulator = new_emulator(clock)
+    emulator.inject_fault("create_activation", Fault(status=502, after_processing=True), times=5)
+    got: list[str] = []
+    async with clock.autojump(), _client(emulator) as client, anyio.create_task_group() as tg:
+        for _ in range(5):
+
+            async def one() -> None:
+                got.append((await client.create_activation("telegram", "uk")).activation_id)
+
+            tg.start_soon(one)
+    assert sorted(got) == sorted(a["activation_id"] for a in emulator.activations())
+    assert 5 == len(set(got))
+    assert 1 == _history_reads(emulator)
+
+
+class _SlowAnswers(httpx.AsyncBaseTransport):
+    """Holds back the answer to the first order for ``delay`` seconds, after it is placed."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, clock: VirtualClock) -> None:
+        self.inner = inner
+        self.clock = clock
+        self.first = True
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method == "POST" and self.first:
+            self.first = False
+            await response.aread()
+            await self.clock.sleep(3)
+        return response
+
+
+async def test_an_order_in_flight_keeps_its_number_from_a_reconciliation() -> None:
+    """Order A is placed but its answer is slow; order B's answer is lost at the same
+    moment: B waits for A's answer before judging, so each gets its own number."""
+    clock = VirtualClock()
+    emulator = new_emulator(clock)
+    got: dict[str, str] = {}
+    async with clock.autojump(), anyio.create_task_group() as background:
+        wrap = functools.partial(_SlowAnswers, clock=clock)
+        async with new_client(emulator, clock, background, wrap=wrap) as client:
+
+            async def order(name: str) -> None:
+                got[name] = (await client.create_activation("telegram", "uk")).activation_id
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(order, "A")
+                await clock.sleep(0.5)
+                emulator.inject_fault("create_activation", Fault(status=502, after_processing=True))
+                tg.start_soon(order, "B")
+    assert 2 == len(set(got.values()))
+    assert set(got.values()) == {a["activation_id"] for a in emulator.activations()}
+
+
+async def test_the_history_limit_holds_while_many_orders_reconcile() -> None:
+    """Ten orders refused by 502s reconcile together: a few shared reads, no 429."""
+    clock = VirtualClock()
+    emulator = new_emulator(clock)
+    emulator.inject_fault("create_activation", Fault(status=502), times=10)
+    got: list[str] = []
+    async with clock.autojump(), _client(emulator) as client, anyio.create_task_group() as tg:
+        for _ in range(10):
+
+            async def one() -> None:
+                got.append((await client.create_activation("telegram", "uk")).activation_id)
+
+            tg.start_soon(one)
+    assert 10 == len(set(got)) == emulator.orders_placed()
+    assert 0 == sum(1 for r in emulator.requests if r.status == 429)
+    assert 3 == _history_reads(emulator)
+
+
+def test_the_window_widens_to_the_clock_difference_it_has_seen() -> None:
+    """An order whose created_at was 30 s behind the local clock widens later windows."""
+    clock = VirtualClock()
+    book = OrderBook(clock)
+    assert 5.0 == book.skew(5.0)
+    trace = SendTrace()
+    trace.sending(clock.time())
+    order = book.open("netflix", "us", None, trace)
+    created = int(clock.time()) - 30
+    activation = converter.structure({**ACTIVATION, "created_at": created}, pf.Activation)
+    book.handed_out(order, activation, clock.time())
+    assert 30.0 == book.skew(5.0)
+    assert book.is_known(activation.activation_id)
