@@ -162,7 +162,7 @@ class RetryPolicy:
     max_server_wait: float = attrs.field(default=60.0, validator=_seconds)
     max_rate_limit_waits: int = attrs.field(default=5, validator=_count)
     reconcile_orders: bool = True
-    reconcile_delays: tuple[float, ...] = attrs.field(default=(0.0, 3.0, 10.0), converter=_delays)
+    reconcile_delays: tuple[float, ...] = attrs.field(default=(1.0, 4.0, 10.0), converter=_delays)
     clock_skew: float = attrs.field(default=5.0, validator=_seconds)
 
     @classmethod
