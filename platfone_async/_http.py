@@ -9,6 +9,7 @@ the pipeline records in a :class:`SendTrace` whether it may have, and the order 
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import functools
 import json
@@ -435,13 +436,14 @@ class HTTPPipeline:
             chunks: list[bytes] = []
             size = 0
             oversized = False
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > cap:
-                    chunks.append(chunk[: len(chunk) - (size - cap)])
-                    oversized = True
-                    break
-                chunks.append(chunk)
+            async with contextlib.aclosing(response.aiter_bytes()) as stream:
+                async for chunk in stream:
+                    size += len(chunk)
+                    if size > cap:
+                        chunks.append(chunk[: len(chunk) - (size - cap)])
+                        oversized = True
+                        break
+                    chunks.append(chunk)
             # What httpx's own aread() does, with a cap: the body read becomes .content.
             response._content = b"".join(chunks)
         finally:
