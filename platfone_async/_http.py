@@ -17,9 +17,9 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio
 import attrs
@@ -436,7 +436,9 @@ class HTTPPipeline:
             chunks: list[bytes] = []
             size = 0
             oversized = False
-            async with contextlib.aclosing(response.aiter_bytes()) as stream:
+            # aiter_bytes() is an async generator: close it when the read is cut short.
+            body = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+            async with contextlib.aclosing(body) as stream:
                 async for chunk in stream:
                     size += len(chunk)
                     if size > cap:
