@@ -499,8 +499,53 @@ class AsyncPlatfone:
 
         Allowed while the activation is ``active`` and ``is_retriable``, after an SMS
         arrived; the next SMS overwrites ``sms_code``/``sms_text``. Free of charge.
+
+        Unlike cancel and finalize, a retry is not harmless twice: a second one that
+        lands after the next SMS wipes that SMS. So it is never resent blindly. When the
+        request may have reached the server and failed (a timeout, a dropped connection,
+        a 5xx), the activation is read: a retry that took effect (``retryRequested``, or
+        a new code when ``activation_id`` is the :class:`Activation` last seen) counts as
+        done; one that surely did not (a complete 5xx answer, the old SMS still shown)
+        is sent once more; otherwise the error is raised - the server may still apply
+        it, so look at the activation before asking again.
         """
-        await self._put_action("retry_activation", activation_id, "retry")
+        aid = _activation_id(activation_id)
+        before = activation_id if isinstance(activation_id, Activation) else None
+        for resent in (False, True):
+            trace = SendTrace()
+            try:
+                response = await self._http.send(
+                    "retry_activation",
+                    "PUT",
+                    f"/activation/{aid}/retry",
+                    idempotent=False,
+                    trace=trace,
+                )
+            except PlatfoneError as exc:
+                if not trace.reached or _refused(exc):
+                    raise
+                if await self._retry_took_effect(aid, before):
+                    return
+                if resent or not _answered(exc) or not self._may_resend(exc):
+                    raise
+                logger.info("retry of %s: not applied (the activation says so); again", aid)
+                continue
+            self._check_action_body("retry_activation", aid, response)
+            return
+
+    async def _retry_took_effect(self, activation_id: str, before: Activation | None) -> bool:
+        try:
+            state = await self.get_activation(activation_id)
+        except PlatfoneError:
+            return False
+        if state.sms_status == SmsStatus.RETRY_REQUESTED:
+            return True
+        return (
+            before is not None
+            and before.sms_code is not None
+            and state.sms_received
+            and state.sms_code != before.sms_code
+        )
 
     async def cancel_activation(self, activation_id: str | Activation) -> None:
         """Cancel an activation that has received no SMS (``PUT /activation/{id}/cancel``).
@@ -518,6 +563,7 @@ class AsyncPlatfone:
         await self._put_action("finalize_activation", activation_id, "finalize")
 
     async def _put_action(self, endpoint: str, activation: str | Activation, action: str) -> None:
+        """Cancel or finalize: retried like a GET, since twice is the same as once."""
         aid = _activation_id(activation)
         trace = SendTrace()
         try:
@@ -529,14 +575,16 @@ class AsyncPlatfone:
             if trace.attempts < 2 or not await self._already_done(aid, action):
                 raise
         else:
-            if response.content.strip():
-                try:
-                    self._http.json(response)  # raises on an error object in a 2xx body
-                except ResponseDecodeError as exc:
-                    # The 2xx says it was done; an unreadable body changes nothing.
-                    logger.debug("%s %s: done; its body was not JSON (%s)", endpoint, aid, exc)
-        if action != "retry":
-            self._http.limits.slots.observe(aid, ended=True)
+            self._check_action_body(endpoint, aid, response)
+        self._http.limits.slots.observe(aid, ended=True)
+
+    def _check_action_body(self, endpoint: str, aid: str, response: httpx.Response) -> None:
+        if response.content.strip():
+            try:
+                self._http.json(response)  # raises on an error object in a 2xx body
+            except ResponseDecodeError as exc:
+                # The 2xx says it was done; an unreadable body changes nothing.
+                logger.debug("%s %s: done; its body was not JSON (%s)", endpoint, aid, exc)
 
     async def _already_done(self, activation_id: str, action: str) -> bool:
         """Whether the activation shows ``action`` done (after a PUT answered 409)."""
@@ -546,9 +594,7 @@ class AsyncPlatfone:
             return False
         if action == "cancel":
             return state.activation_status == ActivationStatus.CANCELED
-        if action == "finalize":
-            return state.activation_status == ActivationStatus.FINALIZED
-        return state.sms_status in (SmsStatus.RETRY_REQUESTED, SmsStatus.RETRY_RECEIVED)
+        return state.activation_status == ActivationStatus.FINALIZED
 
     async def get_activation_history(self, *, page: int = 1, limit: int = 10) -> Page[Activation]:
         """One page of past activations, newest first (``GET /activation/history``).

@@ -794,6 +794,15 @@ class Platfone(_Root[AsyncPlatfone]):
 
         Allowed while the activation is ``active`` and ``is_retriable``, after an SMS
         arrived; the next SMS overwrites ``sms_code``/``sms_text``. Free of charge.
+
+        Unlike cancel and finalize, a retry is not harmless twice: a second one that
+        lands after the next SMS wipes that SMS. So it is never resent blindly. When the
+        request may have reached the server and failed (a timeout, a dropped connection,
+        a 5xx), the activation is read: a retry that took effect (``retryRequested``, or
+        a new code when ``activation_id`` is the :class:`Activation` last seen) counts as
+        done; one that surely did not (a complete 5xx answer, the old SMS still shown)
+        is sent once more; otherwise the error is raised - the server may still apply
+        it, so look at the activation before asking again.
         """
         return self._call(AsyncPlatfone.retry_activation, activation_id)
 

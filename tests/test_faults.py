@@ -55,6 +55,9 @@ FAULTS: dict[str, tuple[Callable[[VirtualClock], Fault], bool]] = {
 #: Faults after which an order's outcome cannot be known (nothing in the history, and
 #: the server may still be working on it): the caller gets OrderOutcomeUnknownError.
 UNKNOWABLE_ORDERS = {"timeout, the server never acts", "drop before", "504"}
+#: Faults after which a retry (PUT) that has not taken effect yet may still do so: it is
+#: not sent again (a late duplicate would wipe the next SMS); the caller gets the error.
+UNSURE_RETRIES = {"timeout, the server acts late", *UNKNOWABLE_ORDERS}
 
 
 async def run_scenario(client: pf.AsyncPlatfone, ledger: Ledger) -> list[BaseException]:
@@ -102,7 +105,9 @@ async def test_no_double_order_leak_or_lost_code(route: str, fault_name: str) ->
     emulator, ledger, errors = await _run(route, fault_name, clock)
     totals = ledger.check()
     unknowable = route == "create_activation" and fault_name in UNKNOWABLE_ORDERS
-    assert [] == errors
+    unsure = route == "retry_activation" and fault_name in UNSURE_RETRIES
+    assert (1 if unsure else 0) == len(errors)
+    assert all(isinstance(e, (pf.APIConnectionError, pf.ServerError)) for e in errors)
     assert (1 if unknowable else 0) == len(ledger.unknown)
     assert (1 if unknowable else 2) == totals["orders"]
     assert {"double": 0, "leaked": 0, "lost": 0} == {

@@ -1,0 +1,194 @@
+"""Soak: 200 concurrent sessions under a seeded random rain of faults, then the ledger.
+
+An account with raised limits (200 active activations, ten times the documented request
+rates) runs 200 sessions at once: most get an SMS (some ask for a second one) and
+finalize, the rest get none and cancel. Meanwhile faults of every kind land on every
+endpoint at random. About two minutes of virtual time, a few seconds of real time.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+
+import anyio
+import httpx
+import pytest
+
+import platfone_async as pf
+from platfone_async.testing import Fault, SmsPolicy, VirtualClock
+
+from ._faultkit import Ledger, new_client, new_emulator
+
+pytestmark = pytest.mark.anyio
+
+SESSIONS = 200
+SEED = 20240611
+FAULTS_BEFORE = 50
+FAULTS_DURING = 150
+ROUTES = [
+    "create_activation",
+    "get_activation",
+    "retry_activation",
+    "cancel_activation",
+    "finalize_activation",
+    "get_balance",
+    "get_activation_history",
+]
+
+
+def _random_fault(rng: random.Random, clock: VirtualClock) -> Fault:
+    kind = rng.choice(
+        ["timeout", "drop", "drop after", "5xx", "5xx after", "429", "malformed", "latency"]
+    )
+    if kind == "timeout":
+        return Fault(delay=rng.choice([6.0, 8.0]))
+    if kind == "latency":
+        return Fault(delay=rng.uniform(0.1, 2.0))
+    if kind == "drop":
+        return Fault(drop=True)
+    if kind == "drop after":
+        return Fault(drop=True, after_processing=True)
+    if kind == "5xx":
+        return Fault(status=rng.choice([500, 502, 503, 504]))
+    if kind == "5xx after":
+        return Fault(status=rng.choice([500, 502, 503, 504]), after_processing=True)
+    if kind == "429":
+        reset = str(int(clock.time()) + rng.randint(1, 8))
+        body = {"errorName": "TooManyRequestsException", "errorMessage": "slow down"}
+        return Fault(status=429, body=body, headers={"x-ratelimit-reset": reset})
+    return Fault(malformed=True)
+
+
+#: The SDK's log lines that mark retries, reconciliations and their outcomes.
+MARKS = {
+    "retries": "retrying in",
+    "reconciliations": "looking for it in the activation history",
+    "found": "in the history",
+    "resent": "sending it once more",
+}
+
+
+class _Counts(logging.Handler):
+    """Counts the SDK's log lines that carry one of ``MARKS``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.counts: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        for name, mark in MARKS.items():
+            if mark in message:
+                self.counts[name] += 1
+
+
+async def test_two_hundred_sessions_under_random_faults(capsys: pytest.CaptureFixture[str]) -> None:
+    """200 concurrent sessions (started within 20 s) with 200 random faults: zero double
+    orders, zero numbers left active, zero lost codes, and the balance matches what the
+    SDK reports billed."""
+    clock = VirtualClock()
+    rng = random.Random(SEED)
+    emulator = new_emulator(clock, balance=1_000_000, max_active=SESSIONS, rate_limit_scale=10)
+    emulator.set_sms_policy(SmsPolicy(delay=(2, 20)), service_id="telegram")
+    limits = {
+        name: None if limit is None else pf.RateLimit(limit.calls * 10, limit.period)
+        for name, limit in pf.DOCUMENTED_RATE_LIMITS.items()
+    }
+    ledger = Ledger(emulator)
+    errors: Counter[str] = Counter()
+    injected = 0
+    counts = _Counts()
+    sdk_logger = logging.getLogger("platfone_async")
+    sdk_logger.addHandler(counts)
+    level = sdk_logger.level
+    sdk_logger.setLevel(logging.DEBUG)
+
+    async def session(client: pf.AsyncPlatfone, service: str, retry: bool, at: float) -> None:
+        await clock.sleep(at)
+        ledger.calls += 1
+        try:
+            async with client.activation(service, "uk") as held:
+                ledger.sessions.append(held)
+                ledger.handed_out.append(held.activation.activation_id)
+                if service == "telegram":
+                    ledger.received(await held.wait_for_sms(timeout=120))
+                    if retry:
+                        await held.retry()
+                        ledger.received(await held.wait_for_sms(timeout=120))
+        except pf.OrderOutcomeUnknownError as error:
+            ledger.unknown.append(error)
+        except pf.PlatfoneError as error:
+            # Faults that outlast every retry of one call surface; the session still
+            # settles the number (or leaves it to expire, if the settling fails too).
+            errors[type(error).__name__] += 1
+
+    def inject() -> None:
+        nonlocal injected
+        route = "create_activation" if rng.random() < 0.3 else rng.choice(ROUTES)
+        emulator.inject_fault(route, _random_fault(rng, clock))
+        injected += 1
+
+    async def rain() -> None:
+        for _ in range(FAULTS_DURING):
+            await clock.sleep(rng.uniform(0.05, 0.4))
+            inject()
+
+    def keep_going(request: httpx.Request) -> bool:
+        return rng.random() < 0.5
+
+    start = clock.time()
+    try:
+        async with clock.autojump(), anyio.create_task_group() as background:
+            client = new_client(
+                emulator,
+                clock,
+                background,
+                keep_going=keep_going,
+                rate_limits=limits,
+                max_active_activations=SESSIONS,
+            )
+            for _ in range(FAULTS_BEFORE):
+                inject()
+            async with client, anyio.create_task_group() as tg:
+                tg.start_soon(rain)
+                for _ in range(SESSIONS):
+                    service = "telegram" if rng.random() < 0.8 else "google"
+                    retry = rng.random() < 0.3
+                    tg.start_soon(session, client, service, retry, rng.uniform(0, 20))
+            elapsed = clock.time() - start
+            await clock.sleep(1300)  # past every expiry
+    finally:
+        sdk_logger.removeHandler(counts)
+        sdk_logger.setLevel(level)
+
+    totals = ledger.check(expired_billed_ok=True)
+    faults_hit = sum(1 for r in emulator.requests if r.fault is not None)
+    left = sum(1 for s in ledger.sessions if s.outcome is pf.SessionOutcome.LEFT_TO_EXPIRE)
+    summary = {
+        "virtual s": round(elapsed),
+        "sessions": SESSIONS,
+        "orders": totals["orders"],
+        "faults injected": injected,
+        "faults hit": faults_hit,
+        "retries": counts.counts["retries"],
+        "reconciliations": counts.counts["reconciliations"],
+        "found": counts.counts["found"],
+        "resent": counts.counts["resent"],
+        "unknown": totals["unknown"],
+        "errors": sum(errors.values()),
+        "left to expire": left,
+        "leaked": totals["leaked"],
+        "lost": totals["lost"],
+        "double": totals["double"],
+    }
+    with capsys.disabled():
+        print("\nsoak:", ", ".join(f"{k} {v}" for k, v in summary.items()))
+    assert {"leaked": 0, "lost": 0, "double": 0} == {
+        k: summary[k] for k in ("leaked", "lost", "double")
+    }
+    # each call placed at most one order; every call not failed got its number
+    assert SESSIONS - totals["unknown"] - summary["errors"] <= totals["orders"] <= SESSIONS
+    assert 120 <= faults_hit
+    assert 0 < summary["reconciliations"]
