@@ -62,6 +62,9 @@ _MAX_PAGES = 10
 _KNOWN_FOR = 3600.0
 #: An undecided order explains candidates in its window for this long.
 _UNDECIDED_FOR = 1800.0
+#: The longest a reconciliation waits for another order's answer (a request without a
+#: timeout could keep it waiting for ever).
+_IN_FLIGHT_WAIT = 120.0
 
 FetchPage = Callable[..., Awaitable[Page[Activation]]]
 FetchOne = Callable[[str], Awaitable[Activation]]
@@ -257,7 +260,12 @@ class OrderBook:
         return snapshot
 
     def _window_starts(self) -> list[float]:
-        return [o.window[0] for o in self._orders if o.window is not None and o.claimed is None]
+        """Where the windows of the orders still looking begin (a read serves them all)."""
+        return [
+            o.window[0]
+            for o in self._orders
+            if o.window is not None and o.claimed is None and o.keep_until is None
+        ]
 
     # -- matching ----------------------------------------------------------------------
 
@@ -266,13 +274,17 @@ class OrderBook:
     ) -> tuple[Activation | None, tuple[Activation, ...]]:
         """(the activation matched to ``order``, or None; the foreign candidates, if any).
 
-        Waits while an order still in flight could own one of the candidates.
+        Waits while an order still in flight could own one of the candidates (for at
+        most ``_IN_FLIGHT_WAIT``; then they count as not ours).
         """
+        give_up = self.clock.time() + _IN_FLIGHT_WAIT
         while True:
             with self._lock:
                 candidates = self._candidates(order, snapshot)
                 if not self._blocked(order, candidates, skew):
                     return self._assign(order, candidates)
+                if self.clock.time() >= give_up:
+                    return None, tuple(candidates)
             await self.clock.sleep(_POLL)
 
     def _candidates(self, order: PendingOrder, snapshot: _Snapshot) -> list[Activation]:
