@@ -35,6 +35,7 @@ from ._errors import (
     ServerError,
     SuccessRateGuardError,
     WaitTimeoutError,
+    WebhookPayloadError,
     WebhookVerificationError,
 )
 from ._http import RetryPolicy
@@ -58,7 +59,6 @@ from ._models import (
 from ._ratelimit import DOCUMENTED_RATE_LIMITS, RateLimit
 from ._session import ActivationSession, SessionOutcome
 from ._version import __version__
-from ._webhook_events import WebhookPayloadError
 
 __all__ = [
     "DOCUMENTED_RATE_LIMITS",

@@ -19,6 +19,7 @@
     ├── ResponseDecodeError          a 2xx body that does not parse or fit the model
     ├── InvalidParameterError        an argument outside the documented range (also a ValueError)
     ├── WebhookVerificationError     a webhook delivery failed its signature/timestamp checks
+    ├── WebhookPayloadError          a webhook body that is not a valid event (also a ValueError)
     ├── SuccessRateGuardError        strict mode refused an order that risks the 24 h block
     ├── OrderOutcomeUnknownError     an order may or may not have been placed
     ├── ActivationEndedError         wait_for_sms: the activation ended without an SMS
@@ -65,6 +66,7 @@ __all__ = [
     "ServerError",
     "SuccessRateGuardError",
     "WaitTimeoutError",
+    "WebhookPayloadError",
     "WebhookVerificationError",
     "MAX_BODY_KEPT",
     "make_api_error",
@@ -298,6 +300,18 @@ class InvalidParameterError(PlatfoneError, ValueError):
 
 class WebhookVerificationError(PlatfoneError):
     """A webhook delivery failed verification; the message says which check failed."""
+
+
+class WebhookPayloadError(PlatfoneError, ValueError):
+    """A webhook body that is not the JSON event the reference describes.
+
+    Raised by ``platfone_async.webhooks.parse_event`` (the ASGI app answers it with 400);
+    ``path`` says where the payload stopped fitting, e.g. ``$.data.expire_at``.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class SuccessRateGuardError(PlatfoneError):

@@ -148,8 +148,13 @@ class ActivationSession:
                 yield state
 
     async def retry(self) -> Activation:
-        """Ask for another SMS (``retry_activation``), then return the refreshed state."""
-        await self._client.retry_activation(self._activation.activation_id)
+        """Ask for another SMS (``retry_activation``), then return the refreshed state.
+
+        Passing the activation (not just its id) lets a retry whose answer was lost be
+        recognised by its effect. After such an unsure failure, :class:`PlatfoneError`
+        is raised if the activation's state cannot tell whether the retry took effect.
+        """
+        await self._client.retry_activation(self._activation)
         return await self.refresh()
 
     async def finalize(self) -> Activation:

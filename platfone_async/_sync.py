@@ -576,7 +576,12 @@ class SyncActivationSession(_Twin[ActivationSession]):
         return self._iterate(ActivationSession.watch, interval=interval)
 
     def retry(self) -> Activation:
-        """Ask for another SMS (``retry_activation``), then return the refreshed state."""
+        """Ask for another SMS (``retry_activation``), then return the refreshed state.
+
+        Passing the activation (not just its id) lets a retry whose answer was lost be
+        recognised by its effect. After such an unsure failure, :class:`PlatfoneError`
+        is raised if the activation's state cannot tell whether the retry took effect.
+        """
         return self._call(ActivationSession.retry)
 
     def finalize(self) -> Activation:

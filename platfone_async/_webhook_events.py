@@ -18,7 +18,7 @@ import attrs
 
 from ._convert import decode
 from ._enums import ReportStatus, WebhookEventType
-from ._errors import PlatfoneError, ResponseDecodeError
+from ._errors import ResponseDecodeError, WebhookPayloadError
 from ._models import Activation
 
 __all__ = [
@@ -33,18 +33,6 @@ __all__ = [
     "WebhookPayloadError",
     "parse_event",
 ]
-
-
-class WebhookPayloadError(PlatfoneError, ValueError):
-    """A webhook body that is not the JSON event the reference describes.
-
-    Raised by :func:`parse_event` (the ASGI app answers it with 400); ``path`` says
-    where the payload stopped fitting, e.g. ``$.data.expire_at``.
-    """
-
-    def __init__(self, message: str, *, path: str | None = None) -> None:
-        super().__init__(message)
-        self.path = path
 
 
 @attrs.frozen
