@@ -361,7 +361,10 @@ class HTTPPipeline:
                 try:
                     if trace is not None:
                         trace.sending(clock.time())
-                    with anyio.CancelScope(shield=shield):
+                    if shield:
+                        with anyio.CancelScope(shield=True):
+                            response, oversized = await self._exchange(request)
+                    else:  # a cancel scope costs microseconds: only where it is needed
                         response, oversized = await self._exchange(request)
                 finally:
                     await permit.__aexit__(None, None, None)
@@ -433,6 +436,11 @@ class HTTPPipeline:
         try:
             ok = 200 <= response.status_code < 300
             cap = MAX_RESPONSE_BYTES if ok else MAX_ERROR_BYTES
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) <= cap:
+                # The usual case: a body of announced, acceptable size - httpx's own read.
+                await response.aread()
+                return response, False
             chunks: list[bytes] = []
             size = 0
             oversized = False
