@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import httpx
+from _serving import start_server
 
 from platfone_async import AsyncPlatfone
 
@@ -73,26 +73,6 @@ async def _serve(port: int) -> None:
     server = await asyncio.start_server(handle, "127.0.0.1", port)
     async with server:
         await server.serve_forever()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start_server() -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port)])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"http://127.0.0.1:{port}/api/v1"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("benchmark server did not start")
 
 
 # -- timing ---------------------------------------------------------------------------------
@@ -148,7 +128,7 @@ def _import_time(statement: str, runs: int) -> float:
 
 async def _main(quick: bool) -> dict[str, float]:
     n, rounds = (200, 3) if quick else (2000, 7)
-    proc, base_url = _start_server()
+    proc, base_url = start_server(__file__)
     try:
         loop_raw, loop_sdk = await _compare(base_url, None, n, rounds)
     finally:

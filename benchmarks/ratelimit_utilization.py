@@ -19,12 +19,12 @@ import itertools
 import json
 import os
 import socket
-import subprocess
 import sys
 import time
 
 import anyio
 import httpx
+from _serving import start_server
 
 from platfone_async import AsyncPlatfone, RateLimit, RateLimitError
 
@@ -47,26 +47,6 @@ def _serve(port: int) -> None:
     sock.bind(("127.0.0.1", port))
     config = uvicorn.Config(emulator.app, interface="asgi3", log_level="error", lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start_server() -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port)])
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"http://127.0.0.1:{port}/api/v1"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("benchmark server did not start")
 
 
 async def _utilization(base_url: str, periods: int, tasks: int) -> dict[str, float]:
@@ -154,7 +134,7 @@ def main() -> None:
         _serve(args.serve)
         return
     periods, tasks, n, rounds = (2, 50, 500, 3) if args.quick else (10, 200, 3000, 7)
-    proc, base_url = _start_server()
+    proc, base_url = start_server(__file__)
     try:
         util = anyio.run(_utilization, base_url, periods, tasks)
     finally:
