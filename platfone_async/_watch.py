@@ -178,8 +178,10 @@ async def watch(
     confirms ``expire_at`` has passed (its state is yielded if it differs, even when
     the server still says ``active``). Transient errors (connection, 5xx, 429 other
     than the account block, an undecodable body) are logged and polled through; when
-    they last past ``expire_at`` plus the grace, the watch ends quietly. Any other
-    error is raised.
+    they last past ``expire_at`` plus the grace, the watch ends quietly - unless an
+    undecodable answer carried an SMS code that no decoded state has shown since: then
+    that :class:`ResponseDecodeError` (with ``.sms_code``) is raised, so the code the
+    server sent is not lost. Any other error is raised.
     """
     interval = check_interval(interval)
     activation_id = _id_of(activation)
@@ -192,6 +194,8 @@ async def watch(
     lag_polls = 0
     confirming = False
     registration: Registration | None = None
+    # The last undecodable answer that carried an SMS code no decoded state has shown.
+    salvaged: ResponseDecodeError | None = None
     try:
         while True:
             registration = _register(client, activation_id, registration)
@@ -207,10 +211,13 @@ async def watch(
                     raise
                 failures += 1
                 _log_failure(activation_id, error, failures)
+                if _carries_code(error, activation_id, last):
+                    salvaged = cast(ResponseDecodeError, error)
                 if isinstance(error, RateLimitError) and error.reset_at is not None:
                     not_before = error.reset_at.timestamp()
             else:
                 failures = 0
+                salvaged = None  # a decoded state tells the truth about the code
                 expire_at = state.expire_at.timestamp()
                 if state != last:
                     last = state
@@ -224,10 +231,14 @@ async def watch(
             # The poll confirming the expiry is the last one, whatever it said.
             if confirming or (expire_at is not None and started > expire_at + EXPIRY_CONFIRM_DELAY):
                 _log_stop(activation_id, failures)
+                if salvaged is not None:
+                    raise salvaged
                 return
             scheduled = _next_poll_at(clock.time(), pause, expire_at, not_before)
             if scheduled is None:
                 _log_stop(activation_id, failures)
+                if salvaged is not None:
+                    raise salvaged
                 return
             at, confirming = scheduled
             registration = _register(client, activation_id, registration)
@@ -237,6 +248,15 @@ async def watch(
     finally:
         if registration is not None:
             registration.hub.unregister(registration)
+
+
+def _carries_code(error: Exception, activation_id: str, last: Activation | None) -> bool:
+    """Whether ``error`` is an undecodable answer holding an SMS code not seen yet."""
+    if not isinstance(error, ResponseDecodeError) or not error.sms_code:
+        return False
+    if error.activation_id not in (None, activation_id):
+        return False
+    return last is None or not last.sms_received or last.sms_code != error.sms_code
 
 
 def _log_stop(activation_id: str, failures: int) -> None:
