@@ -31,7 +31,7 @@ import anyio
 
 from platfone_async._clock import SystemClock
 from platfone_async._ratelimit import KeyLimits, RateLimit
-from platfone_async._ratelimit_window import SlidingWindowLimiter
+from platfone_async._ratelimit._window import SlidingWindowLimiter
 
 BACKENDS = ("asyncio", "trio")
 

@@ -135,9 +135,9 @@ _LAZY = {"Platfone", "SyncActivationSession"}
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
-        from . import _sync
+        from ._sync import _facade
 
-        value = getattr(_sync, name)
+        value = getattr(_facade, name)
         _publish(value)
         globals()[name] = value
         return value
@@ -145,7 +145,7 @@ def __getattr__(name: str) -> object:
 
 
 if TYPE_CHECKING:
-    from ._sync import Platfone, SyncActivationSession
+    from ._sync._facade import Platfone, SyncActivationSession
 
 for _name in __all__:
     if _name not in _LAZY:

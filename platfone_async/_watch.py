@@ -8,16 +8,16 @@ re-exported here, where the client looks for it.
 Webhooks plug in at :func:`_sleep_until`, the one place a watcher waits: "until the
 next poll is due, or until a pushed update for this activation arrives". A
 ``WebhookHandler`` attached to the client pushes each verified ``activation.updated``
-into the client's ``PushHub`` (``_push``), which wakes the watchers of that activation at once;
-a woken watcher polls ``get_activation`` right away, through the normal client path (the
-push is a hint, the server the truth: a duplicate, late or out-of-order delivery can
-cost a poll but never makes a watcher yield a stale state). Should the server answer
-with a state older than the one pushed, it is asked again a second later (a few times at
-most). While events keep arriving, polls are ``PUSH_INTERVAL_FACTOR`` times further
-apart: polling is the fallback.
+into the client's ``PushHub`` (``webhooks._push``), which wakes the watchers of that
+activation at once; a woken watcher polls ``get_activation`` right away, through the
+normal client path (the push is a hint, the server the truth: a duplicate, late or
+out-of-order delivery can cost a poll but never makes a watcher yield a stale state).
+Should the server answer with a state older than the one pushed, it is asked again a
+second later (a few times at most). While events keep arriving, polls are
+``PUSH_INTERVAL_FACTOR`` times further apart: polling is the fallback.
 
-Waking needs no task either (see ``_push``): a registered watcher sleeps on the clock
-inside its own cancel scope, and a push cancels that scope.
+Waking needs no task either (see ``webhooks._push``): a registered watcher sleeps on the
+clock inside its own cancel scope, and a push cancels that scope.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from ._errors import (
     WaitTimeoutError,
 )
 from ._models import Activation
-from ._push import PUSH_INTERVAL_FACTOR, Registration, hub_of
 from ._session import ActivationSession, SessionOutcome, open_session
+from .webhooks._push import PUSH_INTERVAL_FACTOR, Registration, hub_of
 
 if TYPE_CHECKING:
     from ._client import AsyncPlatfone

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from platfone_async._ratelimit_window import SlidingWindowLimiter, default_margin
+from platfone_async._ratelimit._window import SlidingWindowLimiter, default_margin
 from platfone_async.testing._clock import VirtualClock
 
 pytestmark = pytest.mark.anyio

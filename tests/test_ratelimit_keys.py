@@ -20,8 +20,8 @@ from platfone_async._ratelimit import (
     get_key_limits,
     key_fingerprint,
 )
-from platfone_async._ratelimit_success import DAY, SuccessRateCheck, SuccessRateTracker
-from platfone_async._ratelimit_window import SlidingWindowLimiter
+from platfone_async._ratelimit._success import DAY, SuccessRateCheck, SuccessRateTracker
+from platfone_async._ratelimit._window import SlidingWindowLimiter
 from platfone_async.testing._clock import VirtualClock
 
 pytestmark = pytest.mark.anyio

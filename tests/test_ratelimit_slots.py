@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from platfone_async._ratelimit_slots import ActivationSlots, SlotToken
+from platfone_async._ratelimit._slots import ActivationSlots, SlotToken
 from platfone_async.testing._clock import VirtualClock
 from platfone_async.testing._clock import _wait_all_tasks_blocked as _settle
 

@@ -10,8 +10,8 @@ import anyio
 import pytest
 
 from platfone_async._clock import SystemClock
-from platfone_async._ratelimit_slots import ActivationSlots
-from platfone_async._ratelimit_window import SlidingWindowLimiter
+from platfone_async._ratelimit._slots import ActivationSlots
+from platfone_async._ratelimit._window import SlidingWindowLimiter
 
 #: Real seconds before a test gives up on a wake-up that never came.
 PATIENCE = 10.0

@@ -21,7 +21,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from platfone_async import _codegen
+from platfone_async._sync import _codegen
 
 from .test_sync_twins import _twin_map, assert_twins
 

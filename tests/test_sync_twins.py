@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from platfone_async import AsyncPlatfone, Platfone, _codegen, _sync
+from platfone_async import AsyncPlatfone, Platfone
+from platfone_async._sync import _codegen
+from platfone_async._sync import _facade as _sync
 
 _ASYNC_ITERATORS = (
     collections.abc.AsyncIterator,
@@ -138,7 +140,7 @@ def test_context_manager_protocol_is_mirrored() -> None:
 
 
 def test_generated_file_is_fresh(capsys: pytest.CaptureFixture[str]) -> None:
-    """`python -m platfone_async._codegen --check` passes: _sync.py matches the generator."""
+    """`python -m platfone_async._sync._codegen --check` passes: the facade is current."""
     assert 0 == _codegen.main(["--check"])
     assert "up to date" in capsys.readouterr().out
 
@@ -147,13 +149,13 @@ def test_check_fails_clearly_on_a_stale_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--check exits non-zero and names the command that regenerates the file."""
-    stale = tmp_path / "_sync.py"
+    stale = tmp_path / "_facade.py"
     stale.write_text(_codegen.OUTPUT.read_text().replace("def get_balance", "def get_bal"))
     monkeypatch.setattr(_codegen, "OUTPUT", stale)
     assert 1 == _codegen.main(["--check"])
     err = capsys.readouterr().err
     assert "is stale" in err
-    assert "python -m platfone_async._codegen" in err
+    assert "python -m platfone_async._sync._codegen" in err
     assert "-    def get_bal" in err
 
 
@@ -161,4 +163,4 @@ def test_generated_file_says_it_is_generated() -> None:
     """The header tells a reader not to edit it and how to regenerate it."""
     header = _codegen.OUTPUT.read_text().split('"""')[1]
     assert "GENERATED" in header
-    assert "python -m platfone_async._codegen" in header
+    assert "python -m platfone_async._sync._codegen" in header

@@ -10,7 +10,6 @@ import anyio
 import pytest
 
 from platfone_async import Activation, AsyncPlatfone, SmsStatus
-from platfone_async._push import PUSH_INTERVAL_FACTOR
 from platfone_async.testing import Offer, PlatfoneEmulator, VirtualClock, WebhookAttempt
 from platfone_async.webhooks import (
     ALL_EVENTS,
@@ -22,6 +21,7 @@ from platfone_async.webhooks import (
     WebhookEvent,
     WebhookHandler,
 )
+from platfone_async.webhooks._push import PUSH_INTERVAL_FACTOR
 
 SECRET = "whsec-emulator-7f3a"
 

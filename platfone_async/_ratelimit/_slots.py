@@ -27,8 +27,8 @@ from datetime import datetime
 import anyio.lowlevel
 import attrs
 
-from ._clock import Clock
-from ._ratelimit_wait import ErrorSource, Waiter, WaitQueue, logger, make_error
+from .._clock import Clock
+from ._wait import ErrorSource, Waiter, WaitQueue, logger, make_error
 
 __all__ = ["ActivationSlots", "SlotToken", "SlotsState"]
 

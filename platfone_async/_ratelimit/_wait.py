@@ -29,7 +29,7 @@ from typing import TypeAlias
 
 import anyio
 
-from ._clock import Clock
+from .._clock import Clock
 
 __all__ = ["ErrorSource", "WaitQueue", "Waiter", "logger", "make_error"]
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
-from ._errors import InvalidParameterError, WebhookVerificationError
+from .._errors import InvalidParameterError, WebhookVerificationError
 
 __all__ = [
     "DEFAULT_TOLERANCE",

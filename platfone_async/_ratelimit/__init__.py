@@ -2,10 +2,10 @@
 
 The pieces, each in its own module:
 
-- :class:`~platfone_async._ratelimit_window.SlidingWindowLimiter` - one endpoint's
+- :class:`~platfone_async._ratelimit._window.SlidingWindowLimiter` - one endpoint's
   bucket, whose tokens come back one period after the response;
-- :class:`~platfone_async._ratelimit_slots.ActivationSlots` - the 20-active limit;
-- :class:`~platfone_async._ratelimit_success.SuccessRateTracker` - the 24 h success rate.
+- :class:`~platfone_async._ratelimit._slots.ActivationSlots` - the 20-active limit;
+- :class:`~platfone_async._ratelimit._success.SuccessRateTracker` - the 24 h success rate.
 
 This module holds the table of limits, the :class:`RateLimitBackend` seam (where the
 buckets live: in memory now, Redis later) and :class:`KeyLimits`, everything one API key
@@ -26,11 +26,11 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from ._clock import Clock, SystemClock
-from ._ratelimit_slots import ActivationSlots, SlotsState, SlotToken
-from ._ratelimit_success import GuardMode, SuccessRateCheck, SuccessRateState, SuccessRateTracker
-from ._ratelimit_wait import ErrorSource, logger, make_error
-from ._ratelimit_window import LimiterState, SlidingWindowLimiter
+from .._clock import Clock, SystemClock
+from ._slots import ActivationSlots, SlotsState, SlotToken
+from ._success import GuardMode, SuccessRateCheck, SuccessRateState, SuccessRateTracker
+from ._wait import ErrorSource, logger, make_error
+from ._window import LimiterState, SlidingWindowLimiter
 
 __all__ = [
     "DOCUMENTED_RATE_LIMITS",

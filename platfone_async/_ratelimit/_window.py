@@ -19,8 +19,8 @@ from types import TracebackType
 import anyio.lowlevel
 import attrs
 
-from ._clock import Clock
-from ._ratelimit_wait import ErrorSource, Waiter, WaitQueue, logger, make_error
+from .._clock import Clock
+from ._wait import ErrorSource, Waiter, WaitQueue, logger, make_error
 
 __all__ = ["DEFAULT_MARGIN", "LimiterState", "SlidingWindowLimiter", "default_margin"]
 

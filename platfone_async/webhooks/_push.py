@@ -7,7 +7,7 @@ they are (polling becomes the fallback).
 
 Waking needs no task per watcher (ten thousand watchers is a normal load): a registered
 watcher sleeps on the client's clock inside its own cancel scope - the
-:class:`~platfone_async._ratelimit_wait.Waiter` of the rate limiters - and a push
+:class:`~platfone_async._ratelimit._wait.Waiter` of the rate limiters - and a push
 cancels that scope. It works on any :class:`~platfone_async._clock.Clock`, virtual ones
 included, and across threads: the receiver may run on another thread and event loop
 than the watchers (a waiter woken from elsewhere is woken through its own loop).
@@ -19,12 +19,12 @@ import threading
 import weakref
 from typing import TYPE_CHECKING
 
-from ._clock import Clock
-from ._models import Activation
-from ._ratelimit_wait import Waiter
+from .._clock import Clock
+from .._models import Activation
+from .._ratelimit._wait import Waiter
 
 if TYPE_CHECKING:
-    from ._client import AsyncPlatfone
+    from .._client import AsyncPlatfone
 
 __all__ = [
     "PUSH_FRESHNESS",

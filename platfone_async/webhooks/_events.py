@@ -16,10 +16,10 @@ from typing import Any, ClassVar, TypeAlias
 
 import attrs
 
-from ._convert import decode
-from ._enums import ReportStatus, WebhookEventType
-from ._errors import ResponseDecodeError, WebhookPayloadError
-from ._models import Activation
+from .._convert import decode
+from .._enums import ReportStatus, WebhookEventType
+from .._errors import ResponseDecodeError, WebhookPayloadError
+from .._models import Activation
 
 __all__ = [
     "AccountLowBalance",

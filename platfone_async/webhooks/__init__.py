@@ -19,9 +19,9 @@ documents it: HMAC-SHA256 with the secret over ``"{x-webhook-id}.{x-timestamp}.{
 
 from __future__ import annotations
 
-from ._enums import WebhookEventType
-from ._errors import WebhookVerificationError
-from ._webhook_events import (
+from .._enums import WebhookEventType
+from .._errors import WebhookVerificationError
+from ._events import (
     AccountLowBalance,
     ActivationReportUpdated,
     ActivationUpdated,
@@ -33,8 +33,8 @@ from ._webhook_events import (
     WebhookPayloadError,
     parse_event,
 )
-from ._webhook_handler import ALL_EVENTS, ASGIApp, WebhookHandler, webhook_app
-from ._webhooks import DEFAULT_TOLERANCE, sign, signed_headers, signing_string, verify
+from ._handler import ALL_EVENTS, ASGIApp, WebhookHandler, webhook_app
+from ._signature import DEFAULT_TOLERANCE, sign, signed_headers, signing_string, verify
 
 __all__ = [
     "ALL_EVENTS",

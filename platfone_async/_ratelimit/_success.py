@@ -17,8 +17,8 @@ from typing import Literal
 
 import attrs
 
-from ._clock import Clock
-from ._ratelimit_wait import logger
+from .._clock import Clock
+from ._wait import logger
 
 __all__ = [
     "DAY",
