@@ -38,7 +38,6 @@ from ._errors import (
     WebhookPayloadError,
     WebhookVerificationError,
 )
-from ._http import RetryPolicy
 from ._models import (
     Activation,
     Balance,
@@ -57,6 +56,7 @@ from ._models import (
     ServicePrices,
 )
 from ._ratelimit import DOCUMENTED_RATE_LIMITS, RateLimit
+from ._retry import RetryPolicy
 from ._session import ActivationSession, SessionOutcome
 from ._version import __version__
 

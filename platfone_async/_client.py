@@ -1,15 +1,22 @@
-"""``AsyncPlatfone``: one method per endpoint of the Platfone Activation API."""
+"""``AsyncPlatfone``: one method per endpoint of the Platfone Activation API.
+
+Each method validates its arguments (``_validate``: bad input fails before any request
+leaves), hands the call to the pipeline (``_http``) - or, for the writes that need
+judgement, to the order flow (``_orders``) - and returns a model. Watching and holding
+an activation live in ``_watch`` and ``_session``.
+
+The module is longer than most (about 580 lines) because of its docstrings, nearly half
+of it: they are the API reference that ``help()``, IDEs and the generated sync facade
+show, so they stay with the methods they describe.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import enum
-import logging
 import os
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -18,19 +25,8 @@ import httpx
 from . import _validate as check
 from . import _watch
 from ._clock import Clock, SystemClock
-from ._enums import ActivationStatus, BillingStatus, SmsStatus
-from ._errors import (
-    ActiveActivationsLimitError,
-    APIError,
-    ConflictError,
-    InvalidParameterError,
-    OrderOutcomeUnknownError,
-    PlatfoneError,
-    ResponseDecodeError,
-    ServerError,
-    SuccessRateGuardError,
-)
-from ._http import HTTPPipeline, RetryPolicy, SendTrace
+from ._errors import InvalidParameterError
+from ._http import HTTPPipeline
 from ._models import (
     Activation,
     Balance,
@@ -44,15 +40,9 @@ from ._models import (
     Service,
     ServicePrices,
 )
-from ._ratelimit import (
-    DOCUMENTED_RATE_LIMITS,
-    KeyLimitsState,
-    RateLimit,
-    SlotToken,
-    SuccessRateCheck,
-    get_key_limits,
-)
-from ._reconcile import OrderBook, PendingOrder, Verdict, VerdictKind, book_for, reconcile
+from ._orders import Orders, SuccessRateGuard
+from ._ratelimit import DOCUMENTED_RATE_LIMITS, KeyLimitsState, RateLimit, get_key_limits
+from ._retry import RetryPolicy, client_policy
 from ._validate import Evidence
 
 __all__ = ["PRODUCTION_URL", "SANDBOX_URL", "AsyncPlatfone"]
@@ -63,45 +53,6 @@ PRODUCTION_URL = "https://temp-number-api.com/api/v1"
 SANDBOX_URL = "https://temp-number-api.com/test/api/v1"
 
 _SYSTEM_CLOCK = SystemClock()
-
-#: How long a slot stays taken after an order whose outcome is unknown (it may have
-#: opened a number): the longest an activation lives, plus a margin.
-_UNKNOWN_ORDER_HOLD = 30 * 60.0
-
-logger = logging.getLogger("platfone_async")
-
-#: Statuses by which a proxy says the server may still be working on the request.
-_UPSTREAM_TIMEOUT = frozenset({504, 524})
-
-_NO_SMS_YET = frozenset({SmsStatus.SMS_REQUESTED})
-_PAID = frozenset({BillingStatus.BILLED, BillingStatus.REFUNDED})
-
-SuccessRateGuard = Literal["warn", "raise", "off"]
-
-
-def _retry_policy(
-    max_retries: int, rate_limit_wait: float, retry_policy: RetryPolicy | None
-) -> RetryPolicy:
-    """The client's policy: ``retry_policy``, or the default with the two shorthands."""
-    if retry_policy is None:
-        return RetryPolicy(
-            max_retries=check.int_in_range(max_retries, "max_retries", 0),
-            max_server_wait=check.non_negative(rate_limit_wait, "rate_limit_wait"),
-        )
-    if not isinstance(retry_policy, RetryPolicy):
-        raise InvalidParameterError("retry_policy", "must be a RetryPolicy", retry_policy)
-    defaults = RetryPolicy()
-    if max_retries != defaults.max_retries:
-        raise InvalidParameterError(
-            "max_retries", "give it inside retry_policy (RetryPolicy(max_retries=...))", max_retries
-        )
-    if rate_limit_wait != defaults.max_server_wait:
-        raise InvalidParameterError(
-            "rate_limit_wait",
-            "give it inside retry_policy (RetryPolicy(max_server_wait=...))",
-            rate_limit_wait,
-        )
-    return retry_policy
 
 
 def _activation_id(activation: str | Activation) -> str:
@@ -173,7 +124,7 @@ class AsyncPlatfone:
             )
         if not isinstance(key, str) or any(c in key for c in "\r\n"):
             raise InvalidParameterError("api_key", "must be a single-line string", "<hidden>")
-        policy = _retry_policy(max_retries, rate_limit_wait, retry_policy)
+        policy = client_policy(max_retries, rate_limit_wait, retry_policy)
         if base_url is None:
             base_url = SANDBOX_URL if sandbox else PRODUCTION_URL
         if max_active_activations is not None:
@@ -189,10 +140,6 @@ class AsyncPlatfone:
                 "success_rate_floor", "must be between 0 and 1", success_rate_floor
             )
         clock = clock if clock is not None else _SYSTEM_CLOCK
-        self._slots_on = max_active_activations is not None
-        self._slot_timeout = slot_timeout
-        self._success_rate_guard: SuccessRateGuard = success_rate_guard
-        self._success_rate_floor = success_rate_floor
         self._http = HTTPPipeline(
             api_key=key,
             base_url=base_url,
@@ -208,7 +155,13 @@ class AsyncPlatfone:
                 max_active_activations=max_active_activations or 20,
             ),
         )
-        self._book: OrderBook = book_for(self._http.limits)
+        self._orders = Orders(
+            self._http,
+            slots_on=max_active_activations is not None,
+            slot_timeout=slot_timeout,
+            success_rate_guard=success_rate_guard,
+            success_rate_floor=success_rate_floor,
+        )
         self._catalog: dict[str, tuple[str, list[Any]]] = {}
 
     def __repr__(self) -> str:
@@ -257,18 +210,6 @@ class AsyncPlatfone:
         account in the Platfone dashboard, to order again at once.
         """
         self._http.limits.unblock_account()
-
-    def _observe(self, activation: Activation) -> Activation:
-        """Learn from any activation state seen: free its slot if it ended, count its SMS."""
-        limits = self._http.limits
-        limits.slots.observe(
-            activation.activation_id,
-            ended=not activation.is_active,
-            expire_at=activation.expire_at,
-        )
-        if activation.sms_status not in _NO_SMS_YET or activation.billing_status in _PAID:
-            limits.success.record_sms(activation.activation_id)
-        return activation
 
     # -- activations --------------------------------------------------------------------
 
@@ -329,162 +270,9 @@ class AsyncPlatfone:
             body["order_id"] = check.order_id(order_id)
         if quality_factor is not None:
             body["quality_factor"] = check.quality_factor(quality_factor)
-        self._guard_success_rate()
-        resent = False
-        slot: SlotToken | None = None
-        while True:
-            if slot is None:
-                slot = await self._take_slot(wait_for_slot)
-            order = self._book.open(sid, cid, max_price, SendTrace())
-            try:
-                activation = await self._send_order(body, order.trace)
-            except ActiveActivationsLimitError:
-                # Activations opened elsewhere fill the account: learn it, and queue again.
-                self._book.close(order)
-                if slot is None:
-                    raise
-                self._http.limits.slots.server_full(slot)
-                slot = None
-                if not wait_for_slot:
-                    raise
-                continue
-            except BaseException as exc:
-                outcome = await self._after_failed_order(order, exc, slot)
-                if isinstance(outcome, Activation):
-                    return self._opened(outcome, slot)
-                if outcome is _Failure.NOT_PLACED:
-                    if not resent and self._may_resend(exc):
-                        resent = True
-                        logger.info(
-                            "order for %s/%s: the history shows it was not placed; "
-                            "sending it once more",
-                            sid,
-                            cid,
-                        )
-                        continue  # with the same slot
-                    if slot is not None:
-                        slot.release()
-                raise
-            self._book.handed_out(order, activation, self._http.clock.time())
-            return self._opened(activation, slot)
-
-    async def _send_order(self, body: Mapping[str, Any], trace: SendTrace) -> Activation:
-        reply = await self._http.fetch(
-            "create_activation",
-            "POST",
-            "/activation",
-            json_body=body,
-            idempotent=False,
-            shield=True,
-            trace=trace,
+        return await self._orders.place(
+            body, max_price=max_price, wait_for_slot=wait_for_slot, reader=self
         )
-        return self._http.decode_reply(reply, Activation)
-
-    def _opened(self, activation: Activation, slot: SlotToken | None) -> Activation:
-        if slot is not None:
-            slot.bind(activation.activation_id, activation.expire_at)
-        self._http.limits.success.record_order(activation.activation_id)
-        return self._observe(activation)
-
-    async def _after_failed_order(
-        self, order: PendingOrder, exc: BaseException, slot: SlotToken | None
-    ) -> Activation | _Failure:
-        """What a failed order comes to, the slot and the order book settled accordingly.
-
-        The activation reconciliation found; ``NOT_PLACED`` when the history shows a
-        completely answered order was not placed (the caller may send it once more);
-        ``SETTLED`` when it surely placed nothing (never sent, or refused: the slot is
-        back) or the caller is being interrupted after it left (the slot stays taken).
-        Raises :class:`OrderOutcomeUnknownError` when it cannot tell.
-        """
-        if not order.trace.reached or _refused(exc):
-            self._book.close(order)
-            if slot is not None:
-                slot.release()
-            return _Failure.SETTLED
-        if not isinstance(exc, PlatfoneError) or not self._http.retry.reconcile_orders:
-            # Interrupted (KeyboardInterrupt, a cancellation) or a bug after the request
-            # left, or reconciliation is off: the order may exist, and nobody looks now.
-            self._hold_unknown(order, slot)
-            return _Failure.SETTLED
-        sid, cid = order.service_id, order.country_id
-        logger.warning(
-            "order for %s/%s: %s: %s - it may have been placed; looking for it in the "
-            "activation history",
-            sid,
-            cid,
-            type(exc).__name__,
-            exc,
-        )
-        try:
-            verdict = await reconcile(
-                self._book,
-                order,
-                self._http.retry,
-                fetch_page=self.get_activation_history,
-                fetch_one=self.get_activation,
-                activation_id=exc.activation_id if isinstance(exc, ResponseDecodeError) else None,
-            )
-        except BaseException:
-            self._hold_unknown(order, slot)
-            raise
-        if verdict.kind is VerdictKind.FOUND and verdict.activation is not None:
-            self._book.close(order)
-            logger.info(
-                "order for %s/%s: found activation %s in the history",
-                sid,
-                cid,
-                verdict.activation.activation_id,
-            )
-            return verdict.activation
-        if verdict.kind is VerdictKind.ABSENT and _answered(exc):
-            self._book.close(order)
-            return _Failure.NOT_PLACED
-        self._hold_unknown(order, slot)
-        raise _unknown_outcome(order, verdict, exc) from exc
-
-    def _may_resend(self, exc: BaseException) -> bool:
-        policy = self._http.retry
-        return (
-            policy.max_retries > 0
-            and isinstance(exc, ServerError)
-            and exc.status_code in policy.retry_statuses
-        )
-
-    def _guard_success_rate(self) -> None:
-        def refuse(result: SuccessRateCheck) -> SuccessRateGuardError:
-            return SuccessRateGuardError(
-                result.message(),
-                rate=result.projected_rate,
-                orders=result.orders,
-                floor=result.floor,
-            )
-
-        self._http.limits.success.guard(
-            self._success_rate_guard, floor=self._success_rate_floor, error=refuse
-        )
-
-    async def _take_slot(self, wait: bool) -> SlotToken | None:
-        if not self._slots_on:
-            return None
-        timeout = self._slot_timeout if wait else 0.0
-        try:
-            return await self._http.limits.acquire_slot(timeout)
-        except TimeoutError:
-            capacity = self._http.limits.slots.capacity
-            raise ActiveActivationsLimitError(
-                f"all {capacity} activation slots of this key are in use "
-                "(client-side; no order was sent)",
-                status_code=429,
-            ) from None
-
-    def _hold_unknown(self, order: PendingOrder, slot: SlotToken | None) -> None:
-        """An order that may have opened a number we never heard of: keep its slot taken
-        for as long as such a number could live, and its window in the order book."""
-        self._book.keep_undecided(order, self._http.retry.clock_skew)
-        if slot is not None and not slot.released:
-            clock = self._http.clock
-            slot.bind(f"unknown-order@{clock.time():.3f}", clock.time() + _UNKNOWN_ORDER_HOLD)
 
     async def get_activation(self, activation_id: str | Activation) -> Activation:
         """The activation's current state (``GET /activation/{id}``); poll it every 10 s."""
@@ -492,7 +280,7 @@ class AsyncPlatfone:
         reply = await self._http.fetch(
             "get_activation", "GET", f"/activation/{aid}", idempotent=True
         )
-        return self._observe(self._http.decode_reply(reply, Activation))
+        return self._orders.observe(self._http.decode_reply(reply, Activation))
 
     async def retry_activation(self, activation_id: str | Activation) -> None:
         """Ask for another SMS to the same number (``PUT /activation/{id}/retry``).
@@ -509,43 +297,8 @@ class AsyncPlatfone:
         is sent once more; otherwise the error is raised - the server may still apply
         it, so look at the activation before asking again.
         """
-        aid = _activation_id(activation_id)
         before = activation_id if isinstance(activation_id, Activation) else None
-        for resent in (False, True):
-            trace = SendTrace()
-            try:
-                response = await self._http.send(
-                    "retry_activation",
-                    "PUT",
-                    f"/activation/{aid}/retry",
-                    idempotent=False,
-                    trace=trace,
-                )
-            except PlatfoneError as exc:
-                if not trace.reached or _refused(exc):
-                    raise
-                if await self._retry_took_effect(aid, before):
-                    return
-                if resent or not _answered(exc) or not self._may_resend(exc):
-                    raise
-                logger.info("retry of %s: not applied (the activation says so); again", aid)
-                continue
-            self._check_action_body("retry_activation", aid, response)
-            return
-
-    async def _retry_took_effect(self, activation_id: str, before: Activation | None) -> bool:
-        try:
-            state = await self.get_activation(activation_id)
-        except PlatfoneError:
-            return False
-        if state.sms_status == SmsStatus.RETRY_REQUESTED:
-            return True
-        return (
-            before is not None
-            and before.sms_code is not None
-            and state.sms_received
-            and state.sms_code != before.sms_code
-        )
+        await self._orders.retry(_activation_id(activation_id), before, reader=self)
 
     async def cancel_activation(self, activation_id: str | Activation) -> None:
         """Cancel an activation that has received no SMS (``PUT /activation/{id}/cancel``).
@@ -553,48 +306,18 @@ class AsyncPlatfone:
         Allowed once ``cancelable_after`` has passed (never when it is ``None``); the
         reserved price is released.
         """
-        await self._put_action("cancel_activation", activation_id, "cancel")
+        await self._orders.settle(
+            "cancel_activation", _activation_id(activation_id), "cancel", reader=self
+        )
 
     async def finalize_activation(self, activation_id: str | Activation) -> None:
         """Confirm an activation that got its SMS (``PUT /activation/{id}/finalize``).
 
         Frees its place among the active activations; no SMS arrives afterwards.
         """
-        await self._put_action("finalize_activation", activation_id, "finalize")
-
-    async def _put_action(self, endpoint: str, activation: str | Activation, action: str) -> None:
-        """Cancel or finalize: retried like a GET, since twice is the same as once."""
-        aid = _activation_id(activation)
-        trace = SendTrace()
-        try:
-            response = await self._http.send(
-                endpoint, "PUT", f"/activation/{aid}/{action}", idempotent=True, trace=trace
-            )
-        except ConflictError:
-            # A retry whose first attempt went through meets the state that attempt made.
-            if trace.attempts < 2 or not await self._already_done(aid, action):
-                raise
-        else:
-            self._check_action_body(endpoint, aid, response)
-        self._http.limits.slots.observe(aid, ended=True)
-
-    def _check_action_body(self, endpoint: str, aid: str, response: httpx.Response) -> None:
-        if response.content.strip():
-            try:
-                self._http.json(response)  # raises on an error object in a 2xx body
-            except ResponseDecodeError as exc:
-                # The 2xx says it was done; an unreadable body changes nothing.
-                logger.debug("%s %s: done; its body was not JSON (%s)", endpoint, aid, exc)
-
-    async def _already_done(self, activation_id: str, action: str) -> bool:
-        """Whether the activation shows ``action`` done (after a PUT answered 409)."""
-        try:
-            state = await self.get_activation(activation_id)
-        except PlatfoneError:
-            return False
-        if action == "cancel":
-            return state.activation_status == ActivationStatus.CANCELED
-        return state.activation_status == ActivationStatus.FINALIZED
+        await self._orders.settle(
+            "finalize_activation", _activation_id(activation_id), "finalize", reader=self
+        )
 
     async def get_activation_history(self, *, page: int = 1, limit: int = 10) -> Page[Activation]:
         """One page of past activations, newest first (``GET /activation/history``).
@@ -612,7 +335,7 @@ class AsyncPlatfone:
         )
         page_ = self._http.decode_page(reply, Activation, "activations")
         for activation in page_.items:
-            self._observe(activation)
+            self._orders.observe(activation)
         return page_
 
     async def iter_activation_history(self, *, limit: int = 50) -> AsyncIterator[Activation]:
@@ -862,42 +585,3 @@ def _activation_key(activation: Activation) -> str:
 
 def _report_key(report: Report) -> str:
     return report.activation.activation_id
-
-
-class _Failure(enum.Enum):
-    SETTLED = "settled"
-    NOT_PLACED = "not placed"
-
-
-def _refused(exc: BaseException) -> bool:
-    """Whether the server (or the client, before sending) surely refused the order."""
-    return isinstance(exc, (APIError, InvalidParameterError)) and not isinstance(exc, ServerError)
-
-
-def _answered(exc: BaseException) -> bool:
-    """Whether the failure was a complete answer: the server is done with the request."""
-    return isinstance(exc, ServerError) and exc.status_code not in _UPSTREAM_TIMEOUT
-
-
-def _utc(seconds: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
-
-
-def _unknown_outcome(
-    order: PendingOrder, verdict: Verdict, exc: BaseException
-) -> OrderOutcomeUnknownError:
-    start, end = _utc(verdict.window[0]), _utc(verdict.window[1])
-    reason = verdict.reason or (
-        "the activation history shows no such order, but the server may still be placing it"
-    )
-    return OrderOutcomeUnknownError(
-        f"order for {order.service_id}/{order.country_id} may or may not have been placed: "
-        f"{reason} (after {type(exc).__name__}: {exc}); look for an activation created "
-        f"between {start.isoformat()} and {end.isoformat()} before ordering again",
-        service_id=order.service_id,
-        country_id=order.country_id,
-        window_start=start,
-        window_end=end,
-        last_error=exc,
-        candidates=verdict.candidates,
-    )

@@ -25,6 +25,9 @@ it is not sent again blindly: the SDK looks for the order it may have placed.
 5. **Verdicts.** ``FOUND`` at the first lookup that matches; ``ABSENT`` when every lookup
    read the history and found nothing; ``UNDECIDED`` when a foreign candidate sits in
    the window, the history could not be read, or the window lies too far back in it.
+
+About 460 lines in one module on purpose: the order book and the lookup share one lock
+and one notion of who owns which candidate, and the rules above read as one argument.
 """
 
 from __future__ import annotations
@@ -42,8 +45,8 @@ import attrs
 
 from ._clock import Clock
 from ._errors import PlatfoneError
-from ._http import RetryPolicy, SendTrace
 from ._models import Activation, Page
+from ._retry import RetryPolicy, SendTrace
 
 if TYPE_CHECKING:
     from ._ratelimit import KeyLimits

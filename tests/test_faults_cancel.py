@@ -184,7 +184,7 @@ async def test_an_order_in_flight_is_seen_through_and_its_slot_bound() -> None:
         slots = r.client.rate_limit_state().slots
         placed = [a["activation_id"] for a in r.emulator.activations()]
     assert (1, 1, 1) == (len(placed), slots.in_use, slots.bound)
-    assert r.client._book.is_known(placed[0])
+    assert r.client._orders.book.is_known(placed[0])
 
 
 async def test_a_session_cancelled_during_its_order_settles_the_number() -> None:

@@ -13,8 +13,8 @@ import pytest
 
 import platfone_async as pf
 from platfone_async._convert import converter
-from platfone_async._http import SendTrace
 from platfone_async._reconcile import OrderBook
+from platfone_async._retry import SendTrace
 from platfone_async.testing import Fault, PlatfoneEmulator, VirtualClock
 
 from ._faultkit import API_KEY, RewritingTransport, new_client, new_emulator

@@ -5,7 +5,8 @@ The pieces, each in its own module:
 - :class:`~platfone_async._ratelimit._window.SlidingWindowLimiter` - one endpoint's
   bucket, whose tokens come back one period after the response;
 - :class:`~platfone_async._ratelimit._slots.ActivationSlots` - the 20-active limit;
-- :class:`~platfone_async._ratelimit._success.SuccessRateTracker` - the 24 h success rate.
+- :class:`~platfone_async._ratelimit._success.SuccessRateTracker` - the 24 h success rate;
+- ``_wait`` - the FIFO wait queue and cancellable waiter they share.
 
 This module holds the table of limits, the :class:`RateLimitBackend` seam (where the
 buckets live: in memory now, Redis later) and :class:`KeyLimits`, everything one API key

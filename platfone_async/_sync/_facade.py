@@ -15,9 +15,8 @@ from contextlib import AbstractContextManager
 
 import httpx
 
-from .._client import AsyncPlatfone, SuccessRateGuard
+from .._client import AsyncPlatfone
 from .._clock import Clock
-from .._http import RetryPolicy
 from .._models import (
     Activation,
     Balance,
@@ -31,7 +30,9 @@ from .._models import (
     Service,
     ServicePrices,
 )
+from .._orders import SuccessRateGuard
 from .._ratelimit import DOCUMENTED_RATE_LIMITS, KeyLimitsState, RateLimit
+from .._retry import RetryPolicy
 from .._session import ActivationSession, SessionOutcome
 from .._validate import Evidence
 from ._runtime import Root, Twin

@@ -1,0 +1,399 @@
+"""The order flow behind ``create_activation``, and the writes judged by their effect.
+
+An order takes a slot of the 20-active limit (waiting for one, FIFO), is entered in the
+key's order book, and is sent once. What a failure means depends on whether the request
+may have reached the server:
+
+- surely not (never sent, or refused with a 4xx/429): the slot comes back, nothing else;
+- maybe: the order is **reconciled** through the activation history (``_reconcile``),
+  not resent. Found: it is returned as if the answer had arrived. Absent after a complete
+  500/502/503: it is sent once more, with the same slot. Otherwise
+  :class:`OrderOutcomeUnknownError`, and the slot stays taken for as long as such a
+  number could live.
+
+Retry, cancel and finalize are writes too. Cancel and finalize are the same twice, so
+they are retried like reads and a 409 after a retried attempt is judged by the
+activation's state; a retry is not (a late duplicate wipes the next SMS), so a retry that
+may have reached the server is judged by the activation before it is ever sent again.
+
+:class:`Orders` holds no client: the reads it needs (``get_activation`` and
+``get_activation_history``, through the client's own limits) come in as a
+:class:`Reader`, so the arrows point one way (``_client`` -> ``_orders`` -> ``_http``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol
+
+import httpx
+
+from ._enums import ActivationStatus, BillingStatus, SmsStatus
+from ._errors import (
+    ActiveActivationsLimitError,
+    APIError,
+    ConflictError,
+    InvalidParameterError,
+    OrderOutcomeUnknownError,
+    PlatfoneError,
+    ResponseDecodeError,
+    ServerError,
+    SuccessRateGuardError,
+)
+from ._http import HTTPPipeline
+from ._models import Activation, Page
+from ._ratelimit import SlotToken, SuccessRateCheck
+from ._reconcile import OrderBook, PendingOrder, Verdict, VerdictKind, book_for, reconcile
+from ._retry import SendTrace
+
+__all__ = ["Orders", "Reader", "SuccessRateGuard"]
+
+logger = logging.getLogger("platfone_async")
+
+SuccessRateGuard = Literal["warn", "raise", "off"]
+
+#: How long a slot stays taken after an order whose outcome is unknown (it may have
+#: opened a number): the longest an activation lives, plus a margin.
+_UNKNOWN_ORDER_HOLD = 30 * 60.0
+
+#: Statuses by which a proxy says the server may still be working on the request.
+_UPSTREAM_TIMEOUT = frozenset({504, 524})
+
+_NO_SMS_YET = frozenset({SmsStatus.SMS_REQUESTED})
+_PAID = frozenset({BillingStatus.BILLED, BillingStatus.REFUNDED})
+
+
+class Reader(Protocol):
+    """The reads the order flow needs: the client's own, through its limits."""
+
+    async def get_activation(self, activation_id: str | Activation) -> Activation: ...
+
+    async def get_activation_history(
+        self, *, page: int = 1, limit: int = 10
+    ) -> Page[Activation]: ...
+
+
+class Orders:
+    """One client's order flow: slots, the key's order book, send, reconcile, resend once."""
+
+    def __init__(
+        self,
+        http: HTTPPipeline,
+        *,
+        slots_on: bool,
+        slot_timeout: float | None,
+        success_rate_guard: SuccessRateGuard,
+        success_rate_floor: float,
+    ) -> None:
+        self._http = http
+        self._slots_on = slots_on
+        self._slot_timeout = slot_timeout
+        self._success_rate_guard: SuccessRateGuard = success_rate_guard
+        self._success_rate_floor = success_rate_floor
+        self.book: OrderBook = book_for(http.limits)
+
+    def observe(self, activation: Activation) -> Activation:
+        """Learn from any activation state seen: free its slot if it ended, count its SMS."""
+        limits = self._http.limits
+        limits.slots.observe(
+            activation.activation_id,
+            ended=not activation.is_active,
+            expire_at=activation.expire_at,
+        )
+        if activation.sms_status not in _NO_SMS_YET or activation.billing_status in _PAID:
+            limits.success.record_sms(activation.activation_id)
+        return activation
+
+    # -- ordering ---------------------------------------------------------------------------
+
+    async def place(
+        self,
+        body: Mapping[str, Any],
+        *,
+        max_price: int | None,
+        wait_for_slot: bool,
+        reader: Reader,
+    ) -> Activation:
+        """Send the order ``body`` (validated) once; see the module for what failures do."""
+        sid, cid = str(body["service_id"]), str(body["country_id"])
+        self._guard_success_rate()
+        resent = False
+        slot: SlotToken | None = None
+        while True:
+            if slot is None:
+                slot = await self._take_slot(wait_for_slot)
+            order = self.book.open(sid, cid, max_price, SendTrace())
+            try:
+                activation = await self._send(body, order.trace)
+            except ActiveActivationsLimitError:
+                # Activations opened elsewhere fill the account: learn it, and queue again.
+                self.book.close(order)
+                if slot is None:
+                    raise
+                self._http.limits.slots.server_full(slot)
+                slot = None
+                if not wait_for_slot:
+                    raise
+                continue
+            except BaseException as exc:
+                outcome = await self._after_failure(order, exc, slot, reader)
+                if isinstance(outcome, Activation):
+                    return self._opened(outcome, slot)
+                if outcome is _Failure.NOT_PLACED:
+                    if not resent and self._may_resend(exc):
+                        resent = True
+                        logger.info(
+                            "order for %s/%s: the history shows it was not placed; "
+                            "sending it once more",
+                            sid,
+                            cid,
+                        )
+                        continue  # with the same slot
+                    if slot is not None:
+                        slot.release()
+                raise
+            self.book.handed_out(order, activation, self._http.clock.time())
+            return self._opened(activation, slot)
+
+    async def _send(self, body: Mapping[str, Any], trace: SendTrace) -> Activation:
+        reply = await self._http.fetch(
+            "create_activation",
+            "POST",
+            "/activation",
+            json_body=body,
+            idempotent=False,
+            shield=True,
+            trace=trace,
+        )
+        return self._http.decode_reply(reply, Activation)
+
+    def _opened(self, activation: Activation, slot: SlotToken | None) -> Activation:
+        if slot is not None:
+            slot.bind(activation.activation_id, activation.expire_at)
+        self._http.limits.success.record_order(activation.activation_id)
+        return self.observe(activation)
+
+    async def _after_failure(
+        self, order: PendingOrder, exc: BaseException, slot: SlotToken | None, reader: Reader
+    ) -> Activation | _Failure:
+        """What a failed order comes to, the slot and the order book settled accordingly.
+
+        The activation reconciliation found; ``NOT_PLACED`` when the history shows a
+        completely answered order was not placed (the caller may send it once more);
+        ``SETTLED`` when it surely placed nothing (never sent, or refused: the slot is
+        back) or the caller is being interrupted after it left (the slot stays taken).
+        Raises :class:`OrderOutcomeUnknownError` when it cannot tell.
+        """
+        if not order.trace.reached or _refused(exc):
+            self.book.close(order)
+            if slot is not None:
+                slot.release()
+            return _Failure.SETTLED
+        if not isinstance(exc, PlatfoneError) or not self._http.retry.reconcile_orders:
+            # Interrupted (KeyboardInterrupt, a cancellation) or a bug after the request
+            # left, or reconciliation is off: the order may exist, and nobody looks now.
+            self._hold_unknown(order, slot)
+            return _Failure.SETTLED
+        sid, cid = order.service_id, order.country_id
+        logger.warning(
+            "order for %s/%s: %s: %s - it may have been placed; looking for it in the "
+            "activation history",
+            sid,
+            cid,
+            type(exc).__name__,
+            exc,
+        )
+        try:
+            verdict = await reconcile(
+                self.book,
+                order,
+                self._http.retry,
+                fetch_page=reader.get_activation_history,
+                fetch_one=reader.get_activation,
+                activation_id=exc.activation_id if isinstance(exc, ResponseDecodeError) else None,
+            )
+        except BaseException:
+            self._hold_unknown(order, slot)
+            raise
+        if verdict.kind is VerdictKind.FOUND and verdict.activation is not None:
+            self.book.close(order)
+            logger.info(
+                "order for %s/%s: found activation %s in the history",
+                sid,
+                cid,
+                verdict.activation.activation_id,
+            )
+            return verdict.activation
+        if verdict.kind is VerdictKind.ABSENT and _answered(exc):
+            self.book.close(order)
+            return _Failure.NOT_PLACED
+        self._hold_unknown(order, slot)
+        raise _unknown_outcome(order, verdict, exc) from exc
+
+    def _may_resend(self, exc: BaseException) -> bool:
+        policy = self._http.retry
+        return (
+            policy.max_retries > 0
+            and isinstance(exc, ServerError)
+            and exc.status_code in policy.retry_statuses
+        )
+
+    def _guard_success_rate(self) -> None:
+        def refuse(result: SuccessRateCheck) -> SuccessRateGuardError:
+            return SuccessRateGuardError(
+                result.message(),
+                rate=result.projected_rate,
+                orders=result.orders,
+                floor=result.floor,
+            )
+
+        self._http.limits.success.guard(
+            self._success_rate_guard, floor=self._success_rate_floor, error=refuse
+        )
+
+    async def _take_slot(self, wait: bool) -> SlotToken | None:
+        if not self._slots_on:
+            return None
+        timeout = self._slot_timeout if wait else 0.0
+        try:
+            return await self._http.limits.acquire_slot(timeout)
+        except TimeoutError:
+            capacity = self._http.limits.slots.capacity
+            raise ActiveActivationsLimitError(
+                f"all {capacity} activation slots of this key are in use "
+                "(client-side; no order was sent)",
+                status_code=429,
+            ) from None
+
+    def _hold_unknown(self, order: PendingOrder, slot: SlotToken | None) -> None:
+        """An order that may have opened a number we never heard of: keep its slot taken
+        for as long as such a number could live, and its window in the order book."""
+        self.book.keep_undecided(order, self._http.retry.clock_skew)
+        if slot is not None and not slot.released:
+            clock = self._http.clock
+            slot.bind(f"unknown-order@{clock.time():.3f}", clock.time() + _UNKNOWN_ORDER_HOLD)
+
+    # -- writes judged by their effect ----------------------------------------------------------
+
+    async def retry(self, activation_id: str, before: Activation | None, reader: Reader) -> None:
+        """``PUT .../retry``, never resent blindly (see ``AsyncPlatfone.retry_activation``)."""
+        aid = activation_id
+        for resent in (False, True):
+            trace = SendTrace()
+            try:
+                response = await self._http.send(
+                    "retry_activation",
+                    "PUT",
+                    f"/activation/{aid}/retry",
+                    idempotent=False,
+                    trace=trace,
+                )
+            except PlatfoneError as exc:
+                if not trace.reached or _refused(exc):
+                    raise
+                if await _retry_took_effect(reader, aid, before):
+                    return
+                if resent or not _answered(exc) or not self._may_resend(exc):
+                    raise
+                logger.info("retry of %s: not applied (the activation says so); again", aid)
+                continue
+            self._check_action_body("retry_activation", aid, response)
+            return
+
+    async def settle(
+        self,
+        endpoint: str,
+        activation_id: str,
+        action: Literal["cancel", "finalize"],
+        reader: Reader,
+    ) -> None:
+        """Cancel or finalize: retried like a GET, since twice is the same as once."""
+        aid = activation_id
+        trace = SendTrace()
+        try:
+            response = await self._http.send(
+                endpoint, "PUT", f"/activation/{aid}/{action}", idempotent=True, trace=trace
+            )
+        except ConflictError:
+            # A retry whose first attempt went through meets the state that attempt made.
+            if trace.attempts < 2 or not await _already_done(reader, aid, action):
+                raise
+        else:
+            self._check_action_body(endpoint, aid, response)
+        self._http.limits.slots.observe(aid, ended=True)
+
+    def _check_action_body(self, endpoint: str, aid: str, response: httpx.Response) -> None:
+        if response.content.strip():
+            try:
+                self._http.json(response)  # raises on an error object in a 2xx body
+            except ResponseDecodeError as exc:
+                # The 2xx says it was done; an unreadable body changes nothing.
+                logger.debug("%s %s: done; its body was not JSON (%s)", endpoint, aid, exc)
+
+
+async def _retry_took_effect(reader: Reader, activation_id: str, before: Activation | None) -> bool:
+    try:
+        state = await reader.get_activation(activation_id)
+    except PlatfoneError:
+        return False
+    if state.sms_status == SmsStatus.RETRY_REQUESTED:
+        return True
+    return (
+        before is not None
+        and before.sms_code is not None
+        and state.sms_received
+        and state.sms_code != before.sms_code
+    )
+
+
+async def _already_done(reader: Reader, activation_id: str, action: str) -> bool:
+    """Whether the activation shows ``action`` done (after a PUT answered 409)."""
+    try:
+        state = await reader.get_activation(activation_id)
+    except PlatfoneError:
+        return False
+    if action == "cancel":
+        return state.activation_status == ActivationStatus.CANCELED
+    return state.activation_status == ActivationStatus.FINALIZED
+
+
+class _Failure(enum.Enum):
+    SETTLED = "settled"
+    NOT_PLACED = "not placed"
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether the server (or the client, before sending) surely refused the order."""
+    return isinstance(exc, (APIError, InvalidParameterError)) and not isinstance(exc, ServerError)
+
+
+def _answered(exc: BaseException) -> bool:
+    """Whether the failure was a complete answer: the server is done with the request."""
+    return isinstance(exc, ServerError) and exc.status_code not in _UPSTREAM_TIMEOUT
+
+
+def _utc(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+
+
+def _unknown_outcome(
+    order: PendingOrder, verdict: Verdict, exc: BaseException
+) -> OrderOutcomeUnknownError:
+    start, end = _utc(verdict.window[0]), _utc(verdict.window[1])
+    reason = verdict.reason or (
+        "the activation history shows no such order, but the server may still be placing it"
+    )
+    return OrderOutcomeUnknownError(
+        f"order for {order.service_id}/{order.country_id} may or may not have been placed: "
+        f"{reason} (after {type(exc).__name__}: {exc}); look for an activation created "
+        f"between {start.isoformat()} and {end.isoformat()} before ordering again",
+        service_id=order.service_id,
+        country_id=order.country_id,
+        window_start=start,
+        window_end=end,
+        last_error=exc,
+        candidates=verdict.candidates,
+    )
