@@ -13,7 +13,7 @@ Hand-written and reviewed like any module; the generated ``_facade`` only subcla
   (:func:`_drive`), an async context manager a context manager (:class:`_Context`),
   each driven from one task, as async generators and cancel scopes require.
 
-It is one module of about 500 lines on purpose: the task protocol and the adapters built
+It is one module of about 540 lines on purpose: the task protocol and the adapters built
 on it share their invariants (one task per iterator or context manager, steps run in
 order, a cancelled step is finished exactly once), and they read best side by side.
 """

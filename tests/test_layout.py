@@ -1,0 +1,112 @@
+"""The layout keeps its promises: a thin generated facade, and contracts that see every module.
+
+`lint-imports` (run by `.ci/run`) enforces the import contracts in pyproject.toml; these
+tests make sure the contracts cannot silently miss a module added later, and that the
+generated facade stays what it claims to be.
+"""
+
+from __future__ import annotations
+
+import ast
+import pkgutil
+from pathlib import Path
+from typing import Any
+
+from importlinter.api import read_configuration
+
+import platfone_async
+from platfone_async._sync import _codegen
+
+PACKAGE = Path(platfone_async.__file__).parent
+
+
+def _contract(name_start: str) -> dict[str, Any]:
+    for contract in read_configuration()["contracts_options"]:
+        if str(contract["name"]).startswith(name_start):
+            return dict(contract)
+    raise AssertionError(f"no import contract named {name_start!r}...")
+
+
+def _modules(package: str, path: Path) -> set[str]:
+    """The modules and subpackages directly inside ``package``."""
+    return {f"{package}.{info.name}" for info in pkgutil.iter_modules([str(path)])}
+
+
+def _sdk_modules() -> set[str]:
+    """Every module of the SDK that a layer must place: the top level and webhooks'."""
+    top = _modules("platfone_async", PACKAGE)
+    return top | _modules("platfone_async.webhooks", PACKAGE / "webhooks")
+
+
+def _layered() -> set[str]:
+    names: set[str] = set()
+    for line in _contract("Layers")["layers"]:
+        names.update(part.strip() for part in line.replace("|", ":").split(":"))
+    return names
+
+
+def test_every_module_has_a_layer() -> None:
+    """A module added to the SDK without a place in the layers contract fails here."""
+    unplaced = _sdk_modules() - _layered() - {"platfone_async.webhooks"}
+    assert set() == unplaced
+
+
+def test_the_emulator_contract_forbids_every_private_module() -> None:
+    """testing/ may import only public names: every private module is on the forbidden list."""
+    private = {
+        name
+        for name in _sdk_modules()
+        if name.rpartition(".")[2].startswith("_") and not name.endswith("__main__")
+    }
+    forbidden = set(_contract("The emulator")["forbidden_modules"])
+    assert private == forbidden
+
+
+def _facade() -> ast.Module:
+    return ast.parse(_codegen.OUTPUT.read_text(encoding="utf-8"))
+
+
+def _is_docstring(node: ast.stmt) -> bool:
+    return (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+    )
+
+
+def test_the_facade_holds_only_signatures_docstrings_and_one_line_bodies() -> None:
+    """The generated file has imports, ``__all__`` and twin classes whose methods forward
+    in one statement: everything else is hand-written runtime."""
+    tree = _facade()
+    for node in tree.body:
+        if _is_docstring(node) or isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
+        if isinstance(node, ast.Assign):
+            assert ["__all__"] == [t.id for t in node.targets if isinstance(t, ast.Name)]
+            continue
+        assert isinstance(node, ast.ClassDef), ast.dump(node)[:80]
+        for member in node.body:
+            if _is_docstring(member):
+                continue
+            assert isinstance(member, ast.FunctionDef), f"{node.name}: {ast.dump(member)[:80]}"
+            body = [s for s in member.body if not _is_docstring(s)]
+            assert 1 == len(body), f"{node.name}.{member.name} has {len(body)} statements"
+
+
+def test_the_facade_imports_the_async_client_and_the_runtime_nothing_else() -> None:
+    """No event loop, thread or portal machinery in the generated file: only the async
+    classes, the names their signatures use, and ``_sync._runtime``."""
+    machinery = {"asyncio", "threading", "anyio", "weakref", "sys"}
+    sdk_private: set[str] = set()
+    for node in _facade().body:
+        if isinstance(node, ast.Import):
+            assert set() == {alias.name.partition(".")[0] for alias in node.names} & machinery
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            assert module.partition(".")[0] not in machinery, module
+            if node.level == 2:
+                sdk_private.add(module)
+            elif node.level == 1:
+                assert "_runtime" == module, module
+    assert {"_client", "_session"} <= sdk_private
+    assert not any(module.startswith("_sync") for module in sdk_private)
