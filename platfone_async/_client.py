@@ -41,7 +41,13 @@ from ._models import (
     ServicePrices,
 )
 from ._orders import Orders, SuccessRateGuard
-from ._ratelimit import DOCUMENTED_RATE_LIMITS, KeyLimitsState, RateLimit, get_key_limits
+from ._ratelimit import (
+    DOCUMENTED_RATE_LIMITS,
+    KeyLimitsState,
+    RateLimit,
+    RateLimitBackend,
+    get_key_limits,
+)
 from ._retry import RetryPolicy, client_policy
 from ._validate import Evidence
 
@@ -53,6 +59,22 @@ PRODUCTION_URL = "https://temp-number-api.com/api/v1"
 SANDBOX_URL = "https://temp-number-api.com/test/api/v1"
 
 _SYSTEM_CLOCK = SystemClock()
+
+
+_ENV_BACKENDS: dict[str, RateLimitBackend] = {}
+
+
+def _backend_from_environment() -> RateLimitBackend | None:
+    """A Redis backend for ``PLATFONE_REDIS_URL``, one per URL in the process; or None."""
+    url = os.environ.get("PLATFONE_REDIS_URL")
+    if not url:
+        return None
+    backend = _ENV_BACKENDS.get(url)
+    if backend is None:
+        from ._ratelimit._redis import RedisBackend
+
+        backend = _ENV_BACKENDS[url] = RedisBackend.from_url(url)
+    return backend
 
 
 def _activation_id(activation: str | Activation) -> str:
@@ -95,6 +117,10 @@ class AsyncPlatfone:
         rate_limit_wait: The longest server-announced wait (a 429's reset, a
             ``Retry-After``; seconds) a call waits out by itself before raising;
             shorthand for ``RetryPolicy(max_server_wait=...)``.
+        limits_backend: Where the limits live: in this process (the default), or
+            :class:`RedisBackend` to share them - the windows, the slots, the blocks, the
+            success rate and reconciliation - with every process and host on the key.
+            Without it, ``PLATFONE_REDIS_URL`` (if set) selects a Redis backend.
 
     Use it as ``async with AsyncPlatfone() as client:``, or call ``await client.aclose()``.
     """
@@ -116,6 +142,7 @@ class AsyncPlatfone:
         success_rate_guard: SuccessRateGuard = "warn",
         success_rate_floor: float = 0.10,
         rate_limit_wait: float = 60.0,
+        limits_backend: RateLimitBackend | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("PLATFONE_API_KEY")
         if not key:
@@ -140,6 +167,9 @@ class AsyncPlatfone:
                 "success_rate_floor", "must be between 0 and 1", success_rate_floor
             )
         clock = clock if clock is not None else _SYSTEM_CLOCK
+        self._owned_backend: RateLimitBackend | None = None
+        if limits_backend is None:
+            limits_backend = self._owned_backend = _backend_from_environment()
         self._http = HTTPPipeline(
             api_key=key,
             base_url=base_url,
@@ -152,6 +182,7 @@ class AsyncPlatfone:
                 base_url,
                 {} if rate_limits is None else rate_limits,
                 clock,
+                backend=limits_backend,
                 max_active_activations=max_active_activations or 20,
             ),
         )
@@ -191,25 +222,30 @@ class AsyncPlatfone:
     async def aclose(self) -> None:
         """Close the HTTP client this object created (an injected one stays open)."""
         await self._http.aclose()
+        close = getattr(self._owned_backend, "aclose", None)
+        if close is not None:  # a backend from PLATFONE_REDIS_URL: its connections here
+            await close()
 
-    def rate_limit_state(self) -> KeyLimitsState:
+    async def rate_limit_state(self) -> KeyLimitsState:
         """A snapshot of this key's client-side limits, for dashboards.
 
         Per endpoint: tokens available, in use, cooling down, waiters, how long a server
         429 still closes it; the activation slots (in use, waiting); the 24 h success
         rate; and how long an account block still lasts. Shared by every client in the
-        process on the same API key and base URL.
+        process on the same API key and base URL - and, with a Redis ``limits_backend``,
+        the whole fleet's.
         """
-        return self._http.limits.state()
+        return await self._http.limits.state()
 
-    def unblock_account(self) -> None:
+    async def unblock_account(self) -> None:
         """Forget an account block this key learned from a ``LowSuccessRateException``.
 
         After such a 429, every order on the key raises :class:`AccountBlockedError`
         until the unblock time the server gave. Call this once you have unblocked the
-        account in the Platfone dashboard, to order again at once.
+        account in the Platfone dashboard, to order again at once (every process of
+        the fleet, with a Redis ``limits_backend``).
         """
-        self._http.limits.unblock_account()
+        await self._http.limits.unblock_account()
 
     # -- activations --------------------------------------------------------------------
 
@@ -280,7 +316,7 @@ class AsyncPlatfone:
         reply = await self._http.fetch(
             "get_activation", "GET", f"/activation/{aid}", idempotent=True
         )
-        return self._orders.observe(self._http.decode_reply(reply, Activation))
+        return await self._orders.observe(self._http.decode_reply(reply, Activation))
 
     async def retry_activation(self, activation_id: str | Activation) -> None:
         """Ask for another SMS to the same number (``PUT /activation/{id}/retry``).
@@ -335,7 +371,7 @@ class AsyncPlatfone:
         )
         page_ = self._http.decode_page(reply, Activation, "activations")
         for activation in page_.items:
-            self._orders.observe(activation)
+            await self._orders.observe(activation)
         return page_
 
     async def iter_activation_history(self, *, limit: int = 50) -> AsyncIterator[Activation]:

@@ -21,6 +21,7 @@
     ├── WebhookVerificationError     a webhook delivery failed its signature/timestamp checks
     ├── WebhookPayloadError          a webhook body that is not a valid event (also a ValueError)
     ├── SuccessRateGuardError        strict mode refused an order that risks the 24 h block
+    ├── RateLimitBackendError        the shared limits backend (Redis) failed: nothing was sent
     ├── OrderOutcomeUnknownError     an order may or may not have been placed
     ├── ActivationEndedError         wait_for_sms: the activation ended without an SMS
     └── WaitTimeoutError             wait_for_sms: the timeout passed first (also a TimeoutError)
@@ -68,6 +69,7 @@ __all__ = [
     "ResponseDecodeError",
     "ServerError",
     "SuccessRateGuardError",
+    "RateLimitBackendError",
     "WaitTimeoutError",
     "WebhookPayloadError",
     "WebhookVerificationError",
@@ -325,6 +327,15 @@ class SuccessRateGuardError(PlatfoneError):
         self.rate = rate
         self.orders = orders
         self.floor = floor
+
+
+class RateLimitBackendError(PlatfoneError):
+    """The shared limits backend (Redis) could not be reached or failed.
+
+    Raised before the request would leave, so nothing was sent: never a silent excess
+    over a limit. The Redis error is the ``__cause__``. ``RedisBackend(...,
+    on_backend_error="local")`` falls back to in-process limits instead.
+    """
 
 
 class OrderOutcomeUnknownError(PlatfoneError):

@@ -268,7 +268,7 @@ class HTTPPipeline:
                         # A 429 means the server did not act: even an order may go again.
                         if trace is not None:
                             trace.reached = False
-                        wait = self._on_rate_limited(endpoint, error, response)
+                        wait = await self._on_rate_limited(endpoint, error, response)
                         if (
                             wait is not None
                             and rate_limit_waits < policy.max_rate_limit_waits
@@ -328,7 +328,7 @@ class HTTPPipeline:
             await response.aclose()
         return response, oversized
 
-    def _on_rate_limited(
+    async def _on_rate_limited(
         self, endpoint: str, error: RateLimitError, response: httpx.Response
     ) -> float | None:
         """Learn from a 429; return how long to wait before trying again, or None to raise."""
@@ -336,7 +336,7 @@ class HTTPPipeline:
             # The 24 h block is never waited out silently: every order on the key, queued
             # or new, fails now. Everything else goes on, so that numbers already open can
             # still be watched, finalized and cancelled.
-            self.limits.block_account(
+            await self.limits.block_account(
                 functools.partial(make_api_error, error.status_code, error.body, response.headers),
                 until=error.reset_at,
                 endpoints=_ORDERING,
@@ -350,7 +350,7 @@ class HTTPPipeline:
         else:
             wait = _retry_after(response.headers.get("retry-after"), self.clock) or 1.0
         wait = max(wait, 0.0)
-        self.limits.block_endpoint(endpoint, now + wait)
+        await self.limits.block_endpoint(endpoint, now + wait)
         return wait if wait <= self.retry.max_server_wait else None
 
     def decode(self, response: httpx.Response, cl: type[T] | Any) -> T:

@@ -26,9 +26,10 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import logging
-from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from collections.abc import Awaitable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
+import anyio
 import httpx
 
 from ._enums import ActivationStatus, BillingStatus, SmsStatus
@@ -46,10 +47,16 @@ from ._errors import (
 from ._http import HTTPPipeline
 from ._models import Activation, Page
 from ._ratelimit import SlotToken, SuccessRateCheck
+
+if TYPE_CHECKING:
+    from ._ratelimit._redis import RedisSlotToken
 from ._reconcile import OrderBook, PendingOrder, Verdict, VerdictKind, book_for, reconcile
 from ._retry import SendTrace
 
 __all__ = ["Orders", "Reader", "SuccessRateGuard"]
+
+#: A slot of the 20-active limit: in this process, or in the fleet's Redis.
+Slot: TypeAlias = "SlotToken | RedisSlotToken"
 
 logger = logging.getLogger("platfone_async")
 
@@ -95,16 +102,14 @@ class Orders:
         self._success_rate_floor = success_rate_floor
         self.book: OrderBook = book_for(http.limits)
 
-    def observe(self, activation: Activation) -> Activation:
+    async def observe(self, activation: Activation) -> Activation:
         """Learn from any activation state seen: free its slot if it ended, count its SMS."""
-        limits = self._http.limits
-        limits.slots.observe(
+        await self._http.limits.observe(
             activation.activation_id,
             ended=not activation.is_active,
             expire_at=activation.expire_at,
+            sms=activation.sms_status not in _NO_SMS_YET or activation.billing_status in _PAID,
         )
-        if activation.sms_status not in _NO_SMS_YET or activation.billing_status in _PAID:
-            limits.success.record_sms(activation.activation_id)
         return activation
 
     # -- ordering ---------------------------------------------------------------------------
@@ -119,9 +124,12 @@ class Orders:
     ) -> Activation:
         """Send the order ``body`` (validated) once; see the module for what failures do."""
         sid, cid = str(body["service_id"]), str(body["country_id"])
-        self._guard_success_rate()
+        limits = self._http.limits
+        await self._guard_success_rate()
+        if not self._slots_on:
+            await limits.check_account()  # with slots, taking one checks it
         resent = False
-        slot: SlotToken | None = None
+        slot: Slot | None = None
         while True:
             if slot is None:
                 slot = await self._take_slot(wait_for_slot)
@@ -133,7 +141,7 @@ class Orders:
                 self.book.close(order)
                 if slot is None:
                     raise
-                self._http.limits.slots.server_full(slot)
+                await _shielded(limits.server_full(slot))
                 slot = None
                 if not wait_for_slot:
                     raise
@@ -141,7 +149,7 @@ class Orders:
             except BaseException as exc:
                 outcome = await self._after_failure(order, exc, slot, reader)
                 if isinstance(outcome, Activation):
-                    return self._opened(outcome, slot)
+                    return await self._opened(outcome, slot)
                 if outcome is _Failure.NOT_PLACED:
                     if not resent and self._may_resend(exc):
                         resent = True
@@ -153,10 +161,10 @@ class Orders:
                         )
                         continue  # with the same slot
                     if slot is not None:
-                        slot.release()
+                        await _shielded(limits.release_slot(slot))
                 raise
             self.book.handed_out(order, activation, self._http.clock.time())
-            return self._opened(activation, slot)
+            return await self._opened(activation, slot)
 
     async def _send(self, body: Mapping[str, Any], trace: SendTrace) -> Activation:
         reply = await self._http.fetch(
@@ -170,14 +178,18 @@ class Orders:
         )
         return self._http.decode_reply(reply, Activation)
 
-    def _opened(self, activation: Activation, slot: SlotToken | None) -> Activation:
-        if slot is not None:
-            slot.bind(activation.activation_id, activation.expire_at)
-        self._http.limits.success.record_order(activation.activation_id)
-        return self.observe(activation)
+    async def _opened(self, activation: Activation, slot: Slot | None) -> Activation:
+        limits = self._http.limits
+        with anyio.CancelScope(shield=True):  # the number is open: account for it
+            if slot is not None:
+                await limits.bind_slot(slot, activation.activation_id, activation.expire_at)
+            await limits.claim(activation.activation_id)
+            await limits.record_order(activation.activation_id)
+            await self.observe(activation)
+        return activation
 
     async def _after_failure(
-        self, order: PendingOrder, exc: BaseException, slot: SlotToken | None, reader: Reader
+        self, order: PendingOrder, exc: BaseException, slot: Slot | None, reader: Reader
     ) -> Activation | _Failure:
         """What a failed order comes to, the slot and the order book settled accordingly.
 
@@ -190,12 +202,12 @@ class Orders:
         if not order.trace.reached or _refused(exc):
             self.book.close(order)
             if slot is not None:
-                slot.release()
+                await _shielded(self._http.limits.release_slot(slot))
             return _Failure.SETTLED
         if not isinstance(exc, PlatfoneError) or not self._http.retry.reconcile_orders:
             # Interrupted (KeyboardInterrupt, a cancellation) or a bug after the request
             # left, or reconciliation is off: the order may exist, and nobody looks now.
-            self._hold_unknown(order, slot)
+            await self._hold_unknown(order, slot)
             return _Failure.SETTLED
         sid, cid = order.service_id, order.country_id
         logger.warning(
@@ -214,10 +226,23 @@ class Orders:
                 fetch_page=reader.get_activation_history,
                 fetch_one=reader.get_activation,
                 activation_id=exc.activation_id if isinstance(exc, ResponseDecodeError) else None,
+                known_elsewhere=self._http.limits.known_elsewhere,
             )
         except BaseException:
-            self._hold_unknown(order, slot)
+            await self._hold_unknown(order, slot)
             raise
+        if (
+            verdict.kind is VerdictKind.FOUND
+            and verdict.activation is not None
+            and not await self._http.limits.claim(verdict.activation.activation_id)
+        ):
+            # Another process of the fleet handed it out first: not this order's.
+            verdict = Verdict(
+                VerdictKind.UNDECIDED,
+                verdict.window,
+                reason="the activation found was claimed by another process on this key",
+                candidates=(verdict.activation,),
+            )
         if verdict.kind is VerdictKind.FOUND and verdict.activation is not None:
             self.book.close(order)
             logger.info(
@@ -230,7 +255,7 @@ class Orders:
         if verdict.kind is VerdictKind.ABSENT and _answered(exc):
             self.book.close(order)
             return _Failure.NOT_PLACED
-        self._hold_unknown(order, slot)
+        await self._hold_unknown(order, slot)
         raise _unknown_outcome(order, verdict, exc) from exc
 
     def _may_resend(self, exc: BaseException) -> bool:
@@ -241,7 +266,7 @@ class Orders:
             and exc.status_code in policy.retry_statuses
         )
 
-    def _guard_success_rate(self) -> None:
+    async def _guard_success_rate(self) -> None:
         def refuse(result: SuccessRateCheck) -> SuccessRateGuardError:
             return SuccessRateGuardError(
                 result.message(),
@@ -250,31 +275,34 @@ class Orders:
                 floor=result.floor,
             )
 
-        self._http.limits.success.guard(
+        await self._http.limits.guard_success_rate(
             self._success_rate_guard, floor=self._success_rate_floor, error=refuse
         )
 
-    async def _take_slot(self, wait: bool) -> SlotToken | None:
+    async def _take_slot(self, wait: bool) -> Slot | None:
         if not self._slots_on:
             return None
         timeout = self._slot_timeout if wait else 0.0
         try:
             return await self._http.limits.acquire_slot(timeout)
         except TimeoutError:
-            capacity = self._http.limits.slots.capacity
+            capacity = self._http.limits.slot_capacity
             raise ActiveActivationsLimitError(
                 f"all {capacity} activation slots of this key are in use "
                 "(client-side; no order was sent)",
                 status_code=429,
             ) from None
 
-    def _hold_unknown(self, order: PendingOrder, slot: SlotToken | None) -> None:
+    async def _hold_unknown(self, order: PendingOrder, slot: Slot | None) -> None:
         """An order that may have opened a number we never heard of: keep its slot taken
         for as long as such a number could live, and its window in the order book."""
         self.book.keep_undecided(order, self._http.retry.clock_skew)
         if slot is not None and not slot.released:
             clock = self._http.clock
-            slot.bind(f"unknown-order@{clock.time():.3f}", clock.time() + _UNKNOWN_ORDER_HOLD)
+            hold = clock.time() + _UNKNOWN_ORDER_HOLD
+            await _shielded(
+                self._http.limits.bind_slot(slot, f"unknown-order@{clock.time():.3f}", hold)
+            )
 
     # -- writes judged by their effect ----------------------------------------------------------
 
@@ -323,7 +351,7 @@ class Orders:
                 raise
         else:
             self._check_action_body(endpoint, aid, response)
-        self._http.limits.slots.observe(aid, ended=True)
+        await self._http.limits.observe(aid, ended=True)
 
     def _check_action_body(self, endpoint: str, aid: str, response: httpx.Response) -> None:
         if response.content.strip():
@@ -358,6 +386,12 @@ async def _already_done(reader: Reader, activation_id: str, action: str) -> bool
     if action == "cancel":
         return state.activation_status == ActivationStatus.CANCELED
     return state.activation_status == ActivationStatus.FINALIZED
+
+
+async def _shielded(operation: Awaitable[object]) -> None:
+    """Settle a slot even while the caller is being cancelled."""
+    with anyio.CancelScope(shield=True):
+        await operation
 
 
 class _Failure(enum.Enum):

@@ -38,7 +38,7 @@ import logging
 import threading
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 import attrs
@@ -71,6 +71,7 @@ _IN_FLIGHT_WAIT = 120.0
 
 FetchPage = Callable[..., Awaitable[Page[Activation]]]
 FetchOne = Callable[[str], Awaitable[Activation]]
+KnownElsewhere = Callable[[Iterable[str]], Awaitable[set[str]]]
 
 
 class VerdictKind(enum.Enum):
@@ -208,6 +209,13 @@ class OrderBook:
                 self._deviations.append(max(0.0, ahead, behind))
             if order is not None and order in self._orders:
                 self._orders.remove(order)
+
+    def learn_known(self, activation_ids: Iterable[str]) -> None:
+        """Ids handed out elsewhere (another process of the fleet): never candidates."""
+        with self._lock:
+            now = self.clock.time()
+            for activation_id in activation_ids:
+                self._known.setdefault(activation_id, now)
 
     def is_known(self, activation_id: str) -> bool:
         with self._lock:
@@ -402,11 +410,13 @@ async def reconcile(
     fetch_page: FetchPage,
     fetch_one: FetchOne,
     activation_id: str | None = None,
+    known_elsewhere: KnownElsewhere | None = None,
 ) -> Verdict:
     """Find out whether ``order`` (whose request just failed) was placed; see the module.
 
     ``activation_id`` is an id read from an answer that could not be decoded: it is
-    looked up first.
+    looked up first. ``known_elsewhere`` says which ids other processes of a fleet
+    handed out (so their orders are never taken for foreign ones).
     """
     clock = book.clock
     skew = book.mark_failed(order, policy.clock_skew)
@@ -426,6 +436,12 @@ async def reconcile(
         except PlatfoneError as error:
             reason = f"the activation history could not be read ({type(error).__name__}: {error})"
             continue
+        if known_elsewhere is not None:
+            try:
+                book.learn_known(await known_elsewhere(a.activation_id for a in snapshot.items))
+            except PlatfoneError as error:
+                reason = f"the fleet's handed-out ids could not be read ({error})"
+                continue
         if window[0] <= snapshot.reaches:
             return Verdict(
                 VerdictKind.UNDECIDED,

@@ -283,7 +283,7 @@ async def test_unblock_and_switching_the_rule_off(
         with pytest.raises(AccountBlockedError):
             await client.create_activation("google", "us")
         emulator.unblock()
-        client.unblock_account()  # the client learned the block too: forget it
+        await client.unblock_account()  # the client learned the block too: forget it
         await client.create_activation("google", "us")
         emulator.success_rate_check = False
         clock.advance(1200)

@@ -50,8 +50,8 @@ class Rig:
             tg.cancel_scope.cancel()
         return not finished
 
-    def limiter(self, endpoint: str) -> LimiterState:
-        return self.client.rate_limit_state().limiters[endpoint]
+    async def limiter(self, endpoint: str) -> LimiterState:
+        return (await self.client.rate_limit_state()).limiters[endpoint]
 
 
 def _tasks() -> int | None:
@@ -83,7 +83,7 @@ async def test_cancelled_waiting_for_a_token_takes_none() -> None:
     async with rig(clock, rate_limits=limits) as r:
         await r.client.get_balance()
         assert await r.cancel_after(5, r.client.get_balance)
-        state = r.limiter("get_balance")
+        state = await r.limiter("get_balance")
         assert (0, 0, 1) == (state.waiters, state.in_use, r.emulator.request_count("get_balance"))
         await clock.sleep(60)
         start = clock.time()
@@ -98,7 +98,7 @@ async def test_cancelled_waiting_for_a_slot_takes_none() -> None:
     async with rig(clock, max_active_activations=1) as r:
         await r.client.create_activation("telegram", "uk")
         assert await r.cancel_after(5, lambda: r.client.create_activation("telegram", "uk"))
-        slots = r.client.rate_limit_state().slots
+        slots = (await r.client.rate_limit_state()).slots
     assert (0, 1, 1) == (slots.waiters, slots.in_use, r.emulator.orders_placed())
 
 
@@ -110,8 +110,8 @@ async def test_an_order_cancelled_before_its_request_left_gives_its_slot_back() 
     async with rig(clock, rate_limits=limits) as r:
         await r.client.create_activation("telegram", "uk")
         assert await r.cancel_after(5, lambda: r.client.create_activation("telegram", "uk"))
-        slots = r.client.rate_limit_state().slots
-        token = r.limiter("create_activation")
+        slots = (await r.client.rate_limit_state()).slots
+        token = await r.limiter("create_activation")
     assert (1, 1, 0) == (slots.in_use, slots.bound, token.waiters)
     assert 1 == r.emulator.orders_placed()
 
@@ -123,7 +123,7 @@ async def test_cancelled_during_a_retry_sleep_sends_nothing_more() -> None:
         r.emulator.inject_fault("get_balance", Fault(status=503, headers={"retry-after": "30"}))
         assert await r.cancel_after(5, r.client.get_balance)
         await clock.sleep(60)
-        state = r.limiter("get_balance")
+        state = await r.limiter("get_balance")
     assert (1, 0) == (r.emulator.request_count("get_balance"), state.in_use)
 
 
@@ -170,7 +170,7 @@ async def test_cancelled_during_a_poll_in_flight_closes_it() -> None:
 
         assert await r.cancel_after(1, first_state)
         assert 0 == r.transport.open
-        assert 0 == r.limiter("get_activation").in_use
+        assert 0 == (await r.limiter("get_activation")).in_use
 
 
 async def test_an_order_in_flight_is_seen_through_and_its_slot_bound() -> None:
@@ -181,7 +181,7 @@ async def test_an_order_in_flight_is_seen_through_and_its_slot_bound() -> None:
         r.emulator.inject_fault("create_activation", Fault(delay=3))
         # Seen through: the call returns its activation; the cancellation lands after.
         assert not await r.cancel_after(1, lambda: r.client.create_activation("telegram", "uk"))
-        slots = r.client.rate_limit_state().slots
+        slots = (await r.client.rate_limit_state()).slots
         placed = [a["activation_id"] for a in r.emulator.activations()]
     assert (1, 1, 1) == (len(placed), slots.in_use, slots.bound)
     assert r.client._orders.book.is_known(placed[0])
@@ -199,7 +199,7 @@ async def test_a_session_cancelled_during_its_order_settles_the_number() -> None
                 await session.wait_for_sms()
 
         assert await r.cancel_after(1, hold)
-        slots = r.client.rate_limit_state().slots
+        slots = (await r.client.rate_limit_state()).slots
         states = [(a["activation_status"], a["billing_status"]) for a in r.emulator.activations()]
     assert [("canceled", "released")] == states
     assert 0 == slots.in_use
@@ -212,7 +212,7 @@ async def test_cancelled_while_reconciling_keeps_the_slot_for_the_unknown_order(
     async with rig(clock) as r:
         r.emulator.inject_fault("create_activation", Fault(status=504, after_processing=True))
         assert await r.cancel_after(0.5, lambda: r.client.create_activation("telegram", "uk"))
-        slots = r.client.rate_limit_state().slots
-        history = r.limiter("get_activation_history")
+        slots = (await r.client.rate_limit_state()).slots
+        history = await r.limiter("get_activation_history")
     assert (1, 1) == (slots.in_use, slots.bound)
     assert (0, 0) == (history.in_use, r.emulator.request_count("get_activation_history"))

@@ -67,7 +67,7 @@ async def test_an_error_body_in_a_200_order_is_a_refusal() -> None:
     async with server.client() as client:
         with pytest.raises(pf.NoNumbersAvailableError):
             await client.create_activation("netflix", "us")
-        slots = client.rate_limit_state().slots
+        slots = (await client.rate_limit_state()).slots
     assert (1, 0) == (len(server.requests), slots.in_use)
 
 

@@ -122,7 +122,7 @@ async def test_the_deadline_bounds_the_wait_for_a_token() -> None:
         with pytest.raises(pf.APITimeoutError, match="deadline"):
             await client.get_balance()
         waited = clock.time() - start
-        state = client.rate_limit_state().limiters["get_balance"]
+        state = (await client.rate_limit_state()).limiters["get_balance"]
     assert (5.0, 1, 0) == (waited, len(server.requests), state.waiters)
 
 

@@ -43,7 +43,7 @@ async def test_a_full_run_never_shows_the_key(caplog: pytest.LogCaptureFixture) 
     async with clock.autojump(), anyio.create_task_group() as background:
         async with new_client(emulator, clock, background, keep_going=True) as client:
             seen += [repr(client), str(client), repr(client._http), repr(client.retry_policy)]
-            seen.append(repr(client.rate_limit_state()))
+            seen.append(repr(await client.rate_limit_state()))
             # faults on every kind of call, each retried or reconciled
             emulator.inject_fault("get_balance", Fault(status=503), times=2)
             emulator.inject_fault("create_activation", Fault(status=502, after_processing=True))
@@ -73,7 +73,7 @@ async def test_a_full_run_never_shows_the_key(caplog: pytest.LogCaptureFixture) 
                 seen.append(repr(session))
             await attempt(client.get_activation("0123456789abcdef01234567"))  # 404
             await attempt(client.create_activation("telegram", "uk", max_price=1))  # 409
-            seen.append(repr(client.rate_limit_state()))
+            seen.append(repr(await client.rate_limit_state()))
         async with new_client(emulator, clock, background) as client:
             pass
         wrong = pf.AsyncPlatfone(

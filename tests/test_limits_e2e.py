@@ -190,7 +190,7 @@ async def test_low_success_rate_blocks_orders_but_not_settling(clock: VirtualClo
         assert caught.value.reset_at is not None
         state = await client.get_activation(opened[0])  # reading still works
         assert "expired" == state.activation_status
-        assert 0 < client.rate_limit_state().account_blocked_for <= 24 * 3600
+        assert 0 < (await client.rate_limit_state()).account_blocked_for <= 24 * 3600
 
 
 async def test_success_rate_guard_raise_refuses_before_ordering(clock: VirtualClock) -> None:
@@ -230,7 +230,7 @@ async def test_rate_limit_state_reports_tokens_and_slots(clock: VirtualClock) ->
     ):
         for _ in range(3):
             await client.get_balance()
-        state = client.rate_limit_state()
+        state = await client.rate_limit_state()
     balance = state.limiters["get_balance"]
     assert (5, 2) == (balance.calls, balance.available)
     assert 20 == state.slots.capacity

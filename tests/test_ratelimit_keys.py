@@ -95,10 +95,10 @@ def test_first_mapping_wins_and_a_later_one_only_adds(caplog: pytest.LogCaptureF
     assert KEY not in caplog.text
 
 
-def test_the_raw_key_never_shows_in_a_repr_or_state() -> None:
+async def test_the_raw_key_never_shows_in_a_repr_or_state() -> None:
     """KeyLimits names its key by a short digest only."""
     limits = get_key_limits(KEY, URL, LIMITS, VirtualClock())
-    shown = repr(limits) + repr(limits.state()) + repr(limits.limiters)
+    shown = repr(limits) + repr(await limits.state()) + repr(limits.limiters)
     assert (KEY not in shown, key_fingerprint(KEY)) == (True, limits.key)
 
 
@@ -155,8 +155,8 @@ async def test_block_endpoint_closes_its_bucket_until_the_reset_time() -> None:
     """A 429's ``x-ratelimit-reset`` (a Unix time or a datetime) holds that endpoint."""
     clock = VirtualClock(start=START)
     limits = KeyLimits(key="k", base_url=URL, rate_limits=LIMITS, clock=clock)
-    limits.block_endpoint("get_balance", datetime.fromtimestamp(START + 42, tz=timezone.utc))
-    limits.block_endpoint("get_services", START + 1000)  # unlimited: nothing to close
+    await limits.block_endpoint("get_balance", datetime.fromtimestamp(START + 42, tz=timezone.utc))
+    await limits.block_endpoint("get_services", START + 1000)  # unlimited: nothing to close
     async with clock.autojump():
         async with limits.acquire("get_services"):
             assert 0.0 == clock.monotonic() - START
@@ -195,9 +195,9 @@ async def test_block_account_raises_for_pending_and_new_callers_until_lifted() -
             tg.start_soon(call)
             tg.start_soon(order)
             await clock.sleep(1)
-            limits.block_account(lambda: Blocked("low success rate"), until=START + 3600)
+            await limits.block_account(lambda: Blocked("low success rate"), until=START + 3600)
     assert ["call", "order"] == sorted(raised)
-    assert 3599.0 == limits.state().account_blocked_for
+    assert 3599.0 == (await limits.state()).account_blocked_for
     with pytest.raises(Blocked):
         limits.acquire("get_services")
     with pytest.raises(Blocked):
@@ -214,9 +214,9 @@ async def test_state_reports_every_part() -> None:
     async with limits.acquire("get_balance"):
         pass
     token = await limits.acquire_slot()
-    token.bind("a1", START + 1200)
-    limits.success.record_order("a1")
-    state = limits.state()
+    await limits.bind_slot(token, "a1", START + 1200)
+    await limits.record_order("a1")
+    state = await limits.state()
     assert (1, 1, 1, 0.0) == (
         state.limiters["get_balance"].cooling,
         state.slots.bound,

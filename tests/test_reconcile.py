@@ -51,7 +51,7 @@ async def test_an_order_placed_before_its_answer_was_lost_is_found() -> None:
     emulator.inject_fault("create_activation", Fault(status=502, after_processing=True))
     async with clock.autojump(), _client(emulator) as client:
         activation = await client.create_activation("telegram", "uk")
-        slots = client.rate_limit_state().slots
+        slots = (await client.rate_limit_state()).slots
     assert [activation.activation_id] == [a["activation_id"] for a in emulator.activations()]
     assert (1, 1) == (_posts(emulator), _history_reads(emulator))
     assert (1, 1) == (slots.in_use, slots.bound)
@@ -79,7 +79,7 @@ async def test_not_placed_twice_raises_the_error_after_one_resend() -> None:
     async with clock.autojump(), _client(emulator) as client:
         with pytest.raises(pf.ServerError) as caught:
             await client.create_activation("telegram", "uk")
-        slots = client.rate_limit_state().slots
+        slots = (await client.rate_limit_state()).slots
     assert 502 == caught.value.status_code
     assert (2, 0, 0) == (_posts(emulator), emulator.orders_placed(), slots.in_use)
 
@@ -92,7 +92,7 @@ async def test_without_retries_a_not_placed_order_raises_its_error() -> None:
     async with clock.autojump(), _client(emulator, max_retries=0) as client:
         with pytest.raises(pf.ServerError):
             await client.create_activation("telegram", "uk")
-        slots = client.rate_limit_state().slots
+        slots = (await client.rate_limit_state()).slots
     assert (1, 0, 0) == (_posts(emulator), emulator.orders_placed(), slots.in_use)
 
 
@@ -111,7 +111,7 @@ async def test_an_unanswered_order_not_in_the_history_is_unknown(fault: Fault) -
         sent = clock.time()
         with pytest.raises(pf.OrderOutcomeUnknownError) as caught:
             await client.create_activation("telegram", "uk")
-        slots = client.rate_limit_state().slots
+        slots = (await client.rate_limit_state()).slots
     error = caught.value
     assert ("telegram", "uk") == (error.service_id, error.country_id)
     assert error.window_start <= dt.datetime.fromtimestamp(sent, tz=dt.timezone.utc)
@@ -132,7 +132,7 @@ async def test_reconciliation_off_raises_the_error_as_it_is() -> None:
     async with clock.autojump(), _client(emulator, retry_policy=policy) as client:
         with pytest.raises(pf.APIConnectionError):
             await client.create_activation("telegram", "uk")
-        slots = client.rate_limit_state().slots
+        slots = (await client.rate_limit_state()).slots
     assert (1, 0, 1) == (emulator.orders_placed(), _history_reads(emulator), slots.in_use)
 
 

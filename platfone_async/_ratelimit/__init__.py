@@ -9,8 +9,13 @@ The pieces, each in its own module:
 - ``_wait`` - the FIFO wait queue and cancellable waiter they share.
 
 This module holds the table of limits, the :class:`RateLimitBackend` seam (where the
-buckets live: in memory now, Redis later) and :class:`KeyLimits`, everything one API key
-owns, shared by every client in the process through :func:`get_key_limits`.
+buckets live: in memory, or in Redis with ``_redis.RedisBackend``) and :class:`KeyLimits`,
+everything one API key owns, shared by every client in the process through
+:func:`get_key_limits` - and by every process of a fleet when the backend is Redis
+(its ``fleet``: slots, blocks, success counts and handed-out ids in Redis).
+
+About 520 lines: :class:`KeyLimits` is the one door the pipeline and the order flow go
+through for every per-key guarantee, whichever backend keeps it.
 """
 
 from __future__ import annotations
@@ -19,19 +24,30 @@ import hashlib
 import math
 import threading
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import attrs
 
 from .._clock import Clock, SystemClock
+from .._errors import RateLimitBackendError
 from ._slots import ActivationSlots, SlotsState, SlotToken
-from ._success import GuardMode, SuccessRateCheck, SuccessRateState, SuccessRateTracker
+from ._success import (
+    GuardMode,
+    SuccessRateCheck,
+    SuccessRateState,
+    SuccessRateTracker,
+    apply_guard,
+    check_counts,
+)
 from ._wait import ErrorSource, logger, make_error
 from ._window import LimiterState, SlidingWindowLimiter
+
+if TYPE_CHECKING:
+    from ._redis import RedisFleet, RedisSlotToken
 
 __all__ = [
     "DOCUMENTED_RATE_LIMITS",
@@ -185,7 +201,10 @@ class KeyLimits:
 
     Get it from :func:`get_key_limits`, which hands every client on the same key, base
     URL and clock the same object. ``key`` is a short digest of the API key: the key
-    itself is never stored here.
+    itself is never stored here. With a shared backend (Redis), ``fleet`` keeps the
+    slots, the blocks, the success counts and the handed-out ids for every process on
+    the key; the in-process ``slots`` and ``success`` then stand in only while the
+    backend fails and ``on_backend_error="local"`` allows it.
     """
 
     def __init__(
@@ -207,6 +226,12 @@ class KeyLimits:
         self._limiters: dict[str, Limiter] = {}
         self.slots = ActivationSlots(max_active_activations, clock=clock)
         self.success = SuccessRateTracker(clock=clock)
+        create_fleet = getattr(backend, "create_fleet", None)
+        self.fleet: RedisFleet | None = (
+            None
+            if create_fleet is None
+            else create_fleet(self._scope, max_active_activations, clock)
+        )
         self._block: ErrorSource | None = None
         self._blocked_endpoints: frozenset[str] | None = None
         self._block_until = math.inf
@@ -253,20 +278,124 @@ class KeyLimits:
         limiter = self._limiters.get(name)
         return _UNLIMITED if limiter is None else limiter.acquire()
 
-    async def acquire_slot(self, timeout: float | None = None) -> SlotToken:
+    # -- the activation slots -----------------------------------------------------------
+
+    async def acquire_slot(self, timeout: float | None = None) -> SlotToken | RedisSlotToken:
         """A slot under the active-activations limit (see ``ActivationSlots.acquire``)."""
         if self._block is not None:
             self._raise_if_blocked()
+        if self.fleet is not None:
+            try:
+                return await self.fleet.acquire_slot(timeout)
+            except RateLimitBackendError as exc:
+                if not self._fall_back("activation slots", exc):
+                    raise
         return await self.slots.acquire(timeout)
 
-    def block_endpoint(self, name: str, reset_at: float | datetime) -> None:
+    @property
+    def slot_capacity(self) -> int:
+        return self.slots.capacity
+
+    async def bind_slot(
+        self,
+        token: SlotToken | RedisSlotToken,
+        activation_id: str,
+        expire_at: float | datetime | None,
+    ) -> None:
+        """Tie ``token`` to the activation its order opened."""
+        if isinstance(token, SlotToken):
+            token.bind(activation_id, expire_at)
+            return
+        assert self.fleet is not None
+        expire = None if expire_at is None else _unix(expire_at)
+        await self._shared("binding a slot", self.fleet.bind(token, activation_id, expire))
+
+    async def release_slot(self, token: SlotToken | RedisSlotToken) -> None:
+        """Give ``token`` back: its order placed nothing (idempotent)."""
+        if isinstance(token, SlotToken):
+            token.release()
+            return
+        assert self.fleet is not None
+        await self._shared("releasing a slot", self.fleet.release(token))
+
+    async def server_full(self, token: SlotToken | RedisSlotToken | None) -> None:
+        """The server refused an order with TooManyActivations (``token``: its slot)."""
+        if token is None or isinstance(token, SlotToken):
+            self.slots.server_full(token)
+            if token is not None or self.fleet is None:
+                return
+        assert self.fleet is not None
+        await self._shared("learning a full account", self.fleet.server_full(token))
+
+    async def observe(
+        self,
+        activation_id: str,
+        *,
+        ended: bool,
+        expire_at: float | datetime | None = None,
+        sms: bool = False,
+    ) -> None:
+        """An activation's state was seen: free its slot if it ended, move its expiry,
+        count its first SMS. Never raises for the backend: the call it follows is done."""
+        self.slots.observe(activation_id, ended=ended, expire_at=expire_at)
+        if sms:
+            self.success.record_sms(activation_id)
+        if self.fleet is not None:
+            expire = None if expire_at is None else _unix(expire_at)
+            await self._shared(
+                "noting an activation's state",
+                self.fleet.observe(activation_id, ended=ended, expire_at=expire),
+                quiet=True,
+            )
+            if sms:
+                await self._shared(
+                    "counting an SMS", self.fleet.record_sms(activation_id), quiet=True
+                )
+
+    # -- the success rate ---------------------------------------------------------------
+
+    async def record_order(self, activation_id: str) -> None:
+        """An order placed through the SDK opened ``activation_id``."""
+        self.success.record_order(activation_id)
+        if self.fleet is not None:
+            await self._shared(
+                "counting an order", self.fleet.record_order(activation_id), quiet=True
+            )
+
+    async def guard_success_rate(
+        self,
+        mode: GuardMode,
+        *,
+        floor: float,
+        error: Callable[[SuccessRateCheck], BaseException],
+    ) -> SuccessRateCheck | None:
+        """``SuccessRateTracker.guard`` on this key's counts (the fleet's, on Redis)."""
+        if mode == "off" or self.fleet is None:
+            return self.success.guard(mode, floor=floor, error=error)
+        try:
+            orders, successes = await self.fleet.success_counts()
+        except RateLimitBackendError as exc:
+            if not self._fall_back("the success rate", exc):
+                raise
+            return self.success.guard(mode, floor=floor, error=error)
+        return apply_guard(check_counts(orders, successes, floor, 10), mode, error)
+
+    # -- blocks -------------------------------------------------------------------------
+
+    async def block_endpoint(self, name: str, reset_at: float | datetime) -> None:
         """A 429 on ``name``: close its bucket until ``reset_at`` (Unix seconds or aware
         datetime, from ``x-ratelimit-reset``). No-op for an unlimited endpoint."""
         limiter = self._limiters.get(name)
-        if limiter is not None:
-            limiter.block_until(self._monotonic_at(reset_at))
+        if limiter is None:
+            return
+        deadline = self._monotonic_at(reset_at)
+        limiter.block_until(deadline)
+        share = getattr(limiter, "share_block", None)
+        if share is not None:
+            seconds = deadline - self.clock.monotonic()
+            await self._shared("sharing a 429", share(seconds), quiet=True)
 
-    def block_account(
+    async def block_account(
         self,
         error: ErrorSource,
         *,
@@ -275,7 +404,8 @@ class KeyLimits:
     ) -> None:
         """Make every queued and future acquire on this key (slots, and the endpoints
         named in ``endpoints``, or all of them if None) raise ``error`` until ``until``
-        (Unix seconds or aware datetime; None: until :meth:`unblock_account`)."""
+        (Unix seconds or aware datetime; None: until :meth:`unblock_account`) - in every
+        process of the fleet on a shared backend."""
         self._block = error
         self._block_until = math.inf if until is None else _unix(until)
         self._blocked_endpoints = None if endpoints is None else frozenset(endpoints)
@@ -283,31 +413,106 @@ class KeyLimits:
             if self._blocked_endpoints is None or name in self._blocked_endpoints:
                 limiter.interrupt(error)
         self.slots.interrupt(error)
+        if self.fleet is not None:
+            self.fleet.interrupt(error)
+            stamp = None if until is None else _unix(until)
+            message = str(make_error(error))
+            await self._shared(
+                "sharing the account block", self.fleet.block_account(message, stamp), quiet=True
+            )
 
-    def unblock_account(self) -> None:
-        """Lift an account-wide block."""
-        self._block = None
-        self._block_until = math.inf
+    async def unblock_account(self) -> None:
+        """Lift an account-wide block (for the whole fleet on a shared backend)."""
+        self._unblock_here()
+        if self.fleet is not None:
+            await self._shared("lifting the account block", self.fleet.unblock_account())
+
+    async def check_account(self) -> None:
+        """Raise the account block's error if this key, or any process of its fleet,
+        is blocked (before an order)."""
+        if self._block is not None:
+            self._raise_if_blocked()
+        if self.fleet is None:
+            return
+        from ._redis import blocked_error
+
+        try:
+            blocked = await self.fleet.account_block()
+        except RateLimitBackendError as exc:
+            if not self._fall_back("the account block", exc):
+                raise
+            return
+        if blocked is not None:
+            raise blocked_error(*blocked)
 
     @property
     def account_blocked(self) -> bool:
         if self._block is not None and self.clock.time() >= self._block_until:
-            self.unblock_account()
+            self._unblock_here()
         return self._block is not None
 
-    def state(self) -> KeyLimitsState:
-        """A snapshot of every limiter, the slots, the success rate and the block."""
+    # -- reconciliation -----------------------------------------------------------------
+
+    async def claim(self, activation_id: str) -> bool:
+        """Claim ``activation_id`` as handed out to a caller of this key: False when
+        another process of the fleet claimed it first (always True in memory)."""
+        if self.fleet is None:
+            return True
+        try:
+            (claimed,) = await self.fleet.claim([activation_id])
+        except RateLimitBackendError as exc:
+            if not self._fall_back("sharing a handed-out id", exc):
+                raise
+            return True
+        return claimed
+
+    async def known_elsewhere(self, activation_ids: Iterable[str]) -> set[str]:
+        """The ids some process of the fleet handed out (empty in memory)."""
+        if self.fleet is None:
+            return set()
+        try:
+            return await self.fleet.known(list(activation_ids))
+        except RateLimitBackendError as exc:
+            if not self._fall_back("reading handed-out ids", exc):
+                raise
+            return set()
+
+    # -- dashboards ---------------------------------------------------------------------
+
+    async def state(self) -> KeyLimitsState:
+        """A snapshot of every limiter, the slots, the success rate and the block - the
+        fleet's, on a shared backend."""
         blocked_for = 0.0
         if self.account_blocked:
             blocked_for = self._block_until - self.clock.time()
+        limiters = {name: limiter.state() for name, limiter in self._limiters.items()}
+        slots = self.slots.state()
+        success = self.success.state()
+        if self.fleet is not None:
+            from ._redis import RedisLimiter
+
+            shared = [x for x in self._limiters.values() if isinstance(x, RedisLimiter)]
+            slots, windows, fleet_blocked = await self.fleet.state(shared, slots)
+            limiters.update(windows)
+            orders, successes = await self.fleet.success_counts()
+            success = SuccessRateState(
+                orders=orders, successes=successes, rate=successes / orders if orders else None
+            )
+            blocked_for = max(blocked_for, fleet_blocked)
         return KeyLimitsState(
             key=self.key,
             base_url=self.base_url,
-            limiters={name: limiter.state() for name, limiter in self._limiters.items()},
-            slots=self.slots.state(),
-            success_rate=self.success.state(),
+            limiters=limiters,
+            slots=slots,
+            success_rate=success,
             account_blocked_for=blocked_for,
         )
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _unblock_here(self) -> None:
+        self._block = None
+        self._block_until = math.inf
 
     def _raise_if_blocked(self) -> None:
         if self._block is not None and self.account_blocked:
@@ -315,6 +520,23 @@ class KeyLimits:
 
     def _monotonic_at(self, moment: float | datetime) -> float:
         return self.clock.monotonic() + (_unix(moment) - self.clock.time())
+
+    def _fall_back(self, what: str, error: RateLimitBackendError) -> bool:
+        fall_back = getattr(self.backend, "fall_back", None)
+        return bool(fall_back is not None and fall_back(what, error))
+
+    async def _shared(
+        self, what: str, operation: Awaitable[object], *, quiet: bool = False
+    ) -> None:
+        """Run a write to the shared backend. ``quiet``: a failure only logs a WARNING
+        (the request it follows is done; what Redis missed errs on the safe side)."""
+        try:
+            await operation
+        except RateLimitBackendError as exc:
+            if quiet or self._fall_back(what, exc):
+                logger.warning("%s on key %s: %s", what, self.key, exc)
+                return
+            raise
 
 
 def _unix(moment: float | datetime) -> float:

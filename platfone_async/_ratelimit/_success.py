@@ -26,6 +26,8 @@ __all__ = [
     "SuccessRateCheck",
     "SuccessRateState",
     "SuccessRateTracker",
+    "apply_guard",
+    "check_counts",
 ]
 
 #: The server's window, in seconds.
@@ -126,15 +128,7 @@ class SuccessRateTracker:
     def check(self, floor: float = 0.10, min_orders: int = 10) -> SuccessRateCheck:
         """Whether the next order keeps the projected rate at or above ``floor``."""
         orders, successes = self._counts()
-        projected = successes / (orders + 1)
-        return SuccessRateCheck(
-            ok=orders + 1 < min_orders or projected >= floor,
-            orders=orders,
-            successes=successes,
-            projected_rate=projected,
-            floor=floor,
-            min_orders=min_orders,
-        )
+        return check_counts(orders, successes, floor, min_orders)
 
     def guard(
         self,
@@ -148,16 +142,9 @@ class SuccessRateTracker:
         ``platfone_async`` logger, ``"raise"`` raises ``error(check)``, ``"off"`` does
         nothing (and returns None). Returns the check otherwise.
         """
-        if mode not in _MODES:
-            raise ValueError(f"success_rate_guard must be one of {_MODES}, not {mode!r}")
         if mode == "off":
             return None
-        result = self.check(floor, min_orders)
-        if not result.ok:
-            if mode == "raise":
-                raise error(result)
-            logger.warning("%s", result.message())
-        return result
+        return apply_guard(self.check(floor, min_orders), mode, error)
 
     def _counts(self) -> tuple[int, int]:
         with self._lock:
@@ -171,3 +158,35 @@ class SuccessRateTracker:
             _, activation_id = orders.popleft()
             self._ordered.discard(activation_id)
             self._succeeded.discard(activation_id)
+
+
+def check_counts(orders: int, successes: int, floor: float, min_orders: int) -> SuccessRateCheck:
+    """What ordering once more does to a rate of ``successes`` in ``orders``."""
+    projected = successes / (orders + 1)
+    return SuccessRateCheck(
+        ok=orders + 1 < min_orders or projected >= floor,
+        orders=orders,
+        successes=successes,
+        projected_rate=projected,
+        floor=floor,
+        min_orders=min_orders,
+    )
+
+
+def apply_guard(
+    result: SuccessRateCheck,
+    mode: GuardMode,
+    error: Callable[[SuccessRateCheck], BaseException],
+) -> SuccessRateCheck:
+    """``"warn"``: log a WARNING when ``result`` is not ok; ``"raise"``: raise ``error``."""
+    _check_mode(mode)
+    if not result.ok:
+        if mode == "raise":
+            raise error(result)
+        logger.warning("%s", result.message())
+    return result
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in _MODES:
+        raise ValueError(f"success_rate_guard must be one of {_MODES}, not {mode!r}")

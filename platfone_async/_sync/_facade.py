@@ -31,7 +31,7 @@ from .._models import (
     ServicePrices,
 )
 from .._orders import SuccessRateGuard
-from .._ratelimit import DOCUMENTED_RATE_LIMITS, KeyLimitsState, RateLimit
+from .._ratelimit import DOCUMENTED_RATE_LIMITS, KeyLimitsState, RateLimit, RateLimitBackend
 from .._retry import RetryPolicy
 from .._session import ActivationSession, SessionOutcome
 from .._validate import Evidence
@@ -143,6 +143,10 @@ class Platfone(Root[AsyncPlatfone]):
         rate_limit_wait: The longest server-announced wait (a 429's reset, a
             ``Retry-After``; seconds) a call waits out by itself before raising;
             shorthand for ``RetryPolicy(max_server_wait=...)``.
+        limits_backend: Where the limits live: in this process (the default), or
+            :class:`RedisBackend` to share them - the windows, the slots, the blocks, the
+            success rate and reconciliation - with every process and host on the key.
+            Without it, ``PLATFONE_REDIS_URL`` (if set) selects a Redis backend.
 
     It runs its own event loop in a daemon thread, started on first use, on which the
     :class:`AsyncPlatfone` and everything it holds live; so it works alike in Jupyter (where
@@ -170,6 +174,7 @@ class Platfone(Root[AsyncPlatfone]):
         success_rate_guard: SuccessRateGuard = "warn",
         success_rate_floor: float = 0.1,
         rate_limit_wait: float = 60.0,
+        limits_backend: RateLimitBackend | None = None,
     ) -> None:
         super().__init__(
             lambda: AsyncPlatfone(
@@ -187,6 +192,7 @@ class Platfone(Root[AsyncPlatfone]):
                 success_rate_guard=success_rate_guard,
                 success_rate_floor=success_rate_floor,
                 rate_limit_wait=rate_limit_wait,
+                limits_backend=limits_backend,
             ),
             AsyncPlatfone.aclose,
         )
@@ -211,18 +217,20 @@ class Platfone(Root[AsyncPlatfone]):
         Per endpoint: tokens available, in use, cooling down, waiters, how long a server
         429 still closes it; the activation slots (in use, waiting); the 24 h success
         rate; and how long an account block still lasts. Shared by every client in the
-        process on the same API key and base URL.
+        process on the same API key and base URL - and, with a Redis ``limits_backend``,
+        the whole fleet's.
         """
-        return self._call_sync(AsyncPlatfone.rate_limit_state)
+        return self._call(AsyncPlatfone.rate_limit_state)
 
     def unblock_account(self) -> None:
         """Forget an account block this key learned from a ``LowSuccessRateException``.
 
         After such a 429, every order on the key raises :class:`AccountBlockedError`
         until the unblock time the server gave. Call this once you have unblocked the
-        account in the Platfone dashboard, to order again at once.
+        account in the Platfone dashboard, to order again at once (every process of
+        the fleet, with a Redis ``limits_backend``).
         """
-        return self._call_sync(AsyncPlatfone.unblock_account)
+        return self._call(AsyncPlatfone.unblock_account)
 
     def create_activation(
         self,

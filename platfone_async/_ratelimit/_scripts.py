@@ -1,0 +1,355 @@
+"""The Lua scripts of the Redis backend: each guarantee is one atomic script on Redis's clock.
+
+Every script reads the time with ``TIME`` - Redis's own clock - so processes whose clocks
+disagree share one notion of "now". Floats go back to Python as strings (Redis turns a
+Lua number into an integer). Every key a script touches is in ``KEYS[]`` and shares one
+hash tag, so the scripts run on Redis Cluster too; every key gets a TTL.
+
+Waiting rooms: a process queues at most one waiter per resource (its local FIFO's head;
+the rest wait in the process). ``queue`` holds waiters by arrival, ``seen`` when each last
+asked; a waiter not seen for ``stale`` seconds (its process died) is dropped. A free
+token goes to a waiter only when fewer than the free tokens are queued ahead of it, so
+across processes the oldest waiter is served first and no one starves.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ACCOUNT_BLOCK",
+    "ACCOUNT_READ",
+    "FLEET_STATE",
+    "KNOWN_CLAIM",
+    "KNOWN_FILTER",
+    "LEAVE_QUEUE",
+    "REMOVE",
+    "SLOTS_ACQUIRE",
+    "SLOTS_BIND",
+    "SLOTS_OBSERVE",
+    "SLOTS_SERVER_FULL",
+    "SUCCESS_COUNTS",
+    "SUCCESS_RECORD",
+    "WINDOW_ACQUIRE",
+    "WINDOW_BLOCK",
+    "WINDOW_RELEASE",
+]
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+"""
+
+# KEYS: queue, seen.  ARGV[stale_at]: seconds; ARGV[waiter], ARGV[ttl] in ms.
+_QUEUE = """
+local function drop_stale(queue, seen, stale)
+  local gone = redis.call('ZRANGEBYSCORE', seen, '-inf', now - stale)
+  for _, w in ipairs(gone) do
+    redis.call('ZREM', queue, w)
+    redis.call('ZREM', seen, w)
+  end
+end
+local function enqueue(queue, seen, waiter, ttl)
+  redis.call('ZADD', queue, 'NX', now, waiter)
+  redis.call('ZADD', seen, now, waiter)
+  redis.call('PEXPIRE', queue, ttl)
+  redis.call('PEXPIRE', seen, ttl)
+end
+local function ahead_of(queue, waiter)
+  local rank = redis.call('ZRANK', queue, waiter)
+  if rank then return rank end
+  return redis.call('ZCARD', queue)
+end
+local function dequeue(queue, seen, waiter)
+  redis.call('ZREM', queue, waiter)
+  redis.call('ZREM', seen, waiter)
+end
+"""
+
+#: Take a token of one endpoint, or say how long to wait.
+#: KEYS: tokens, queue, seen, block.
+#: ARGV: calls, lease, member, waiter, stale, hold, ttl_ms.
+#: Tokens in flight score ``now + lease`` (a crashed process's come back by then); spent
+#: ones score their return time. Returns {1, "0"} granted, {0, wait} otherwise; wait is
+#: "-1" when tokens are free but older waiters are claiming them.
+WINDOW_ACQUIRE = (
+    _NOW
+    + _QUEUE
+    + """
+local tokens, queue, seen, block = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local calls, lease, member, waiter = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local stale, hold, ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+redis.call('ZREMRANGEBYSCORE', tokens, '-inf', now)
+drop_stale(queue, seen, stale)
+local blocked = tonumber(redis.call('GET', block) or '0')
+if blocked > now then
+  enqueue(queue, seen, waiter, ttl)
+  return {0, tostring(blocked - now)}
+end
+local free = calls - redis.call('ZCARD', tokens)
+if free > 0 then
+  if ahead_of(queue, waiter) < free then
+    redis.call('ZADD', tokens, now + lease, member)
+    redis.call('PEXPIRE', tokens, ttl)
+    dequeue(queue, seen, waiter)
+    return {1, '0'}
+  end
+  enqueue(queue, seen, waiter, ttl)
+  return {0, '-1'}
+end
+enqueue(queue, seen, waiter, ttl)
+local first = redis.call('ZRANGE', tokens, 0, 0, 'WITHSCORES')
+local back = math.min(tonumber(first[2]), now + hold)
+return {0, tostring(back - now)}
+"""
+)
+
+#: Stamp a spent token to come back ``hold`` seconds from now (the response arrived).
+#: KEYS: tokens.  ARGV: member, hold, ttl_ms.
+WINDOW_RELEASE = (
+    _NOW
+    + """
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+)
+
+#: Close an endpoint for ``seconds`` (a server 429); a later end extends, an earlier one
+#: changes nothing. KEYS: block.  ARGV: seconds.
+WINDOW_BLOCK = (
+    _NOW
+    + """
+local seconds = tonumber(ARGV[1])
+local untill = now + seconds
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if untill > current then
+  redis.call('SET', KEYS[1], tostring(untill), 'PX', math.ceil(seconds * 1000) + 1000)
+end
+return 1
+"""
+)
+
+#: A process leaves a waiting room (its last local waiter gave up). KEYS: queue, seen.
+#: ARGV: waiter.
+LEAVE_QUEUE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+#: Take an activation slot, or say how long to wait; refuses while the account is blocked.
+#: KEYS: slots, queue, seen, external, account.
+#: ARGV: capacity, member, pending_hold, waiter, stale, grace, ttl_ms, probe_interval.
+#: Slots score their activation's ``expire_at`` (an order in flight: ``now + pending_hold``)
+#: and come back ``grace`` seconds after it. Returns {1, "0"}, {0, wait}, or
+#: {-1, until, message} when the account is blocked.
+SLOTS_ACQUIRE = (
+    _NOW
+    + _QUEUE
+    + """
+local slots, queue, seen, external, account = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local capacity, member, pending = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local waiter, stale, grace = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local ttl, probe_interval = tonumber(ARGV[7]), tonumber(ARGV[8])
+local blocked = redis.call('HMGET', account, 'until', 'message')
+if blocked[1] and tonumber(blocked[1]) > now then
+  return {-1, blocked[1], blocked[2] or ''}
+end
+redis.call('ZREMRANGEBYSCORE', slots, '-inf', now - grace)
+drop_stale(queue, seen, stale)
+local ext = tonumber(redis.call('HGET', external, 'count') or '0')
+local held = redis.call('ZCARD', slots)
+local free = capacity - ext - held
+if free <= 0 and ext > 0 then
+  local probe_at = tonumber(redis.call('HGET', external, 'probe_at') or '0')
+  if now >= probe_at then
+    ext = math.max(0, math.min(ext - 1, capacity - held - 1))
+    redis.call('HSET', external, 'count', ext, 'probe_at', tostring(now + probe_interval))
+    redis.call('PEXPIRE', external, ttl)
+    free = capacity - ext - held
+  end
+end
+if free > 0 then
+  if ahead_of(queue, waiter) < free then
+    redis.call('ZADD', slots, now + pending, member)
+    redis.call('PEXPIRE', slots, ttl)
+    dequeue(queue, seen, waiter)
+    return {1, '0'}
+  end
+  enqueue(queue, seen, waiter, ttl)
+  return {0, '-1'}
+end
+enqueue(queue, seen, waiter, ttl)
+local wait = pending
+local first = redis.call('ZRANGE', slots, 0, 0, 'WITHSCORES')
+if first[2] then wait = math.min(wait, tonumber(first[2]) + grace - now) end
+if ext > 0 then
+  local probe_at = tonumber(redis.call('HGET', external, 'probe_at') or '0')
+  wait = math.min(wait, probe_at - now)
+end
+return {0, tostring(math.max(wait, 0))}
+"""
+)
+
+#: Tie a slot to the activation its order opened. KEYS: slots.
+#: ARGV: member (the order's), activation_id, expire_at (Unix seconds; "" for none),
+#: pending_hold, ttl_ms.
+SLOTS_BIND = (
+    _NOW
+    + """
+redis.call('ZREM', KEYS[1], ARGV[1])
+local expire = tonumber(ARGV[3])
+if not expire then expire = now + tonumber(ARGV[4]) end
+redis.call('ZADD', KEYS[1], expire, ARGV[2])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[5]))
+return 1
+"""
+)
+
+#: Take a member out of a sorted set: a slot given back, a token granted but not spent.
+#: KEYS: the set.  ARGV: member.
+REMOVE = """
+return redis.call('ZREM', KEYS[1], ARGV[1])
+"""
+
+#: An activation was seen: ended frees its slot, a new expiry moves it. KEYS: slots.
+#: ARGV: activation_id, ended ("1"/"0"), expire_at ("" for unknown).
+SLOTS_OBSERVE = """
+if ARGV[2] == '1' then
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
+local expire = tonumber(ARGV[3])
+if expire then
+  return redis.call('ZADD', KEYS[1], 'XX', 'CH', expire, ARGV[1])
+end
+return 0
+"""
+
+#: The server refused an order with TooManyActivations: free that order's slot and count
+#: what is not held by the fleet as external until a re-probe.
+#: KEYS: slots, external.  ARGV: member, capacity, probe_interval, ttl_ms.
+SLOTS_SERVER_FULL = (
+    _NOW
+    + """
+redis.call('ZREM', KEYS[1], ARGV[1])
+local held = redis.call('ZCARD', KEYS[1])
+local ext = math.max(0, tonumber(ARGV[2]) - held)
+redis.call('HSET', KEYS[2], 'count', ext, 'probe_at', tostring(now + tonumber(ARGV[3])))
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[4]))
+return ext
+"""
+)
+
+#: Block (ARGV: "set", until, message, ttl_ms) or unblock ("clear") the account.
+#: KEYS: account.
+ACCOUNT_BLOCK = """
+if ARGV[1] == 'clear' then
+  return redis.call('DEL', KEYS[1])
+end
+redis.call('HSET', KEYS[1], 'until', ARGV[2], 'message', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
+return 1
+"""
+
+#: The account block, if any: {until, message} or {}. KEYS: account.
+ACCOUNT_READ = (
+    _NOW
+    + """
+local blocked = redis.call('HMGET', KEYS[1], 'until', 'message')
+if blocked[1] and tonumber(blocked[1]) > now then
+  return {blocked[1], blocked[2] or ''}
+end
+return {}
+"""
+)
+
+#: Record an order ("order") or a first SMS ("sms", counted only for an order of the
+#: window). KEYS: orders, successes.  ARGV: kind, activation_id, window, ttl_ms.
+SUCCESS_RECORD = (
+    _NOW
+    + """
+local orders, successes = KEYS[1], KEYS[2]
+if ARGV[1] == 'order' then
+  redis.call('ZADD', orders, 'NX', now, ARGV[2])
+  redis.call('PEXPIRE', orders, tonumber(ARGV[4]))
+  return 1
+end
+if redis.call('ZSCORE', orders, ARGV[2]) then
+  redis.call('ZADD', successes, 'NX', now, ARGV[2])
+  redis.call('PEXPIRE', successes, tonumber(ARGV[4]))
+  return 1
+end
+return 0
+"""
+)
+
+#: Orders and first SMS over the window: {orders, successes}. KEYS: orders, successes.
+#: ARGV: window.
+SUCCESS_COUNTS = (
+    _NOW
+    + """
+local cutoff = now - tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', cutoff)
+return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2])}
+"""
+)
+
+#: Claim activation ids as handed out by this fleet: 1 per id newly claimed, 0 per id
+#: some process had claimed already. KEYS: known.  ARGV: keep, ttl_ms, ids...
+KNOWN_CLAIM = (
+    _NOW
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
+local out = {}
+for i = 3, #ARGV do
+  out[#out + 1] = redis.call('ZADD', KEYS[1], 'NX', now, ARGV[i])
+end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+return out
+"""
+)
+
+#: Which of the ids some process of the fleet handed out: 1 or 0 per id. KEYS: known.
+#: ARGV: ids...
+KNOWN_FILTER = """
+local out = {}
+for i = 1, #ARGV do
+  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then out[#out + 1] = 1 else out[#out + 1] = 0 end
+end
+return out
+"""
+
+#: The fleet's view for dashboards. KEYS: slots, slot queue, external, account, then per
+#: endpoint tokens, queue, block. ARGV: grace, then per endpoint its hold.
+#: Returns {slots held, next slot expiry ("" none), slot waiters, external, account
+#: until ("" none), then per endpoint: tokens, cooling, waiters, blocked until, next
+#: return ("" none)}.
+FLEET_STATE = (
+    _NOW
+    + """
+local grace = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - grace)
+local out = {}
+out[1] = redis.call('ZCARD', KEYS[1])
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+out[2] = first[2] and tostring(tonumber(first[2]) + grace) or ''
+out[3] = redis.call('ZCARD', KEYS[2])
+out[4] = tonumber(redis.call('HGET', KEYS[3], 'count') or '0')
+local blocked = redis.call('HGET', KEYS[4], 'until')
+out[5] = (blocked and tonumber(blocked) > now) and blocked or ''
+out[6] = tostring(now)
+local n = (#KEYS - 4) / 3
+for i = 0, n - 1 do
+  local tokens, queue, block = KEYS[5 + 3 * i], KEYS[6 + 3 * i], KEYS[7 + 3 * i]
+  local hold = tonumber(ARGV[2 + i])
+  redis.call('ZREMRANGEBYSCORE', tokens, '-inf', now)
+  out[#out + 1] = redis.call('ZCARD', tokens)
+  out[#out + 1] = redis.call('ZCOUNT', tokens, '-inf', now + hold)
+  out[#out + 1] = redis.call('ZCARD', queue)
+  out[#out + 1] = redis.call('GET', block) or ''
+  local soonest = redis.call('ZRANGE', tokens, 0, 0, 'WITHSCORES')
+  out[#out + 1] = soonest[2] or ''
+end
+return out
+"""
+)
