@@ -30,6 +30,7 @@ from ._errors import (
     OrderOutcomeUnknownError,
     PermissionDeniedError,
     PlatfoneError,
+    RateLimitBackendError,
     RateLimitError,
     ResponseDecodeError,
     ServerError,
@@ -97,7 +98,9 @@ __all__ = [
     "PriceInfo",
     "Quality",
     "RateLimit",
+    "RateLimitBackendError",
     "RateLimitError",
+    "RedisBackend",
     "Report",
     "ReportReason",
     "ReportResult",
@@ -128,16 +131,21 @@ def _publish(obj: object) -> None:
         obj.__module__ = "platfone_async"
 
 
-# The sync facade brings in asyncio and anyio's thread portal: loaded on first use, so
-# that `import platfone_async` stays light for async users.
-_LAZY = {"Platfone", "SyncActivationSession"}
+# The sync facade brings in asyncio and anyio's thread portal, the Redis backend its
+# scripts: loaded on first use, so that `import platfone_async` stays light.
+_LAZY = {
+    "Platfone": "._sync._facade",
+    "SyncActivationSession": "._sync._facade",
+    "RedisBackend": "._ratelimit._redis",
+}
 
 
 def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        from ._sync import _facade
+    module = _LAZY.get(name)
+    if module is not None:
+        import importlib
 
-        value = getattr(_facade, name)
+        value = getattr(importlib.import_module(module, __name__), name)
         _publish(value)
         globals()[name] = value
         return value
@@ -145,6 +153,7 @@ def __getattr__(name: str) -> object:
 
 
 if TYPE_CHECKING:
+    from ._ratelimit._redis import RedisBackend
     from ._sync._facade import Platfone, SyncActivationSession
 
 for _name in __all__:

@@ -405,21 +405,24 @@ class KeyLimits:
         """Make every queued and future acquire on this key (slots, and the endpoints
         named in ``endpoints``, or all of them if None) raise ``error`` until ``until``
         (Unix seconds or aware datetime; None: until :meth:`unblock_account`) - in every
-        process of the fleet on a shared backend."""
-        self._block = error
-        self._block_until = math.inf if until is None else _unix(until)
-        self._blocked_endpoints = None if endpoints is None else frozenset(endpoints)
+        process of the fleet on a shared backend, which then keeps the block (so that
+        ``unblock_account()`` anywhere lifts it everywhere)."""
+        blocked = None if endpoints is None else frozenset(endpoints)
         for name, limiter in self._limiters.items():
-            if self._blocked_endpoints is None or name in self._blocked_endpoints:
+            if blocked is None or name in blocked:
                 limiter.interrupt(error)
         self.slots.interrupt(error)
         if self.fleet is not None:
             self.fleet.interrupt(error)
             stamp = None if until is None else _unix(until)
-            message = str(make_error(error))
-            await self._shared(
-                "sharing the account block", self.fleet.block_account(message, stamp), quiet=True
-            )
+            try:
+                await self.fleet.block_account(str(make_error(error)), stamp)
+                return
+            except RateLimitBackendError as exc:
+                logger.warning("sharing the account block on key %s: %s", self.key, exc)
+        self._block = error
+        self._block_until = math.inf if until is None else _unix(until)
+        self._blocked_endpoints = blocked
 
     async def unblock_account(self) -> None:
         """Lift an account-wide block (for the whole fleet on a shared backend)."""

@@ -56,6 +56,8 @@ __all__ = [
 
 OnBackendError = Literal["raise", "local"]
 
+#: How soon a waiter asks again while free tokens go to older waiters of other processes.
+_CLAIMING = 0.005
 #: A far-future "until" for a block lifted only by hand (Lua has no infinity literal).
 _FOREVER = 1e18
 
@@ -195,6 +197,8 @@ class RedisBackend:
         max_request_time: The longest a request holds a token of its endpoint: the token
             of a process that died mid-request comes back after this (plus the period).
         max_sleep: The longest a waiter sleeps before asking Redis again.
+        slot_grace: Seconds a slot stays taken after its activation's ``expire_at`` (the
+            server needs a moment to expire it too).
     """
 
     client: Any = attrs.field(default=None, repr=False)
@@ -202,6 +206,7 @@ class RedisBackend:
     on_backend_error: OnBackendError = attrs.field(default="raise")
     max_request_time: float = 300.0
     max_sleep: float = 1.0
+    slot_grace: float = 5.0
     url: str | None = attrs.field(default=None, repr=False, kw_only=True)
     _connections: _Connections = attrs.field(init=False, repr=False)
 
@@ -221,6 +226,7 @@ class RedisBackend:
         on_backend_error: OnBackendError = "raise",
         max_request_time: float = 300.0,
         max_sleep: float = 1.0,
+        slot_grace: float = 5.0,
     ) -> RedisBackend:
         """A backend on the Redis server at ``url`` (``redis://host:6379/0``, ``rediss://``)."""
         return cls(
@@ -229,6 +235,7 @@ class RedisBackend:
             on_backend_error=on_backend_error,
             max_request_time=max_request_time,
             max_sleep=max_sleep,
+            slot_grace=slot_grace,
             url=url,
         )
 
@@ -399,7 +406,7 @@ class RedisLimiter:
             return None
         seconds = float(wait)
         if seconds < 0:
-            return 0.02  # tokens are free, older waiters elsewhere are claiming them
+            return _CLAIMING  # tokens are free, older waiters elsewhere are claiming them
         return min(max(seconds, 0.001), self._backend.max_sleep)
 
     async def _exit(self, member: str) -> None:
@@ -464,8 +471,6 @@ class RedisSlotToken:
 class RedisFleet:
     """What one key keeps in Redis besides the windows: slots, blocks, counts, ids."""
 
-    #: Seconds a slot stays taken after its ``expire_at`` (the server needs a moment too).
-    expiry_grace = 5.0
     #: How long an order in flight holds its slot if its process dies: an activation's life.
     pending_hold = 30 * 60.0
     #: While the server says the account is full, one more order may probe this often.
@@ -477,6 +482,7 @@ class RedisFleet:
     def __init__(self, backend: RedisBackend, scope: str, capacity: int, clock: Clock) -> None:
         self.backend = backend
         self.capacity = capacity
+        self.expiry_grace = backend.slot_grace
         self._clock = clock
         key = backend._key
         self._slot_keys = [key(scope, "slots", part) for part in ("held", "q", "seen", "ext")]
@@ -566,7 +572,7 @@ class RedisFleet:
             return None
         seconds = float(reply[1])
         if seconds < 0:
-            return 0.02
+            return _CLAIMING
         return min(max(seconds, 0.001), self.backend.max_sleep)
 
     async def bind(

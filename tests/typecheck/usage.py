@@ -17,6 +17,7 @@ from platfone_async import (
     Page,
     Platfone,
     RateLimit,
+    RedisBackend,
     SessionOutcome,
 )
 from platfone_async.testing import PlatfoneEmulator, VirtualClock
@@ -73,3 +74,15 @@ def test_helpers() -> None:
         del activation
 
     del on_update
+
+
+async def fleet_user() -> None:
+    backend = RedisBackend.from_url("redis://localhost:6379/0", prefix="platfone")
+    async with AsyncPlatfone("key", limits_backend=backend) as client:
+        blocked: float = (await client.rate_limit_state()).account_blocked_for
+        await client.unblock_account()
+        del blocked
+    await backend.aclose()
+    with Platfone("key", limits_backend=backend) as sync_client:
+        blocked_for: float = sync_client.rate_limit_state().account_blocked_for
+        del blocked_for

@@ -1,0 +1,123 @@
+"""One worker process of a fleet test (and of ``benchmarks/fleet.py``).
+
+    python -m tests.fleet._worker MODE --base-url URL --api-key KEY --redis URL --prefix P
+
+Modes: ``balance`` (``--calls`` get_balance calls at once), ``sessions`` (``--sessions``
+``activation()`` sessions at once, each waiting for its SMS), ``hold`` (order
+``--sessions`` numbers, print their ids, then wait to be killed). The worker waits for
+``--start-at`` (a ``time.time()``) so that every worker of a test starts together, and
+prints one JSON object with what it did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+import anyio
+
+from platfone_async import AsyncPlatfone, PlatfoneError, RateLimit, RedisBackend, RetryPolicy
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tests.fleet._worker")
+    parser.add_argument("mode", choices=["balance", "sessions", "hold"])
+    parser.add_argument("--base-url", required=True)
+    parser.add_argument("--api-key", required=True)
+    parser.add_argument("--redis", required=True)
+    parser.add_argument("--prefix", required=True)
+    parser.add_argument("--calls", type=int, default=10)
+    parser.add_argument("--sessions", type=int, default=5)
+    parser.add_argument("--limit", type=int, default=20, help="get_balance calls per period")
+    parser.add_argument("--period", type=float, default=1.0)
+    parser.add_argument("--capacity", type=int, default=20, help="max_active_activations")
+    parser.add_argument("--slot-grace", type=float, default=5.0)
+    parser.add_argument("--start-at", type=float, default=0.0)
+    return parser
+
+
+def _client(args: argparse.Namespace, backend: RedisBackend) -> AsyncPlatfone:
+    return AsyncPlatfone(
+        args.api_key,
+        base_url=args.base_url,
+        limits_backend=backend,
+        rate_limits={"get_balance": RateLimit(args.limit, args.period)},
+        max_active_activations=args.capacity,
+        success_rate_guard="off",
+        retry_policy=RetryPolicy(max_server_wait=0.0, max_rate_limit_waits=0),
+        timeout=30.0,
+    )
+
+
+async def _balance(client: AsyncPlatfone, calls: int) -> dict[str, Any]:
+    errors: list[str] = []
+    sent: list[float] = []
+
+    async def one() -> None:
+        try:
+            await client.get_balance()
+            sent.append(time.time())
+        except PlatfoneError as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(calls):
+            tg.start_soon(one)
+    return {"done": len(sent), "errors": errors}
+
+
+async def _sessions(client: AsyncPlatfone, sessions: int) -> dict[str, Any]:
+    outcomes: list[str] = []
+    errors: list[str] = []
+
+    async def one() -> None:
+        try:
+            async with client.activation("telegram", "uk") as session:
+                await session.wait_for_sms(timeout=60, interval=0.1)
+            outcomes.append(str(session.outcome))
+        except PlatfoneError as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(sessions):
+            tg.start_soon(one)
+    return {"outcomes": outcomes, "errors": errors}
+
+
+async def _hold(client: AsyncPlatfone, sessions: int) -> None:
+    ids = [
+        (await client.create_activation("telegram", "uk")).activation_id for _ in range(sessions)
+    ]
+    print(json.dumps({"held": ids}), flush=True)
+    await anyio.sleep(3600)  # until killed
+
+
+async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    backend = RedisBackend.from_url(args.redis, prefix=args.prefix, slot_grace=args.slot_grace)
+    try:
+        async with _client(args, backend) as client:
+            delay = args.start_at - time.time()
+            if delay > 0:
+                await anyio.sleep(delay)
+            if args.mode == "balance":
+                return await _balance(client, args.calls)
+            if args.mode == "sessions":
+                return await _sessions(client, args.sessions)
+            await _hold(client, args.sessions)
+            return {}
+    finally:
+        await backend.aclose()
+
+
+def main() -> int:
+    args = _parser().parse_args()
+    result = anyio.run(_main, args)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Real worker processes on one key, through one Redis: the guarantees hold fleet-wide.
+
+The emulator is served on a loopback port in this process and records every arrival;
+each worker is a separate Python process (``tests/fleet/_worker.py``) with its own
+limiter state, sharing only the Redis server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from platfone_async.testing import PlatfoneEmulator, SmsPolicy
+
+from ._servers import max_in_window, serve
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _worker(
+    mode: str, base_url: str, api_key: str, redis_url: str, prefix: str, *extra: str
+) -> subprocess.Popen[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "tests.fleet._worker",
+        mode,
+        "--base-url",
+        base_url,
+        "--api-key",
+        api_key,
+        "--redis",
+        redis_url,
+        "--prefix",
+        prefix,
+        *extra,
+    ]
+    return subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _results(workers: Sequence[subprocess.Popen[str]], timeout: float = 90) -> list[Any]:
+    """What each worker printed last (one JSON object), once all have exited cleanly."""
+    results = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=timeout)
+        assert 0 == worker.returncode, err[-2000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+def test_four_processes_share_one_rolling_window(redis_url: str, prefix: str) -> None:
+    """4 workers x 25 get_balance calls at 20 per second: the emulator never sees more than
+    20 in any rolling second, draws no 429, and the fleet runs at the limit."""
+    emulator = PlatfoneEmulator(rate_limits={"get_balance": (20, 1.0)})
+    limit, period, workers_n, calls = 20, 1.0, 4, 25
+    with serve(emulator) as base_url:
+        start_at = str(time.time() + 1.5)  # every worker imported and connected by then
+        workers = [
+            _worker(
+                "balance",
+                base_url,
+                emulator.api_key,
+                redis_url,
+                prefix,
+                "--calls",
+                str(calls),
+                "--limit",
+                str(limit),
+                "--period",
+                str(period),
+                "--start-at",
+                start_at,
+            )
+            for _ in range(workers_n)
+        ]
+        results = _results(workers)
+    arrivals = [r.time for r in emulator.requests if r.route == "get_balance"]
+    statuses = [r.status for r in emulator.requests if r.route == "get_balance"]
+    assert [[]] * workers_n == [r["errors"] for r in results]
+    assert workers_n * calls == len(arrivals)
+    assert 0 == statuses.count(429)
+    assert limit >= max_in_window(arrivals, period)
+    # After the first burst, each further `limit` calls take one period (plus a round
+    # trip and the margin): the achieved rate over the rest of the run, against the limit.
+    ordered = sorted(arrivals)
+    achieved = (len(ordered) - limit) / (ordered[-1] - ordered[0]) * period / limit
+    assert achieved >= 0.9, achieved
+
+
+def test_sixty_sessions_in_four_processes_stay_under_twenty_active(
+    redis_url: str, prefix: str
+) -> None:
+    """4 workers x 15 activation() sessions on a 20-active account: the server never
+    refuses an order for too many activations, and every number is finalized."""
+    emulator = PlatfoneEmulator(rate_limits=None, sms_policy=SmsPolicy(delay=0.3))
+    emulator.set_balance(1_000_000)
+    with serve(emulator) as base_url:
+        start_at = str(time.time() + 1.5)
+        workers = [
+            _worker(
+                "sessions",
+                base_url,
+                emulator.api_key,
+                redis_url,
+                prefix,
+                "--sessions",
+                "15",
+                "--start-at",
+                start_at,
+            )
+            for _ in range(4)
+        ]
+        results = _results(workers)
+    assert [[]] * 4 == [r["errors"] for r in results]
+    assert ["finalized"] * 60 == [o for r in results for o in r["outcomes"]]
+    orders = [r for r in emulator.requests if r.route == "create_activation"]
+    assert [200] * 60 == [r.status for r in orders]
+    assert 60 == emulator.orders_placed()
+    assert [] == [a for a in emulator.activations() if a["activation_status"] == "active"]
+
+
+def test_a_worker_killed_holding_slots_frees_them_when_they_expire(
+    redis_url: str, prefix: str
+) -> None:
+    """A worker holding all 5 slots dies by SIGKILL: another waits, sends nothing the
+    server would refuse, and orders as soon as the dead worker's activations expire."""
+    emulator = PlatfoneEmulator(
+        rate_limits=None, sms_policy=SmsPolicy(delay=0.2), max_active=5, activation_lifetime=3
+    )
+    emulator.set_balance(1_000_000)
+    common = ("--capacity", "5", "--slot-grace", "0.3")
+    with serve(emulator) as base_url:
+        holder = _worker(
+            "hold", base_url, emulator.api_key, redis_url, prefix, "--sessions", "5", *common
+        )
+        assert holder.stdout is not None
+        held = json.loads(holder.stdout.readline())["held"]
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.communicate(timeout=10)
+        killed_at = time.time()
+        (result,) = _results(
+            [
+                _worker(
+                    "sessions",
+                    base_url,
+                    emulator.api_key,
+                    redis_url,
+                    prefix,
+                    "--sessions",
+                    "2",
+                    *common,
+                )
+            ]
+        )
+    assert 5 == len(held)
+    assert ([], ["finalized", "finalized"]) == (result["errors"], result["outcomes"])
+    orders = [r for r in emulator.requests if r.route == "create_activation"]
+    assert [200] * 7 == [r.status for r in orders]
+    expiry = max(emulator.activation(aid)["expire_at"] for aid in held)
+    late = [r.time for r in orders[5:]]
+    assert all(at >= expiry for at in late), (late, expiry, killed_at)

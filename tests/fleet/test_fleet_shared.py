@@ -1,0 +1,242 @@
+"""What one worker learns, every worker on the key knows: through a real Redis server.
+
+Two clients on two ``RedisBackend`` objects share nothing in this process (each gets
+its own ``KeyLimits``), so they stand for two processes of a fleet; only Redis joins
+them. These run on asyncio (redis-py's asyncio client) and on trio (its sync client in
+a worker thread).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+
+from platfone_async import (
+    AccountBlockedError,
+    ActiveActivationsLimitError,
+    AsyncPlatfone,
+    RateLimit,
+    RateLimitBackendError,
+    RedisBackend,
+    RetryPolicy,
+    SystemClock,
+)
+from platfone_async.testing import Fault, PlatfoneEmulator, VirtualClock
+
+from ._servers import RedisServer, max_in_window
+
+pytestmark = pytest.mark.anyio
+
+
+class SkewedClock(SystemClock):
+    """The real clock on a host whose wall clock is ``offset`` seconds off."""
+
+    __slots__ = ("offset",)
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+
+async def _backends(url: str, prefix: str, n: int = 2, **kwargs: Any) -> list[RedisBackend]:
+    return [RedisBackend.from_url(url, prefix=prefix, **kwargs) for _ in range(n)]
+
+
+@pytest.fixture
+async def pair(redis_url: str, prefix: str) -> AsyncIterator[list[RedisBackend]]:
+    """Two backends on one Redis and prefix: two "processes" of one fleet."""
+    backends = await _backends(redis_url, prefix)
+    try:
+        yield backends
+    finally:
+        for backend in backends:
+            await backend.aclose()
+
+
+def _client(emulator: PlatfoneEmulator, backend: RedisBackend, **kwargs: Any) -> AsyncPlatfone:
+    kwargs.setdefault("success_rate_guard", "off")
+    return emulator.client(limits_backend=backend, **kwargs)
+
+
+async def test_two_workers_share_one_window_even_with_clocks_minutes_apart(
+    pair: list[RedisBackend],
+) -> None:
+    """Windows run on Redis's clock: a worker whose clock is 5 minutes ahead still shares
+    the budget exactly - 10 calls per 0.5 s at the server, no 429."""
+    emulator = PlatfoneEmulator(rate_limits={"get_balance": (10, 0.5)})
+    limits = {"get_balance": RateLimit(10, 0.5)}
+    async with (
+        _client(emulator, pair[0], rate_limits=limits) as first,
+        _client(emulator, pair[1], rate_limits=limits, clock=SkewedClock(300)) as skewed,
+        anyio.create_task_group() as tg,
+    ):
+        for client in (first, skewed):
+            for _ in range(12):
+                tg.start_soon(client.get_balance)
+    arrivals = [r.time for r in emulator.requests if r.route == "get_balance"]
+    assert 24 == len(arrivals)
+    assert [] == [r for r in emulator.requests if r.status == 429]
+    assert 10 >= max_in_window(arrivals, 0.5)
+
+
+async def test_the_account_block_stops_every_worker_and_lifts_for_all(
+    pair: list[RedisBackend],
+) -> None:
+    """A LowSuccessRate 429 seen by one worker blocks the other's orders before they are
+    sent; unblock_account() on the other lifts it for both."""
+    emulator = PlatfoneEmulator(rate_limits=None)
+    body = {"errorName": "LowSuccessRateException", "errorMessage": "blocked for 24 h"}
+    reset = {"x-ratelimit-reset": str(int(time.time()) + 3600)}
+    emulator.inject_fault("create_activation", Fault(status=429, body=body, headers=reset))
+    async with _client(emulator, pair[0]) as seen, _client(emulator, pair[1]) as other:
+        with pytest.raises(AccountBlockedError):
+            await seen.create_activation("telegram", "uk")
+        with pytest.raises(AccountBlockedError):
+            await other.create_activation("telegram", "uk")
+        assert 1 == emulator.request_count("create_activation")
+        assert 0 < (await other.rate_limit_state()).account_blocked_for <= 3600
+        await other.unblock_account()
+        activation = await seen.create_activation("telegram", "uk")
+        assert 0.0 == (await seen.rate_limit_state()).account_blocked_for
+    assert [activation.activation_id] == [a["activation_id"] for a in emulator.activations()]
+
+
+async def test_a_full_account_learned_by_one_worker_holds_back_the_others(
+    pair: list[RedisBackend],
+) -> None:
+    """TooManyActivations answered to one worker is the fleet's: the other worker's order
+    waits (here: fails at once, wait_for_slot=False) without being sent."""
+    emulator = PlatfoneEmulator(rate_limits=None, max_active=2)
+    async with _client(emulator, pair[0]) as first, _client(emulator, pair[1]) as second:
+        for _ in range(2):
+            await first.create_activation("telegram", "uk")
+        with pytest.raises(ActiveActivationsLimitError):
+            await first.create_activation("telegram", "uk", wait_for_slot=False)
+        sent = emulator.request_count("create_activation")
+        with pytest.raises(ActiveActivationsLimitError, match="client-side"):
+            await second.create_activation("telegram", "uk", wait_for_slot=False)
+        assert sent == emulator.request_count("create_activation")
+        state = await second.rate_limit_state()
+        assert (2, 0) == (state.slots.in_use, state.slots.available)
+
+
+async def test_a_slot_freed_by_one_worker_serves_the_others_queue(
+    pair: list[RedisBackend],
+) -> None:
+    """With 1 slot for the fleet, a worker's order waits for the other worker's number to
+    end, and is sent once it has."""
+    emulator = PlatfoneEmulator(rate_limits=None, max_active=1)
+    async with (
+        _client(emulator, pair[0], max_active_activations=1) as first,
+        _client(emulator, pair[1], max_active_activations=1) as second,
+    ):
+        held = await first.create_activation("telegram", "uk")
+        ordered: list[str] = []
+
+        async def order() -> None:
+            ordered.append((await second.create_activation("telegram", "uk")).activation_id)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(order)
+                await anyio.sleep(0.3)
+                assert ([], 1) == (ordered, emulator.request_count("create_activation"))
+                emulator.advance(121)  # cancelable now
+                await first.cancel_activation(held)
+    assert 1 == len(ordered)
+    assert [] == [r for r in emulator.requests if r.status == 429]
+
+
+async def test_the_success_rate_counts_every_worker(pair: list[RedisBackend]) -> None:
+    """An order placed by one worker and its SMS seen by another count once, for both."""
+    emulator = PlatfoneEmulator(rate_limits=None, sms_policy=None)
+    async with _client(emulator, pair[0]) as first, _client(emulator, pair[1]) as second:
+        activation = await first.create_activation("telegram", "uk")
+        emulator.deliver_sms(activation.activation_id, "123456")
+        await second.get_activation(activation.activation_id)
+        states = [await client.rate_limit_state() for client in (first, second)]
+    assert [(1, 1)] * 2 == [(s.success_rate.orders, s.success_rate.successes) for s in states]
+
+
+async def test_another_workers_order_is_never_taken_for_a_foreign_one(
+    pair: list[RedisBackend],
+) -> None:
+    """An order lost on the way is reconciled: another worker's activation of the same
+    service, country and window is known to the fleet, so the order finds its own."""
+    clock = VirtualClock()
+    emulator = PlatfoneEmulator(clock=clock, rate_limits=None, sms_policy=None)
+    options: dict[str, Any] = {"clock": clock, "rate_limits": None, "max_active_activations": None}
+    emulator.inject_fault("create_activation", Fault(delay=2.0, drop=True, after_processing=True))
+    found: list[str] = []
+    async with (
+        clock.autojump(),
+        _client(emulator, pair[0], **options) as lost,
+        _client(emulator, pair[1], **options) as other,
+    ):
+
+        async def order_lost() -> None:
+            found.append((await lost.create_activation("telegram", "uk")).activation_id)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(order_lost)
+            await clock.sleep(1.0)
+            theirs = await other.create_activation("telegram", "uk")
+    placed = [a["activation_id"] for a in emulator.activations()]
+    assert 2 == len(placed)
+    assert [a for a in placed if a != theirs.activation_id] == found
+
+
+@pytest.fixture
+async def own_redis() -> AsyncIterator[RedisServer]:
+    """A Redis server of this test's own, to stop and start."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_redis_down_sends_nothing_or_falls_back_and_recovers(
+    own_redis: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis stopped: calls raise RateLimitBackendError and nothing is sent (no order
+    either); with on_backend_error="local" they go on under in-process limits, with a
+    WARNING. Redis back: both work again."""
+    emulator = PlatfoneEmulator(rate_limits=None)
+    strict, lenient = (
+        RedisBackend.from_url(own_redis.url, prefix=prefix),
+        RedisBackend.from_url(own_redis.url, prefix=prefix, on_backend_error="local"),
+    )
+    no_retry = RetryPolicy(max_retries=0)
+    async with (
+        _client(emulator, strict, retry_policy=no_retry) as client,
+        _client(emulator, lenient, retry_policy=no_retry) as fallback,
+    ):
+        await client.get_balance()
+        await fallback.get_balance()
+        own_redis.stop()
+        sent = len(emulator.requests)
+        with pytest.raises(RateLimitBackendError) as failed:
+            await client.get_balance()
+        assert failed.value.__cause__ is not None
+        with pytest.raises(RateLimitBackendError):
+            await client.create_activation("telegram", "uk")
+        assert (sent, 0) == (len(emulator.requests), emulator.orders_placed())
+        with caplog.at_level(logging.WARNING, logger="platfone_async"):
+            await fallback.get_balance()
+        assert "in-process limits" in caplog.text
+        assert sent + 1 == len(emulator.requests)
+        own_redis.start()
+        await client.get_balance()
+        activation = await client.create_activation("telegram", "uk")
+        assert [activation.activation_id] == [a["activation_id"] for a in emulator.activations()]
+        assert 1 == (await client.rate_limit_state()).slots.in_use
+    for backend in (strict, lenient):
+        await backend.aclose()
