@@ -305,6 +305,7 @@ class RedisLimiter:
         self._block_key = backend._key(scope, "w", name, "block")
         self._waiter_id = uuid.uuid4().hex
         self._queue = WaitQueue()
+        self._members: dict[Waiter, str] = {}  # granted waiters -> their token in Redis
         self._lock = threading.Lock()
         # The in-process stand-in for on_backend_error="local"; it also keeps a 429's
         # block, which the fleet learns through share_block().
@@ -349,7 +350,7 @@ class RedisLimiter:
     # -- acquiring --
 
     async def _enter(self) -> str:
-        member = uuid.uuid4().hex
+        """Wait for a token (FIFO in this process); return its member id in Redis."""
         waiter = Waiter()
         with self._lock:
             self._queue.push(waiter)
@@ -358,55 +359,74 @@ class RedisLimiter:
                 with self._lock:
                     if waiter.error is not None:
                         raise make_error(waiter.error)
+                    if waiter.granted:
+                        break
                     head = self._queue.head() is waiter
+                    want = self._queue.live
                 if not head:
                     await waiter.park(self._clock, None)
                     continue
-                wait = await self._try(member)
-                if wait is None:
-                    break
-                await waiter.park(self._clock, wait)
+                wait = await self._try(want)
+                if wait is not None:
+                    await waiter.park(self._clock, wait)
+            # Cancelled while the grant was on its way: the token goes back unspent.
+            await anyio.lowlevel.checkpoint_if_cancelled()
         except BaseException:
             with self._lock:
-                self._queue.abandon(waiter)
+                member = self._members.pop(waiter, None)
+                if member is None:
+                    self._queue.abandon(waiter)
                 self._queue.wake_head()
                 last = self._queue.live == 0
-            if last:
-                with anyio.CancelScope(shield=True), contextlib.suppress(RateLimitBackendError):
+            with anyio.CancelScope(shield=True), contextlib.suppress(RateLimitBackendError):
+                if member is not None:
+                    await self._backend.run(_scripts.REMOVE, self._keys[:1], [member])
+                if last:
                     await self._backend.run(_scripts.LEAVE_QUEUE, self._keys[1:], [self._waiter_id])
             raise
         with self._lock:
-            self._queue.grant_head()
-            self._queue.wake_head()
-        return member
+            return self._members.pop(waiter)
 
-    async def _try(self, member: str) -> float | None:
-        """Ask Redis once: None when granted, else how long to sleep."""
+    async def _try(self, want: int) -> float | None:
+        """Ask Redis once for ``want`` tokens and hand those granted to the first waiters
+        in the queue (the caller, its head, first). None when some were granted, else
+        how long to sleep."""
+        base = uuid.uuid4().hex
         args = [
             self.calls,
             repr(self._lease),
-            member,
+            base,
             self._waiter_id,
             repr(self._stale),
             repr(self._hold),
             self._ttl,
+            want,
+            repr(self._hold),
         ]
         with anyio.CancelScope(shield=True):
             granted, wait = await self._backend.run(
                 _scripts.WINDOW_ACQUIRE, [*self._keys, self._block_key], args
             )
-        if int(granted):
-            try:
-                await anyio.lowlevel.checkpoint_if_cancelled()
-            except BaseException:
-                # Cancelled while the grant came back: the token goes back unspent.
+        granted = int(granted)
+        if granted:
+            unused: list[str] = []
+            with self._lock:
+                for index in range(1, granted + 1):
+                    member = f"{base}:{index}"
+                    taker = self._queue.grant_head()
+                    if taker is None:
+                        unused.append(member)  # its waiter left meanwhile
+                    else:
+                        self._members[taker] = member
+                self._queue.wake_head()
+            if unused:
                 with anyio.CancelScope(shield=True), contextlib.suppress(RateLimitBackendError):
-                    await self._backend.run(_scripts.REMOVE, self._keys[:1], [member])
-                raise
+                    for member in unused:
+                        await self._backend.run(_scripts.REMOVE, self._keys[:1], [member])
             return None
         seconds = float(wait)
         if seconds < 0:
-            return _CLAIMING  # tokens are free, older waiters elsewhere are claiming them
+            return _CLAIMING  # tokens are free, held for an older waiter elsewhere
         return min(max(seconds, 0.001), self._backend.max_sleep)
 
     async def _exit(self, member: str) -> None:

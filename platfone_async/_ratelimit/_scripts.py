@@ -5,11 +5,13 @@ disagree share one notion of "now". Floats go back to Python as strings (Redis t
 Lua number into an integer). Every key a script touches is in ``KEYS[]`` and shares one
 hash tag, so the scripts run on Redis Cluster too; every key gets a TTL.
 
-Waiting rooms: a process queues at most one waiter per resource (its local FIFO's head;
-the rest wait in the process). ``queue`` holds waiters by arrival, ``seen`` when each last
-asked; a waiter not seen for ``stale`` seconds (its process died) is dropped. A free
-token goes to a waiter only when fewer than the free tokens are queued ahead of it, so
-across processes the oldest waiter is served first and no one starves.
+Waiting rooms: a process queues at most one waiter per resource (its local FIFO's head,
+which asks for the whole local queue at once; the rest wait in the process). ``queue``
+holds waiters by arrival, ``seen`` when each last asked; a waiter not seen for ``stale``
+seconds (its process died) is dropped. An activation slot goes to a waiter only when
+fewer than the free slots are queued ahead of it (oldest first); a window's free tokens
+go to whoever asks unless a process has waited longer than a period, which is then
+served first - full throughput, and no one starves.
 """
 
 from __future__ import annotations
@@ -64,19 +66,22 @@ local function dequeue(queue, seen, waiter)
 end
 """
 
-#: Take a token of one endpoint, or say how long to wait.
-#: KEYS: tokens, queue, seen, block.
-#: ARGV: calls, lease, member, waiter, stale, hold, ttl_ms.
+#: Take up to ``want`` tokens of one endpoint (for the waiters queued in one process), or
+#: say how long to wait. KEYS: tokens, queue, seen, block.
+#: ARGV: calls, lease, base, waiter, stale, hold, ttl_ms, want, starve.
 #: Tokens in flight score ``now + lease`` (a crashed process's come back by then); spent
-#: ones score their return time. Returns {1, "0"} granted, {0, wait} otherwise; wait is
-#: "-1" when tokens are free but older waiters are claiming them.
+#: ones score their return time; the n granted are ``base:1`` .. ``base:n``. Free tokens go
+#: to whoever asks - except that a process waiting longer than ``starve`` seconds is
+#: served before any newer one, so no process starves. Returns {n, "0"} granted, {0, wait}
+#: otherwise; wait is "-1" when tokens are free but held for older waiters.
 WINDOW_ACQUIRE = (
     _NOW
     + _QUEUE
     + """
 local tokens, queue, seen, block = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local calls, lease, member, waiter = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local calls, lease, base, waiter = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local stale, hold, ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local want, starve = tonumber(ARGV[8]), tonumber(ARGV[9])
 redis.call('ZREMRANGEBYSCORE', tokens, '-inf', now)
 drop_stale(queue, seen, stale)
 local blocked = tonumber(redis.call('GET', block) or '0')
@@ -86,11 +91,25 @@ if blocked > now then
 end
 local free = calls - redis.call('ZCARD', tokens)
 if free > 0 then
-  if ahead_of(queue, waiter) < free then
-    redis.call('ZADD', tokens, now + lease, member)
+  local since = redis.call('ZSCORE', queue, waiter)
+  local ahead
+  if since and tonumber(since) <= now - starve then
+    ahead = redis.call('ZCOUNT', queue, '-inf', '(' .. since)
+  else
+    ahead = redis.call('ZCOUNT', queue, '-inf', now - starve)
+  end
+  local n = math.min(want, free - ahead)
+  if n > 0 then
+    for i = 1, n do
+      redis.call('ZADD', tokens, now + lease, base .. ':' .. i)
+    end
     redis.call('PEXPIRE', tokens, ttl)
-    dequeue(queue, seen, waiter)
-    return {1, '0'}
+    if n >= want then
+      dequeue(queue, seen, waiter)
+    else
+      enqueue(queue, seen, waiter, ttl)
+    end
+    return {n, '0'}
   end
   enqueue(queue, seen, waiter, ttl)
   return {0, '-1'}
