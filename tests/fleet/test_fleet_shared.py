@@ -26,7 +26,7 @@ from platfone_async import (
     RetryPolicy,
     SystemClock,
 )
-from platfone_async.testing import Fault, PlatfoneEmulator, VirtualClock
+from platfone_async.testing import Fault, PlatfoneEmulator, SmsPolicy, VirtualClock
 
 from ._servers import RedisServer, max_in_window
 
@@ -240,3 +240,58 @@ async def test_redis_down_sends_nothing_or_falls_back_and_recovers(
         assert 1 == (await client.rate_limit_state()).slots.in_use
     for backend in (strict, lenient):
         await backend.aclose()
+
+
+async def test_a_servers_429_pauses_every_worker_until_its_reset(
+    pair: list[RedisBackend],
+) -> None:
+    """A 429 with x-ratelimit-reset answered to one worker closes that endpoint for the
+    other too: nothing reaches the server before the reset, then both calls succeed."""
+    emulator = PlatfoneEmulator(rate_limits=None)
+    reset_at = int(time.time()) + 2
+    body = {"errorName": "TooManyRequestsException", "errorMessage": "slow down"}
+    emulator.inject_fault(
+        "get_balance",
+        Fault(status=429, body=body, headers={"x-ratelimit-reset": str(reset_at)}),
+    )
+    limits = {"get_balance": RateLimit(100, 60)}
+    async with (
+        _client(emulator, pair[0], rate_limits=limits) as first,
+        _client(emulator, pair[1], rate_limits=limits) as second,
+    ):
+        with anyio.fail_after(10):
+            await first.get_balance()  # 429, waits for the reset, then succeeds
+        await second.get_balance()
+    records = [r for r in emulator.requests if r.route == "get_balance"]
+    assert [429, 200, 200] == [r.status for r in records]
+    assert all(r.time >= reset_at - 0.05 for r in records[1:]), [r.time for r in records]
+
+
+async def test_every_key_expires_shares_one_hash_tag_and_hides_the_api_key(
+    pair: list[RedisBackend], redis_url: str, prefix: str
+) -> None:
+    """What the fleet leaves in Redis: keys under the prefix, one hash tag (Redis
+    Cluster), a TTL on each, and no API key in any name."""
+    import redis
+
+    emulator = PlatfoneEmulator(sms_policy=SmsPolicy(delay=0.0))
+    body = {"errorName": "TooManyRequestsException", "errorMessage": "slow down"}
+    emulator.inject_fault(
+        "get_prices_by_country",
+        Fault(status=429, body=body, headers={"x-ratelimit-reset": str(int(time.time()))}),
+    )
+    async with _client(emulator, pair[0]) as client:
+        activation = await client.create_activation("telegram", "uk")
+        await client.get_activation(activation)
+        await client.get_prices_by_country()
+        await client.rate_limit_state()
+    inspector = redis.Redis.from_url(redis_url)  # any event loop: a plain client will do
+    try:
+        keys = [k.decode() for k in inspector.scan_iter(match=f"{prefix}:*")]
+        ttls = [inspector.pttl(key) for key in keys]
+    finally:
+        inspector.close()
+    assert len(keys) >= 6
+    assert 1 == len({key.split(":", 1)[1].split("}")[0] for key in keys})
+    assert [] == [key for key, ttl in zip(keys, ttls, strict=True) if ttl <= 0]
+    assert [] == [key for key in keys if emulator.api_key in key]
