@@ -515,6 +515,7 @@ class RedisFleet:
         self._queue = WaitQueue()
         self._lock = threading.Lock()
         self._seen: dict[str, tuple[bool, float | None]] = {}
+        self._sms_shared: set[str] = set()
 
     # -- slots --
 
@@ -692,6 +693,11 @@ class RedisFleet:
         )
 
     async def record_sms(self, activation_id: str) -> None:
+        if activation_id in self._sms_shared:
+            return  # counted already: no round trip per poll
+        if len(self._sms_shared) > 10_000:
+            self._sms_shared.clear()
+        self._sms_shared.add(activation_id)
         await self.backend.run(
             _scripts.SUCCESS_RECORD,
             self._success_keys,
