@@ -78,9 +78,10 @@ def _running_asyncio_loop() -> object | None:
 class _Connections:
     """redis-py clients for whatever event loop runs the caller, and the scripts on them."""
 
-    def __init__(self, url: str | None, client: Any | None) -> None:
+    def __init__(self, url: str | None, client: Any | None, timeout: float) -> None:
         self._url = url
         self._given = client
+        self._timeout = timeout
         self._given_loop: object | None = None
         self._lock = threading.Lock()
         self._async: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
@@ -114,7 +115,11 @@ class _Connections:
                 client = (
                     redis.asyncio.Redis(connection_pool=_clone_pool(self._given, asyncio=True))
                     if self._url is None
-                    else redis.asyncio.Redis.from_url(self._url)
+                    else redis.asyncio.Redis.from_url(
+                        self._url,
+                        socket_timeout=self._timeout,
+                        socket_connect_timeout=self._timeout,
+                    )
                 )
             self._async[loop] = client
             return client
@@ -131,7 +136,11 @@ class _Connections:
                         connection_pool=_clone_pool(self._given, asyncio=False)
                     )
                 else:
-                    self._sync = redis.Redis.from_url(self._url)
+                    self._sync = redis.Redis.from_url(
+                        self._url,
+                        socket_timeout=self._timeout,
+                        socket_connect_timeout=self._timeout,
+                    )
             return self._sync
 
     async def run(self, script: str, keys: Sequence[str], args: Sequence[object]) -> Any:
@@ -199,6 +208,9 @@ class RedisBackend:
         max_sleep: The longest a waiter sleeps before asking Redis again.
         slot_grace: Seconds a slot stays taken after its activation's ``expire_at`` (the
             server needs a moment to expire it too).
+        timeout: Seconds to connect to Redis and for each answer (``from_url`` only; a
+            client you pass keeps its own settings): a Redis that hangs fails the call
+            with :class:`RateLimitBackendError` instead of hanging it.
     """
 
     client: Any = attrs.field(default=None, repr=False)
@@ -207,6 +219,7 @@ class RedisBackend:
     max_request_time: float = 300.0
     max_sleep: float = 1.0
     slot_grace: float = 5.0
+    timeout: float = 5.0
     url: str | None = attrs.field(default=None, repr=False, kw_only=True)
     _connections: _Connections = attrs.field(init=False, repr=False)
 
@@ -215,7 +228,7 @@ class RedisBackend:
             raise ValueError("on_backend_error must be 'raise' or 'local'")
         if self.client is None and self.url is None:
             raise ValueError("pass a redis client, or use RedisBackend.from_url(url)")
-        self._connections = _Connections(self.url, self.client)
+        self._connections = _Connections(self.url, self.client, self.timeout)
 
     @classmethod
     def from_url(
@@ -227,6 +240,7 @@ class RedisBackend:
         max_request_time: float = 300.0,
         max_sleep: float = 1.0,
         slot_grace: float = 5.0,
+        timeout: float = 5.0,
     ) -> RedisBackend:
         """A backend on the Redis server at ``url`` (``redis://host:6379/0``, ``rediss://``)."""
         return cls(
@@ -236,6 +250,7 @@ class RedisBackend:
             max_request_time=max_request_time,
             max_sleep=max_sleep,
             slot_grace=slot_grace,
+            timeout=timeout,
             url=url,
         )
 
@@ -276,6 +291,10 @@ class RedisBackend:
         return True
 
 
+#: A change to the slots: ("remove", member, None, None) or ("bind", member, id, expire_at).
+_SlotOperation = tuple[str, str, str | None, float | None]
+
+
 def _ms(seconds: float) -> int:
     return math.ceil(seconds * 1000)
 
@@ -306,6 +325,7 @@ class RedisLimiter:
         self._waiter_id = uuid.uuid4().hex
         self._queue = WaitQueue()
         self._members: dict[Waiter, str] = {}  # granted waiters -> their token in Redis
+        self._owed: list[str] = []  # spent tokens Redis could not be told about yet
         self._lock = threading.Lock()
         # The in-process stand-in for on_backend_error="local"; it also keeps a 429's
         # block, which the fleet learns through share_block().
@@ -391,6 +411,7 @@ class RedisLimiter:
         """Ask Redis once for ``want`` tokens and hand those granted to the first waiters
         in the queue (the caller, its head, first). None when some were granted, else
         how long to sleep."""
+        await self._return_owed()
         base = uuid.uuid4().hex
         args = [
             self.calls,
@@ -432,13 +453,30 @@ class RedisLimiter:
     async def _exit(self, member: str) -> None:
         with anyio.CancelScope(shield=True):
             try:
-                await self._backend.run(
-                    _scripts.WINDOW_RELEASE, self._keys[:1], [member, repr(self._hold), self._ttl]
-                )
+                await self._return(member)
             except RateLimitBackendError as exc:
-                # The token stays "in flight" and comes back by itself after its lease:
-                # later than it should, never sooner.
+                # The token stays "in flight" (it comes back by itself after its lease);
+                # it is stamped again, later than it should be, never sooner, once Redis
+                # answers the next acquire.
+                with self._lock:
+                    self._owed.append(member)
                 logger.warning("rate limit %s: could not return a token: %s", self.name, exc)
+
+    async def _return(self, member: str) -> None:
+        await self._backend.run(
+            _scripts.WINDOW_RELEASE, self._keys[:1], [member, repr(self._hold), self._ttl]
+        )
+
+    async def _return_owed(self) -> None:
+        while True:
+            with self._lock:
+                if not self._owed:
+                    return
+                member = self._owed[0]
+            await self._return(member)
+            with self._lock:
+                if self._owed and self._owed[0] == member:
+                    self._owed.pop(0)
 
 
 class _Permit:
@@ -516,6 +554,7 @@ class RedisFleet:
         self._lock = threading.Lock()
         self._seen: dict[str, tuple[bool, float | None]] = {}
         self._sms_shared: set[str] = set()
+        self._owed: list[_SlotOperation] = []  # slot changes Redis missed, in order
 
     # -- slots --
 
@@ -566,6 +605,7 @@ class RedisFleet:
         return RedisSlotToken(member)
 
     async def _try_slot(self, member: str) -> float | None:
+        await self._settle_owed()
         args = [
             self.capacity,
             member,
@@ -602,19 +642,10 @@ class RedisFleet:
         """Tie ``token`` to the activation its order opened (expiry in Unix seconds)."""
         if token.released:
             raise RuntimeError("this activation slot was already released")
-        await self.backend.run(
-            _scripts.SLOTS_BIND,
-            self._slot_keys[:1],
-            [
-                token.member,
-                activation_id,
-                "" if expire_at is None else repr(expire_at),
-                repr(self.pending_hold),
-                self._ttl,
-            ],
-        )
+        member = token.member
         token.member = token.activation_id = activation_id
         token.expire_at = expire_at
+        await self._owe(("bind", member, activation_id, expire_at))
         self._wake_local()
 
     async def release(self, token: RedisSlotToken) -> None:
@@ -622,7 +653,7 @@ class RedisFleet:
         if token.released:
             return
         token.released = True
-        await self.backend.run(_scripts.REMOVE, self._slot_keys[:1], [token.member])
+        await self._owe(("remove", token.member, None, None))
         self._wake_local()
 
     async def observe(self, activation_id: str, *, ended: bool, expire_at: float | None) -> None:
@@ -630,25 +661,26 @@ class RedisFleet:
         seen = (ended, expire_at)
         if self._seen.get(activation_id) == seen:
             return  # nothing new: no round trip per poll
-        changed = await self.backend.run(
+        if ended:
+            self._seen.pop(activation_id, None)
+            await self._owe(("remove", activation_id, None, None))
+            self._wake_local()
+            return
+        await self.backend.run(
             _scripts.SLOTS_OBSERVE,
             self._slot_keys[:1],
             [activation_id, "1" if ended else "0", "" if expire_at is None else repr(expire_at)],
         )
-        if ended:
-            self._seen.pop(activation_id, None)
-        else:
-            if len(self._seen) > 10_000:
-                self._seen.clear()
-            self._seen[activation_id] = seen
-        if ended and int(changed):
-            self._wake_local()
+        if len(self._seen) > 10_000:
+            self._seen.clear()
+        self._seen[activation_id] = seen
 
     async def server_full(self, token: RedisSlotToken | None) -> None:
         """The server refused an order with TooManyActivations (``token``: its slot)."""
         member = "" if token is None else token.member
         if token is not None:
             token.released = True
+            await self._owe(("remove", member, None, None))
         await self.backend.run(
             _scripts.SLOTS_SERVER_FULL,
             [self._slot_keys[0], self._slot_keys[3]],
@@ -658,6 +690,37 @@ class RedisFleet:
     def interrupt(self, error: ErrorSource) -> None:
         with self._lock:
             self._queue.interrupt(error)
+
+    async def _owe(self, operation: _SlotOperation) -> None:
+        """Apply a change to the slots; if Redis fails, keep it and apply it (with any
+        others owed) before the next slot is taken - a slot is never lost to an outage."""
+        with self._lock:
+            self._owed.append(operation)
+        await self._settle_owed()
+
+    async def _settle_owed(self) -> None:
+        while True:
+            with self._lock:
+                if not self._owed:
+                    return
+                kind, member, activation_id, expire_at = self._owed[0]
+            if kind == "remove":
+                await self.backend.run(_scripts.REMOVE, self._slot_keys[:1], [member])
+            else:
+                await self.backend.run(
+                    _scripts.SLOTS_BIND,
+                    self._slot_keys[:1],
+                    [
+                        member,
+                        activation_id or "",
+                        "" if expire_at is None else repr(expire_at),
+                        repr(self.pending_hold),
+                        self._ttl,
+                    ],
+                )
+            with self._lock:
+                if self._owed and self._owed[0] == (kind, member, activation_id, expire_at):
+                    self._owed.pop(0)
 
     def _wake_local(self) -> None:
         with self._lock:

@@ -9,6 +9,7 @@ a worker thread).
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -295,3 +296,40 @@ async def test_every_key_expires_shares_one_hash_tag_and_hides_the_api_key(
     assert 1 == len({key.split(":", 1)[1].split("}")[0] for key in keys})
     assert [] == [key for key, ttl in zip(keys, ttls, strict=True) if ttl <= 0]
     assert [] == [key for key in keys if emulator.api_key in key]
+
+
+async def test_a_slot_freed_while_redis_hangs_is_freed_once_it_answers(
+    own_redis: RedisServer, prefix: str
+) -> None:
+    """Redis frozen (SIGSTOP) while a number is cancelled: the release times out, is
+    kept, and reaches Redis before the next slot is taken - no slot is lost."""
+    emulator = PlatfoneEmulator(rate_limits=None)
+    backend = RedisBackend.from_url(own_redis.url, prefix=prefix, timeout=0.5)
+    observer = RedisBackend.from_url(own_redis.url, prefix=prefix)
+    process = own_redis.process
+    assert process is not None
+    try:
+        async with (
+            _client(emulator, backend, rate_limits=None) as client,
+            _client(emulator, observer, rate_limits=None) as other,
+        ):
+            first = await client.create_activation("telegram", "uk")
+            assert 1 == (await other.rate_limit_state()).slots.in_use
+            emulator.advance(121)  # cancelable
+            process.send_signal(signal.SIGSTOP)
+            try:
+                with anyio.fail_after(10):
+                    await client.cancel_activation(first)  # sent; Redis misses the release
+            finally:
+                process.send_signal(signal.SIGCONT)
+            assert 1 == (await other.rate_limit_state()).slots.in_use
+            second = await client.create_activation("telegram", "uk")
+            state = await other.rate_limit_state()
+        assert "canceled" == emulator.activation(first.activation_id)["activation_status"]
+        assert (1, second.activation_id) == (
+            state.slots.in_use,
+            emulator.activations()[-1]["activation_id"],
+        )
+    finally:
+        await backend.aclose()
+        await observer.aclose()
