@@ -110,3 +110,33 @@ def test_the_facade_imports_the_async_client_and_the_runtime_nothing_else() -> N
                 assert "_runtime" == module, module
     assert {"_client", "_session"} <= sdk_private
     assert not any(module.startswith("_sync") for module in sdk_private)
+
+
+def test_import_loads_neither_the_webhook_machinery_nor_redis() -> None:
+    """``import platfone_async`` stays light: the webhook handler, events and signatures,
+    the Redis backend and redis itself load on first use (a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, platfone_async; "
+        "print(sorted(m for m in sys.modules if m.startswith(('platfone_async.webhooks.', "
+        "'platfone_async._ratelimit._redis', 'redis', 'platfone_async._sync'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert "['platfone_async.webhooks._push']" == out.strip()
+
+
+def test_public_webhook_classes_show_their_public_path() -> None:
+    """Every class ``platfone_async.webhooks`` exports says so in its ``__module__``."""
+    import platfone_async.webhooks as webhooks
+
+    private = [
+        name
+        for name in webhooks.__all__
+        if isinstance(getattr(webhooks, name), type)
+        and getattr(webhooks, name).__module__.startswith("platfone_async.webhooks.")
+    ]
+    assert [] == private
