@@ -21,14 +21,14 @@ worker thread. When Redis cannot be reached or fails, an operation raises
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import math
 import threading
 import uuid
 import weakref
 from collections.abc import Sequence
-from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import anyio
 import anyio.lowlevel
@@ -41,9 +41,6 @@ from . import _scripts
 from ._slots import SlotsState
 from ._wait import ErrorSource, Waiter, WaitQueue, logger, make_error
 from ._window import LimiterState, SlidingWindowLimiter, default_margin
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "OnBackendError",
@@ -60,10 +57,6 @@ OnBackendError = Literal["raise", "local"]
 _CLAIMING = 0.005
 #: A far-future "until" for a block lifted only by hand (Lua has no infinity literal).
 _FOREVER = 1e18
-
-
-def _unix(moment: float | datetime) -> float:
-    return moment.timestamp() if isinstance(moment, datetime) else float(moment)
 
 
 def _running_asyncio_loop() -> object | None:
@@ -847,8 +840,6 @@ def _text(value: object) -> str:
 
 
 def blocked_error(message: str, until: float) -> AccountBlockedError:
-    import datetime as dt
-
     reset_at = None if until >= _FOREVER else dt.datetime.fromtimestamp(until, dt.timezone.utc)
     return AccountBlockedError(
         message or "the account is blocked (low SMS success rate), seen by another worker",

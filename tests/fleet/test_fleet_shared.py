@@ -333,3 +333,38 @@ async def test_a_slot_freed_while_redis_hangs_is_freed_once_it_answers(
     finally:
         await backend.aclose()
         await observer.aclose()
+
+
+async def test_a_backend_made_from_a_redis_client_you_have(redis_url: str, prefix: str) -> None:
+    """``RedisBackend(redis.asyncio.Redis(...))`` uses that client (on asyncio; on trio a
+    client of the same settings in a thread) and leaves it open on ``aclose()``."""
+    import redis.asyncio
+
+    mine = redis.asyncio.Redis.from_url(redis_url)
+    backend = RedisBackend(mine, prefix=prefix)
+    emulator = PlatfoneEmulator(rate_limits=None)
+    try:
+        async with _client(emulator, backend) as client:
+            activation = await client.create_activation("telegram", "uk")
+            state = await client.rate_limit_state()
+        await backend.aclose()
+        assert (1, activation.activation_id) == (
+            state.slots.in_use,
+            emulator.activations()[0]["activation_id"],
+        )
+        if _on_asyncio():  # still open, and it holds the slot
+            keys = [key async for key in mine.scan_iter(match=f"{prefix}:*:slots:held")]
+            assert 1 == len(keys)
+    finally:
+        if _on_asyncio():
+            await mine.aclose()
+
+
+def _on_asyncio() -> bool:
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
