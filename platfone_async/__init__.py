@@ -38,6 +38,7 @@ from ._errors import (
     WebhookPayloadError,
     WebhookVerificationError,
 )
+from ._find import CatalogMatch
 from ._models import (
     Activation,
     Balance,
@@ -78,6 +79,7 @@ __all__ = [
     "BadRequestError",
     "Balance",
     "BillingStatus",
+    "CatalogMatch",
     "Clock",
     "ConflictError",
     "Country",
