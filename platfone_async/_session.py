@@ -294,16 +294,16 @@ class ActivationSession:
         clock = self._client._http.clock
         delay = target - clock.time()
         phone = phone_of(state)
-        if delay > NOTICE_AFTER:
-            logger.warning(
-                "cancelling %s at %s, in %d s; Ctrl-C %sto leave it to expire"
-                " - its reserved price is released then",
-                phone,
-                _local_time(target),
-                math.ceil(delay),
-                "again " if interrupted else "",
-            )
-        try:
+        try:  # (a second Ctrl-C may land while the notice is being written)
+            if delay > NOTICE_AFTER:
+                logger.warning(
+                    "cancelling %s at %s, in %d s; Ctrl-C %sto leave it to expire"
+                    " - its reserved price is released then",
+                    phone,
+                    _local_time(target),
+                    math.ceil(delay),
+                    "again " if interrupted else "",
+                )
             await clock.sleep(delay)
         except BaseException:
             # Only an interruption reaches through the shield: leave it to expire.
