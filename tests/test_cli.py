@@ -9,6 +9,7 @@ import json
 import sys
 from typing import Any
 
+import anyio
 import attrs
 import pytest
 
@@ -341,3 +342,67 @@ def test_without_rich_human_output_says_how_to_install_it(
     code = main(["--base-url", "http://127.0.0.1:9/api/v1", "balance"])
     assert 2 == code
     assert "pip install 'platfone-async[cli]'" in capsys.readouterr().err
+
+
+async def _interrupted(cli: Cli, after: float, *argv: str) -> Run:
+    """``argv`` cancelled ``after`` virtual seconds in (Ctrl-C under ``asyncio.run``)."""
+    out, err = io.StringIO(), io.StringIO()
+
+    async def interrupt(scope: anyio.CancelScope) -> None:
+        await cli.clock.sleep(after)
+        scope.cancel()
+
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(interrupt, scope)
+            await amain(
+                ["--base-url", cli.emulator.base_url, "--api-key", cli.emulator.api_key, *argv],
+                stdout=out,
+                stderr=err,
+                http_client=cli.emulator.http_client(),
+                clock=cli.clock,
+            )
+    return Run(-1, out.getvalue(), err.getvalue())
+
+
+@pytest.mark.anyio
+async def test_interrupting_order_wait_cancels_and_says_so(clock: VirtualClock) -> None:
+    """Interrupted when the number may be cancelled at once: cancelled, and said so."""
+    emulator = _emulator(clock)
+    emulator.catalog.set_offers("telegram", "uk", [Offer(price=120, cancel_after=0)])
+    async with clock.autojump():
+        run = await _interrupted(Cli(emulator, clock), 5, "order", "telegram", "uk", "--wait")
+    (state,) = emulator.activations()
+    assert "canceled" == state["activation_status"]
+    assert f"cancelled +{state['phone']}; its reserved price is released" in run.err
+    assert "- interrupted" in run.err
+
+
+@pytest.mark.anyio
+async def test_interrupting_wait_leaves_the_number_and_says_how_to_cancel(
+    clock: VirtualClock,
+) -> None:
+    """``wait ID`` did not open the number: interrupted, it leaves it and says so."""
+    emulator = _emulator(clock)
+    cli = Cli(emulator, clock)
+    async with clock.autojump():
+        aid = (await cli("order", "telegram", "uk", "--json")).json()["activation_id"]
+        run = await _interrupted(cli, 5, "wait", aid)
+    assert "active" == state_after(emulator, aid)
+    assert f"stopped waiting; +{emulator.activation(aid)['phone']} is still active" in run.err
+    assert f"(platfone cancel {aid})" in run.err
+
+
+@pytest.mark.anyio
+async def test_an_sms_text_is_printed_as_is(clock: VirtualClock) -> None:
+    """Text from the wire is never read as markup: brackets in an SMS come out as sent."""
+    emulator = _emulator(clock)
+    cli = Cli(emulator, clock)
+    async with clock.autojump():
+        aid = (await cli("order", "telegram", "uk", "--json")).json()["activation_id"]
+        emulator.deliver_sms(aid, "123456", text="code [/] is [bold]123456[/bold]")
+        shown = await cli("get", aid)
+        listed = await cli("history")
+    assert 0 == shown.code
+    assert "'code [/] is [bold]123456[/bold]'" in shown.out
+    assert "123456" in listed.out

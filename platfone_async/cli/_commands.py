@@ -33,7 +33,7 @@ async def balance(ctx: Context) -> int:
         ctx.out.emit(result)
     else:
         ctx.out.line(
-            f"Balance: [bold]{dollars(result.available)}[/] available "
+            f"Balance: {dollars(result.available)} available "
             f"({dollars(result.total)} total, {dollars(result.reserved)} reserved)"
         )
     return 0
@@ -51,7 +51,7 @@ async def countries(ctx: Context) -> int:
     title = f"Countries matching {query!r}" if query else "Countries"
     rows = [(c.country_id, c.name, ", ".join(f"+{code}" for code in c.codes)) for c in items]
     ctx.out.table(title, ("id", "name", "codes"), rows)
-    return 0 if items or not query else 2
+    return 0
 
 
 def _services_table(ctx: Context, title: str, items: Sequence[Service]) -> None:
@@ -73,7 +73,7 @@ async def services(ctx: Context) -> int:
         ctx.out.emit(items)
         return 0
     _services_table(ctx, f"Services matching {query!r}" if query else "Services", items)
-    return 0 if items or not query else 2
+    return 0
 
 
 async def popular(ctx: Context) -> int:
@@ -94,7 +94,7 @@ async def price(ctx: Context) -> int:
         return 0
     p = info.price
     ctx.out.line(
-        f"{service.name} in {country.name}: [bold]{dollars(p.suggested)}[/] suggested "
+        f"{service.name} in {country.name}: {dollars(p.suggested)} suggested "
         f"({dollars(p.min)}-{dollars(p.max)}), quality {info.quality.avg:.2f}, "
         f"{info.count} in stock"
     )
@@ -221,7 +221,7 @@ async def report(ctx: Context) -> int:
 
 def _report_lines(ctx: Context, r: Report) -> None:
     status = r.activation.report_status
-    ctx.out.line(f"Report on [bold]{r.activation.activation_id}[/]: {status}")
+    ctx.out.line(f"Report on {r.activation.activation_id}: {status}")
     ctx.out.line(f"  reason   {r.reason_id} {r.reason_name}")
     if r.message:
         ctx.out.line(f"  message  {r.message!r}")

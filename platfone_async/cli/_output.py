@@ -142,8 +142,8 @@ class Output:
         self.stdout.flush()
 
     def line(self, text: str) -> None:
-        """A line of human output (rich markup allowed)."""
-        self.console().print(text)
+        """A line of human output, as is (an SMS text is never read as rich markup)."""
+        self.console().print(text, markup=False, highlight=False)
 
     def note(self, text: str) -> None:
         """A line on stderr: what the command did, warnings."""
@@ -152,19 +152,20 @@ class Output:
 
     def table(self, title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=title, title_justify="left", header_style="bold")
+        table = Table(title=Text(title), title_justify="left", header_style="bold")
         for column in columns:
             justify: Literal["left", "right"] = "right" if column in _NUMERIC else "left"
             table.add_column(column, justify=justify, no_wrap=True)
         count = 0
         for row in rows:
-            table.add_row(*(str(cell) for cell in row))
+            table.add_row(*(Text(str(cell)) for cell in row))
             count += 1
         if count:
             self.console().print(table)
         else:
-            self.console().print(f"{title}: none")
+            self.line(f"{title}: none")
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -44,13 +44,13 @@ def show_activation(ctx: Context, activation: Activation, headline: str = "Activ
     a, now = activation, ctx.now()
     lines = [
         (
-            f"{headline} [bold]{a.activation_id}[/]: [bold]{phone_of(a)}[/] "
+            f"{headline} {a.activation_id}: {phone_of(a)} "
             f"for {a.service_id} in {a.country_id}, {dollars(a.price)}"
         ),
         f"  status   {a.activation_status}, sms {a.sms_status}, billing {a.billing_status}",
     ]
     if a.sms_code or a.sms_text:
-        lines.append(f"  code     [bold]{a.sms_code or '-'}[/]  {a.sms_text or ''!r}")
+        lines.append(f"  code     {a.sms_code or '-'}  {a.sms_text or ''!r}")
     lines.append(f"  expires  {local_time(a.expire_at)} ({relative(a.expire_at, now)})")
     lines.append(f"  created  {local_time(a.created_at)} ({relative(a.created_at, now)})")
     if a.cancelable_after is not None:
@@ -83,7 +83,7 @@ class _States:
         self.emit(state)
         if not self._ctx.out.json:
             text = f"  {state.sms_text!r}" if state.sms_text else ""
-            self._ctx.out.line(f"Code: [bold]{state.sms_code}[/]{text}")
+            self._ctx.out.line(f"Code: {state.sms_code}{text}")
 
 
 def _check_prices(args: Any) -> None:
