@@ -13,7 +13,9 @@ import anyio
 import attrs
 import pytest
 
+from platfone_async import SANDBOX_URL
 from platfone_async.cli import amain
+from platfone_async.cli._commands import HANDLERS
 from platfone_async.testing import (
     Country,
     Offer,
@@ -406,3 +408,40 @@ async def test_an_sms_text_is_printed_as_is(clock: VirtualClock) -> None:
     assert 0 == shown.code
     assert "'code [/] is [bold]123456[/bold]'" in shown.out
     assert "123456" in listed.out
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("command", [*HANDLERS, "demo"])
+async def test_every_command_has_help_with_an_example(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``platfone COMMAND --help`` exits 0 and shows an example of that command."""
+    code = await amain([command, "--help"])
+    out = capsys.readouterr().out
+    assert 0 == code
+    assert f"example:\n  platfone {command}" in out
+
+
+@pytest.mark.anyio
+async def test_verbose_logs_each_request_to_stderr_without_the_key(clock: VirtualClock) -> None:
+    """-vv: a line per request on stderr; the API key is never among them."""
+    emulator = _emulator(clock)
+    async with clock.autojump():
+        run = await Cli(emulator, clock)("-vv", "balance", "--json")
+    assert 0 == run.code
+    assert "/user/balance" in run.err
+    assert emulator.api_key not in run.err
+
+
+@pytest.mark.anyio
+async def test_the_api_root_comes_from_sandbox_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--sandbox picks the sandbox URL; $PLATFONE_BASE_URL and $PLATFONE_API_KEY are read."""
+    monkeypatch.setenv("PLATFONE_API_KEY", "from-env")
+    sandbox, from_env = io.StringIO(), io.StringIO()
+    assert 0 == await amain(["--sandbox", "limits", "--json"], stdout=sandbox)
+    monkeypatch.setenv("PLATFONE_BASE_URL", "http://127.0.0.1:9/api/v1")
+    assert 0 == await amain(["limits", "--json"], stdout=from_env)
+    assert SANDBOX_URL == json.loads(sandbox.getvalue())["base_url"]
+    assert "http://127.0.0.1:9/api/v1" == json.loads(from_env.getvalue())["base_url"]
