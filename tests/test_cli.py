@@ -258,6 +258,7 @@ async def test_wait_shows_the_code_or_leaves_the_number_alone(clock: VirtualCloc
         (("price", "zzzzzzzz", "uk"), "no service matches 'zzzzzzzz' (see: platfone services)"),
         (("order", "casino", "uk"), "no service matches 'casino'"),
         (("order", "telegram", "uk", "--max-price", "90", "--price-ceiling", "80"), "above"),
+        (("order", "telegram", "uk", "--timeout", "60"), "--timeout goes with --wait"),
     ],
 )
 async def test_names_that_name_nothing_fail_with_suggestions(
@@ -445,3 +446,24 @@ async def test_the_api_root_comes_from_sandbox_or_the_environment(
     assert 0 == await amain(["limits", "--json"], stdout=from_env)
     assert SANDBOX_URL == json.loads(sandbox.getvalue())["base_url"]
     assert "http://127.0.0.1:9/api/v1" == json.loads(from_env.getvalue())["base_url"]
+
+
+@pytest.mark.anyio
+async def test_a_price_ceiling_continues_the_same_order_at_the_suggested_price(
+    clock: VirtualClock,
+) -> None:
+    """--max-price below the market with --price-ceiling above it: one order, at the
+    suggested price; without the ceiling: exit 1 with the 409's errorName, no order."""
+    emulator = _emulator(clock)
+    cli = Cli(emulator, clock)
+    async with clock.autojump():
+        capped = await cli("order", "telegram", "uk", "--max-price", "50", "--json")
+        placed = await cli(
+            "order", "telegram", "uk", "--max-price", "50", "--price-ceiling", "150", "--json"
+        )
+    assert 1 == capped.code
+    assert "MaxPriceExceededException" in capped.err
+    assert 0 == placed.code, placed.err
+    assert 120 == placed.json()["price"]
+    assert "no number at $0.50; ordering at $1.20" in placed.err
+    assert 1 == emulator.orders_placed()

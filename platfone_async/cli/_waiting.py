@@ -97,12 +97,12 @@ def _check_prices(args: Any) -> None:
 async def order(ctx: Context) -> int:
     args = ctx.args
     _check_prices(args)
+    if args.wait_timeout is not None and not args.wait:
+        raise UsageError("--timeout goes with --wait")
     service = await resolve_service(ctx, args.service)
     country = await resolve_country(ctx, args.country)
     if args.wait:
         return await _order_and_wait(ctx, service.service_id, country.country_id)
-    if args.wait_timeout is not None:
-        raise UsageError("--timeout goes with --wait")
     activation = await _place(ctx, service.service_id, country.country_id)
     show_activation(ctx, activation, "Ordered")
     return 0
