@@ -412,6 +412,9 @@ class Platfone(Root[AsyncPlatfone]):
         one without an SMS is cancelled (once ``cancelable_after`` allows), and any
         other is left to expire; ``session.outcome`` says which. The clean-up is
         shielded from cancellation and never hides the exception that ended the block.
+        It is never silent: while it waits for ``cancelable_after`` it says so at once (a
+        warning on the ``platfone_async`` logger, on stderr when logging is not set up),
+        and a second Ctrl-C leaves the number to expire and returns at once, saying so.
         """
         return self._context_as(
             SyncActivationSession,

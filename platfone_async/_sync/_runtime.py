@@ -8,7 +8,8 @@ Hand-written and reviewed like any module; the generated ``_facade`` only subcla
   portal in a daemon thread, started on first use and stopped by ``close()``;
 - :class:`_Task` and :class:`_Step` - how a blocking caller hands work to a task on the
   loop and waits for it, and how Ctrl-C in the caller cancels that work *on the loop*
-  (and waits for its clean-up);
+  (and waits for its clean-up - unless Ctrl-C comes again, or during a context
+  manager's exit: that cuts the clean-up short, through its shields);
 - the adapters: a coroutine becomes a blocking call, an async iterator an iterator
   (:func:`_drive`), an async context manager a context manager (:class:`_Context`),
   each driven from one task, as async generators and cancel scopes require.
