@@ -103,3 +103,60 @@ def test_two_sigints_in_a_wait_announce_then_leave_the_number_to_expire(mode: st
     assert noticed < 5
     assert finished < 8  # not the two minutes until cancelable_after
     assert [True, "left_to_expire", "active"] == json.loads(out.strip().splitlines()[-1])
+
+
+CLI_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import anyio, httpx
+    from platfone_async.cli import amain
+    from platfone_async.testing import Offer, PlatfoneEmulator
+
+    emulator = PlatfoneEmulator(rate_limits=None)
+    emulator.catalog.set_offers("telegram", "uk", [Offer(price=50, cancel_after=0)])
+    told = False
+
+    async def app(scope, receive, send):
+        global told
+        if scope["type"] == "http" and scope["method"] == "GET" and not told:
+            ids = [a["activation_id"] for a in emulator.activations()]
+            if ids and scope["path"].endswith(ids[0]):  # GET /activation/{id}: the wait
+                told = True
+                print("polling", flush=True)
+        await emulator.app(scope, receive, send)
+
+    argv = ["--base-url", emulator.base_url, "--api-key", emulator.api_key,
+            "order", "telegram", "uk", "--wait", "--interval", "0.2"]
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
+    try:
+        code = anyio.run(lambda: amain(argv, http_client=http))
+    except KeyboardInterrupt:  # what the console script's main() turns into 130
+        code = 130
+    (state,) = emulator.activations()
+    print(json.dumps([code, state["activation_status"], state["phone"]]))
+    """
+)
+
+
+def test_one_sigint_to_order_wait_cancels_at_once_when_it_can() -> None:
+    """The CLI's entry point in a real process, one SIGINT while it waits, the number
+    cancellable: cancelled at once, said so on stderr, 130."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", CLI_SCRIPT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        while (line := process.stdout.readline()) != "polling\n":  # the order's lines
+            assert line, "the script never polled"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    code, status, phone = json.loads(out.strip().splitlines()[-1])
+    assert [130, "canceled"] == [code, status], err
+    assert f"cancelled +{phone}; its reserved price is released" in err
