@@ -124,16 +124,18 @@ class _Task:
         step = _Step(fn, last=last, end_on_error=end_on_error)
         runtime.pending.add(step)
         try:
-            runtime.submit(self._resume, step)
             try:
+                runtime.submit(self._resume, step)
                 step.wait()
             except BaseException:
                 # Ctrl-C (or another exception raised in this thread): cancel the step on
-                # the loop and wait until its clean-up has run there. Ctrl-C during a
-                # clean-up - a context manager's exit, or this wait - cuts the clean-up
-                # short: its task is cancelled through its shields, which a clean-up that
-                # must wait (a session waiting for ``cancelable_after``) takes as "give
-                # up now" - then this thread waits only for that to be done.
+                # the loop and wait until its clean-up has run there (Ctrl-C may land
+                # while the step is being handed over: the cancel, queued after it, then
+                # finds it not started and ends it). Ctrl-C during a clean-up - a context
+                # manager's exit, or this wait - cuts the clean-up short: its task is
+                # cancelled through its shields, which a clean-up that must wait (a
+                # session waiting for ``cancelable_after``) takes as "give up now" - then
+                # this thread waits only for that to be done.
                 with contextlib.suppress(RuntimeError):
                     runtime.submit(self._cut_short if cleanup else self._cancel, step)
                     try:
@@ -174,17 +176,21 @@ class _Task:
             wakeup.set_result(None)
 
     def _cancel(self, step: _Step) -> None:
-        if not step.finished:
-            step.cancel = True
-            if self._step is step and self._scope is not None:
-                self._scope.cancel()
+        if step.finished:
+            return
+        step.cancel = True
+        if self._step is not step:  # never handed over (_resume runs first if at all)
+            step.finish()
+        elif self._scope is not None:
+            self._scope.cancel()
 
     def _cut_short(self, step: _Step) -> None:
         # asyncio's own cancellation of the task reaches through anyio's shields.
-        if not step.finished:
+        if self._step is step and not step.finished and self._aio_task is not None:
             step.cancel = True
-            if self._step is step and self._aio_task is not None:
-                self._aio_task.cancel()
+            self._aio_task.cancel()
+        else:
+            self._cancel(step)
 
     def _current(self) -> _Step:
         assert self._step is not None
