@@ -9,7 +9,6 @@ part of a name counts as a name of its own (``"Gmail"`` finds
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -73,6 +72,8 @@ def _score(key: str, item: T) -> CatalogMatch[T] | None:
         return CatalogMatch(item, exact=False, score=PREFIX)
     if any(key in name for name in names):
         return CatalogMatch(item, exact=False, score=INSIDE)
+    import difflib  # only for queries that name nothing: kept out of `import platfone_async`
+
     similarity = max(difflib.SequenceMatcher(None, key, name).ratio() for name in names)
     if similarity < MIN_SIMILARITY:
         return None
