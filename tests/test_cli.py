@@ -259,6 +259,7 @@ async def test_wait_shows_the_code_or_leaves_the_number_alone(clock: VirtualCloc
         (("order", "casino", "uk"), "no service matches 'casino'"),
         (("order", "telegram", "uk", "--max-price", "90", "--price-ceiling", "80"), "above"),
         (("order", "telegram", "uk", "--timeout", "60"), "--timeout goes with --wait"),
+        (("history", "--limit", "60"), "limit"),
     ],
 )
 async def test_names_that_name_nothing_fail_with_suggestions(

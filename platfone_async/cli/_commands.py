@@ -171,7 +171,7 @@ async def history(ctx: Context) -> int:
             return 0
         title = f"All activations ({len(items)})"
     else:
-        page = await ctx.client.get_activation_history(limit=min(ctx.args.limit, 50))
+        page = await ctx.client.get_activation_history(limit=ctx.args.limit)
         if ctx.out.json:
             ctx.out.emit(page_json(page, "activations"))
             return 0
