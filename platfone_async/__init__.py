@@ -39,6 +39,7 @@ from ._errors import (
     WebhookPayloadError,
     WebhookVerificationError,
 )
+from ._find import CatalogMatch
 from ._models import (
     Activation,
     Balance,
@@ -79,6 +80,7 @@ __all__ = [
     "BadRequestError",
     "Balance",
     "BillingStatus",
+    "CatalogMatch",
     "Clock",
     "ConflictError",
     "Country",

@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import anyio
 import anyio.to_thread
 import httpx
 
+from . import _find, _watch
 from . import _validate as check
-from . import _watch
 from ._clock import Clock, SystemClock
 from ._errors import InvalidParameterError
+from ._find import CatalogMatch
 from ._http import HTTPPipeline
 from ._models import (
     Activation,
@@ -408,15 +409,24 @@ class AsyncPlatfone:
         *,
         timeout: float | None = None,
         interval: float = 10.0,
+        progress: bool | TextIO | Callable[[Activation], object] = False,
     ) -> Activation:
         """Wait until an SMS arrives and return the state that carries it.
+
+        ``progress=True`` shows the wait on stderr as text (a text stream instead of
+        True: there): on a terminal or in Jupyter one line rewritten every second (the
+        number, its status, the time left until ``expire_at``, then the code),
+        elsewhere a line per change. A callable instead is called with each state seen
+        (on the event loop, for the sync client).
 
         Raises:
             ActivationEndedError: The activation expired, was cancelled or finalized
                 first (``.activation`` is the last state).
             WaitTimeoutError: ``timeout`` seconds passed first (also a ``TimeoutError``).
         """
-        return await _watch.wait_for_sms(self, activation, timeout=timeout, interval=interval)
+        return await _watch.wait_for_sms(
+            self, activation, timeout=timeout, interval=interval, progress=progress
+        )
 
     @contextlib.asynccontextmanager
     async def activation(
@@ -442,6 +452,9 @@ class AsyncPlatfone:
         one without an SMS is cancelled (once ``cancelable_after`` allows), and any
         other is left to expire; ``session.outcome`` says which. The clean-up is
         shielded from cancellation and never hides the exception that ended the block.
+        It is never silent: while it waits for ``cancelable_after`` it says so at once (a
+        warning on the ``platfone_async`` logger, on stderr when logging is not set up),
+        and a second Ctrl-C leaves the number to expire and returns at once, saying so.
         """
         async with _watch.open_session(
             self,
@@ -505,6 +518,28 @@ class AsyncPlatfone:
         return await self._get_catalog(
             "get_popular_services", "/activation/services/popular", Service
         )
+
+    async def find_service(self, query: str, *, limit: int = 5) -> list[CatalogMatch[Service]]:
+        """The services ``query`` may mean, best first, from the cached catalog.
+
+        ``query`` is an id, a name, an ``alt_name`` or a part of a name (``"Gmail"``),
+        compared without case, accents or punctuation. When it names a service that way,
+        the list holds just that service (``exact`` is true; more than one only when
+        the catalog repeats a name); otherwise up to ``limit`` close matches (names that
+        start with it, contain it or look like it), or none. Prohibited services are
+        never offered.
+        """
+        services = [s for s in await self.get_services() if not s.prohibited]
+        return _find.rank(services, query, limit=limit)
+
+    async def find_country(self, query: str, *, limit: int = 5) -> list[CatalogMatch[Country]]:
+        """The countries ``query`` may mean, best first, from the cached catalog.
+
+        As :meth:`find_service`: an id (``"uk"``), a name (``"United Kingdom"``), an
+        ``alt_name`` or a part of a name, without case, accents or punctuation; exact
+        matches alone, else up to ``limit`` close ones, or none.
+        """
+        return _find.rank(await self.get_countries(), query, limit=limit)
 
     async def _get_catalog(self, endpoint: str, path: str, item_cls: type[T]) -> list[T]:
         cached = self._catalog.get(path)

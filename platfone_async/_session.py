@@ -10,10 +10,12 @@ is left to expire. :class:`SessionOutcome` records which.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import enum
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import TYPE_CHECKING, cast
+import math
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import TYPE_CHECKING, TextIO, cast
 
 import anyio
 import anyio.lowlevel
@@ -29,6 +31,7 @@ from ._errors import (
     WaitTimeoutError,
 )
 from ._models import Activation, ReportResult
+from ._progress import phone_of
 from ._validate import Evidence
 
 if TYPE_CHECKING:
@@ -42,6 +45,8 @@ logger = logging.getLogger("platfone_async")
 MAX_REORDERS = 3
 #: A cancel on leaving waits this long past ``cancelable_after``, for clock skew.
 CANCEL_MARGIN = 1.0
+#: A wait for ``cancelable_after`` longer than this is announced (as a warning).
+NOTICE_AFTER = 1.5
 
 _SMS_SEEN = frozenset({SmsStatus.SMS_RECEIVED, SmsStatus.RETRY_REQUESTED, SmsStatus.RETRY_RECEIVED})
 
@@ -114,11 +119,16 @@ class ActivationSession:
         return self._activation
 
     async def wait_for_sms(
-        self, *, timeout: float | None = None, interval: float = 10.0
+        self,
+        *,
+        timeout: float | None = None,
+        interval: float = 10.0,
+        progress: bool | TextIO | Callable[[Activation], object] = False,
     ) -> Activation:
         """Wait until an SMS arrives and return that state (as ``client.wait_for_sms``).
 
-        After :meth:`retry`, it waits for the next SMS.
+        After :meth:`retry`, it waits for the next SMS. ``progress=True`` shows the
+        wait as text (the number, its status, a countdown to ``expire_at``, the code).
 
         Raises:
             ActivationEndedError: The activation ended (or ``expire_at`` passed) first.
@@ -126,7 +136,7 @@ class ActivationSession:
         """
         try:
             state = await self._client.wait_for_sms(
-                self._activation, timeout=timeout, interval=interval
+                self._activation, timeout=timeout, interval=interval, progress=progress
             )
         except (ActivationEndedError, WaitTimeoutError) as error:
             if error.activation is not None:
@@ -195,10 +205,18 @@ class ActivationSession:
     # -- leaving the block --------------------------------------------------------------
 
     async def _close(self, error: BaseException | None) -> None:
-        """Settle the activation, shielded; never hide ``error`` (what ended the block)."""
+        """Settle the activation, shielded; never hide ``error`` (what ended the block).
+
+        An interruption (Ctrl-C, a cancellation) is never silent: what the session does
+        about it is logged as a warning (shown on stderr when logging is not set up),
+        and a second one - which reaches through the shield only as KeyboardInterrupt
+        on trio, or as a cancellation of the task itself on asyncio (``asyncio.run``'s
+        second Ctrl-C, the sync client's) - cuts the clean-up short, saying so.
+        """
+        interrupted = error is not None and not isinstance(error, Exception)
         with anyio.CancelScope(shield=True):
             try:
-                self._outcome = await self._settle()
+                self._outcome = await self._settle(interrupted)
             except Exception as cleanup_error:
                 self._outcome = SessionOutcome.LEFT_TO_EXPIRE
                 if error is None:
@@ -210,9 +228,32 @@ class ActivationSession:
                     type(cleanup_error).__name__,
                     cleanup_error,
                 )
-        logger.debug("activation %s: %s", self._activation.activation_id, self._outcome)
+            except BaseException:  # a second interruption cut the clean-up short
+                if self._outcome is None:  # (the wait for cancelable_after says so itself)
+                    self._outcome = SessionOutcome.LEFT_TO_EXPIRE
+                    logger.warning(
+                        "stopped settling %s: it may be left to expire at %s",
+                        phone_of(self._activation),
+                        _local_time(self._activation.expire_at.timestamp()),
+                    )
+                raise
+        if interrupted:
+            logger.warning("%s", self._describe_outcome())
+        else:
+            logger.debug("activation %s: %s", self._activation.activation_id, self._outcome)
 
-    async def _settle(self) -> SessionOutcome:
+    def _describe_outcome(self) -> str:
+        phone = phone_of(self._activation)
+        if self._outcome is SessionOutcome.FINALIZED:
+            return f"finalized {phone} (it got its SMS)"
+        if self._outcome is SessionOutcome.CANCELED:
+            return f"cancelled {phone}; its reserved price is released"
+        if self._outcome is SessionOutcome.LEFT_TO_EXPIRE:
+            expires = _local_time(self._activation.expire_at.timestamp())
+            return f"left {phone} to expire at {expires}; its reserved price is released then"
+        return f"{phone} had already ended ({self._activation.activation_status})"
+
+    async def _settle(self, interrupted: bool = False) -> SessionOutcome:
         state = self._activation
         if state.is_active:
             state = await self.refresh()
@@ -224,7 +265,7 @@ class ActivationSession:
                 if action is SessionOutcome.FINALIZED:
                     await self.finalize()
                 elif action is SessionOutcome.CANCELED:
-                    await self._wait_until_cancelable(state)
+                    await self._wait_until_cancelable(state, interrupted)
                     await self.cancel()
                 return action
             except ConflictError:
@@ -244,14 +285,40 @@ class ActivationSession:
             return self._attempted
         return SessionOutcome.ALREADY_ENDED
 
-    async def _wait_until_cancelable(self, state: Activation) -> None:
+    async def _wait_until_cancelable(self, state: Activation, interrupted: bool) -> None:
         assert state.cancelable_after is not None
         allowed = state.cancelable_after.timestamp()
         target = allowed + CANCEL_MARGIN
         if target >= state.expire_at.timestamp():
             target = allowed
         clock = self._client._http.clock
-        await clock.sleep(target - clock.time())
+        delay = target - clock.time()
+        phone = phone_of(state)
+        try:  # (a second Ctrl-C may land while the notice is being written)
+            if delay > NOTICE_AFTER:
+                logger.warning(
+                    "cancelling %s at %s, in %d s; Ctrl-C %sto leave it to expire"
+                    " - its reserved price is released then",
+                    phone,
+                    _local_time(target),
+                    math.ceil(delay),
+                    "again " if interrupted else "",
+                )
+            await clock.sleep(delay)
+        except BaseException:
+            # Only an interruption reaches through the shield: leave it to expire.
+            self._outcome = SessionOutcome.LEFT_TO_EXPIRE
+            logger.warning(
+                "left %s to expire at %s; its reserved price is released then",
+                phone,
+                _local_time(state.expire_at.timestamp()),
+            )
+            raise
+
+
+def _local_time(timestamp: float) -> str:
+    """A Unix time as the local wall clock shows it: ``21:44:13``."""
+    return dt.datetime.fromtimestamp(timestamp).strftime("%H:%M:%S")
 
 
 def _settling_action(state: Activation) -> SessionOutcome:

@@ -25,9 +25,9 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, TextIO, cast
 
 import anyio
 import anyio.lowlevel
@@ -46,6 +46,7 @@ from ._errors import (
     WaitTimeoutError,
 )
 from ._models import Activation
+from ._progress import TextProgress
 from ._session import ActivationSession, SessionOutcome, open_session
 from .webhooks._push import PUSH_INTERVAL_FACTOR, Registration, hub_of
 
@@ -63,6 +64,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("platfone_async")
+
+#: What ``wait_for_sms(progress=...)`` calls with each state seen.
+OnState = Callable[[Activation], object]
 
 #: Each pause between polls is ``interval`` scaled by a random factor in 1 +- JITTER,
 #: so that watchers started together do not poll together for ever.
@@ -277,12 +281,18 @@ def _log_failure(activation_id: str, error: Exception, failures: int) -> None:
 
 
 async def _until_sms(
-    client: AsyncPlatfone, activation: str | Activation, interval: float, seen: list[Activation]
+    client: AsyncPlatfone,
+    activation: str | Activation,
+    interval: float,
+    seen: list[Activation],
+    on_state: OnState | None = None,
 ) -> Activation:
     """Watch until an SMS arrives; every state seen is appended to ``seen``."""
     async with aclosing(watch(client, activation, interval=interval)) as states:
         async for state in states:
             seen.append(state)
+            if on_state is not None:
+                on_state(state)
             if state.sms_received:
                 return state
     # A watch ends only once it knows the expiry: from a state seen or the one given.
@@ -307,18 +317,77 @@ async def wait_for_sms(
     *,
     timeout: float | None,
     interval: float,
+    progress: bool | TextIO | OnState = False,
 ) -> Activation:
     """Watch until an SMS arrives and return that state.
 
     Raises :class:`ActivationEndedError` (with the last state) when the watch ends
     without one, :class:`WaitTimeoutError` when ``timeout`` clock seconds pass first.
+    ``progress``: True shows the wait as text on stderr (:class:`TextProgress`), a text
+    stream shows it there; a callable is called with each state seen.
     """
     interval = check_interval(interval)
     timeout = check_timeout(timeout)
     _id_of(activation)
+    if progress is True or hasattr(progress, "write"):
+        stream = None if progress is True else cast(TextIO, progress)
+        return await _wait_shown(client, activation, timeout, interval, stream)
+    if callable(progress):
+        return await _wait(client, activation, timeout, interval, progress)
+    if cast(object, progress) not in (False, None):
+        raise InvalidParameterError(
+            "progress", "must be a bool, a text stream or a callable", progress
+        )
+    return await _wait(client, activation, timeout, interval, None)
+
+
+async def _wait_shown(
+    client: AsyncPlatfone,
+    activation: str | Activation,
+    timeout: float | None,
+    interval: float,
+    stream: TextIO | None,
+) -> Activation:
+    """:func:`_wait` with a :class:`TextProgress` redrawn every second."""
+    clock = client._http.clock
+    display = TextProgress(clock, stream)
+    outcome: list[Activation | Exception] = []
+    try:
+        async with anyio.create_task_group() as tg:
+
+            async def tick() -> None:
+                while True:
+                    await clock.sleep(1.0)
+                    display.tick()
+
+            tg.start_soon(tick)
+            try:
+                outcome.append(await _wait(client, activation, timeout, interval, display.show))
+            except Exception as error:  # re-raised below, outside the task group
+                outcome.append(error)
+            tg.cancel_scope.cancel()
+    finally:
+        if not outcome:
+            display.stop("interrupted")
+    if isinstance(outcome[0], Exception):
+        if isinstance(outcome[0], WaitTimeoutError):
+            display.stop("no SMS in time")
+        else:
+            display.stop(type(outcome[0]).__name__)
+        raise outcome[0]
+    return outcome[0]
+
+
+async def _wait(
+    client: AsyncPlatfone,
+    activation: str | Activation,
+    timeout: float | None,
+    interval: float,
+    on_state: OnState | None,
+) -> Activation:
     seen: list[Activation] = []
     if timeout is None:
-        return await _until_sms(client, activation, interval, seen)
+        return await _until_sms(client, activation, interval, seen, on_state)
     clock = client._http.clock
     outcome: list[Activation | Exception] = []
 
@@ -327,7 +396,7 @@ async def wait_for_sms(
 
         async def work() -> None:
             try:
-                outcome.append(await _until_sms(client, activation, interval, seen))
+                outcome.append(await _until_sms(client, activation, interval, seen, on_state))
             except Exception as error:  # re-raised below, outside the task group
                 outcome.append(error)
             tg.cancel_scope.cancel()

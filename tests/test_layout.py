@@ -62,6 +62,18 @@ def test_the_emulator_contract_forbids_every_private_module() -> None:
     assert private == forbidden
 
 
+def test_the_cli_contract_forbids_every_private_module() -> None:
+    """cli/ may import only public names: every private module of the SDK is on its
+    forbidden list (as are the emulator's, checked by lint-imports only)."""
+    private = {
+        name
+        for name in _sdk_modules()
+        if name.rpartition(".")[2].startswith("_") and not name.endswith("__main__")
+    }
+    forbidden = set(_contract("The command line")["forbidden_modules"])
+    assert private == {name for name in forbidden if not name.startswith("platfone_async.testing")}
+
+
 def _facade() -> ast.Module:
     return ast.parse(_codegen.OUTPUT.read_text(encoding="utf-8"))
 

@@ -8,6 +8,7 @@ if any cell raises.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -72,4 +73,5 @@ def test_quickstart_notebook_runs_in_a_real_kernel(
     text = _text_outputs(nb)
     assert "running=True" in text  # a loop really was running in the kernel's thread
     assert "outcome: finalized" in text
+    assert re.search(r"\r\+\d+  telegram/uk  smsReceived  code \d{6}", text)  # progress=True
     assert 2 == text.count(" finalized ")  # both activations show up in the history

@@ -10,13 +10,15 @@ this file is stale.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
+from typing import TextIO
 
 import httpx
 
 from .._client import AsyncPlatfone
 from .._clock import Clock
+from .._find import CatalogMatch
 from .._models import (
     Activation,
     Balance,
@@ -63,16 +65,25 @@ class SyncActivationSession(Twin[ActivationSession]):
         """Fetch the activation's state now (``get_activation``) and return it."""
         return self._call(ActivationSession.refresh)
 
-    def wait_for_sms(self, *, timeout: float | None = None, interval: float = 10.0) -> Activation:
+    def wait_for_sms(
+        self,
+        *,
+        timeout: float | None = None,
+        interval: float = 10.0,
+        progress: bool | TextIO | Callable[[Activation], object] = False,
+    ) -> Activation:
         """Wait until an SMS arrives and return that state (as ``client.wait_for_sms``).
 
-        After :meth:`retry`, it waits for the next SMS.
+        After :meth:`retry`, it waits for the next SMS. ``progress=True`` shows the
+        wait as text (the number, its status, a countdown to ``expire_at``, the code).
 
         Raises:
             ActivationEndedError: The activation ended (or ``expire_at`` passed) first.
             WaitTimeoutError: ``timeout`` seconds passed first.
         """
-        return self._call(ActivationSession.wait_for_sms, timeout=timeout, interval=interval)
+        return self._call(
+            ActivationSession.wait_for_sms, timeout=timeout, interval=interval, progress=progress
+        )
 
     def watch(self, *, interval: float = 10.0) -> Iterator[Activation]:
         """Yield the state now, then each change, until settled (as ``watch_activation``)."""
@@ -358,9 +369,20 @@ class Platfone(Root[AsyncPlatfone]):
         return self._iterate(AsyncPlatfone.watch_activation, activation, interval=interval)
 
     def wait_for_sms(
-        self, activation: str | Activation, *, timeout: float | None = None, interval: float = 10.0
+        self,
+        activation: str | Activation,
+        *,
+        timeout: float | None = None,
+        interval: float = 10.0,
+        progress: bool | TextIO | Callable[[Activation], object] = False,
     ) -> Activation:
         """Wait until an SMS arrives and return the state that carries it.
+
+        ``progress=True`` shows the wait on stderr as text (a text stream instead of
+        True: there): on a terminal or in Jupyter one line rewritten every second (the
+        number, its status, the time left until ``expire_at``, then the code),
+        elsewhere a line per change. A callable instead is called with each state seen
+        (on the event loop, for the sync client).
 
         Raises:
             ActivationEndedError: The activation expired, was cancelled or finalized
@@ -368,7 +390,11 @@ class Platfone(Root[AsyncPlatfone]):
             WaitTimeoutError: ``timeout`` seconds passed first (also a ``TimeoutError``).
         """
         return self._call(
-            AsyncPlatfone.wait_for_sms, activation, timeout=timeout, interval=interval
+            AsyncPlatfone.wait_for_sms,
+            activation,
+            timeout=timeout,
+            interval=interval,
+            progress=progress,
         )
 
     def activation(
@@ -394,6 +420,9 @@ class Platfone(Root[AsyncPlatfone]):
         one without an SMS is cancelled (once ``cancelable_after`` allows), and any
         other is left to expire; ``session.outcome`` says which. The clean-up is
         shielded from cancellation and never hides the exception that ended the block.
+        It is never silent: while it waits for ``cancelable_after`` it says so at once (a
+        warning on the ``platfone_async`` logger, on stderr when logging is not set up),
+        and a second Ctrl-C leaves the number to expire and returns at once, saying so.
         """
         return self._context_as(
             SyncActivationSession,
@@ -429,6 +458,27 @@ class Platfone(Root[AsyncPlatfone]):
     def get_popular_services(self) -> list[Service]:
         """The most popular services (cached; revalidated by ETag)."""
         return self._call(AsyncPlatfone.get_popular_services)
+
+    def find_service(self, query: str, *, limit: int = 5) -> list[CatalogMatch[Service]]:
+        """The services ``query`` may mean, best first, from the cached catalog.
+
+        ``query`` is an id, a name, an ``alt_name`` or a part of a name (``"Gmail"``),
+        compared without case, accents or punctuation. When it names a service that way,
+        the list holds just that service (``exact`` is true; more than one only when
+        the catalog repeats a name); otherwise up to ``limit`` close matches (names that
+        start with it, contain it or look like it), or none. Prohibited services are
+        never offered.
+        """
+        return self._call(AsyncPlatfone.find_service, query, limit=limit)
+
+    def find_country(self, query: str, *, limit: int = 5) -> list[CatalogMatch[Country]]:
+        """The countries ``query`` may mean, best first, from the cached catalog.
+
+        As :meth:`find_service`: an id (``"uk"``), a name (``"United Kingdom"``), an
+        ``alt_name`` or a part of a name, without case, accents or punctuation; exact
+        matches alone, else up to ``limit`` close ones, or none.
+        """
+        return self._call(AsyncPlatfone.find_country, query, limit=limit)
 
     def get_balance(self) -> Balance:
         """The account balance in USD cents (``available`` = total - reserved)."""

@@ -8,7 +8,8 @@ Hand-written and reviewed like any module; the generated ``_facade`` only subcla
   portal in a daemon thread, started on first use and stopped by ``close()``;
 - :class:`_Task` and :class:`_Step` - how a blocking caller hands work to a task on the
   loop and waits for it, and how Ctrl-C in the caller cancels that work *on the loop*
-  (and waits for its clean-up);
+  (and waits for its clean-up - unless Ctrl-C comes again, or during a context
+  manager's exit: that cuts the clean-up short, through its shields);
 - the adapters: a coroutine becomes a blocking call, an async iterator an iterator
   (:func:`_drive`), an async context manager a context manager (:class:`_Context`),
   each driven from one task, as async generators and cancel scopes require.
@@ -88,7 +89,7 @@ class _Task:
     context manager gets a task of its own; a plain call is a task of one step.
     """
 
-    __slots__ = ("_runtime", "_scope", "_started", "_step", "_wakeup", "ended")
+    __slots__ = ("_aio_task", "_runtime", "_scope", "_started", "_step", "_wakeup", "ended")
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
@@ -96,12 +97,22 @@ class _Task:
         self._step: _Step | None = None
         self._scope: anyio.CancelScope | None = None
         self._wakeup: asyncio.Future[None] | None = None
+        self._aio_task: asyncio.Task[None] | None = None
         self.ended = False
 
     def run(
-        self, fn: Callable[[], Awaitable[Any]], *, last: bool = False, end_on_error: bool = False
+        self,
+        fn: Callable[[], Awaitable[Any]],
+        *,
+        last: bool = False,
+        end_on_error: bool = False,
+        cleanup: bool = False,
     ) -> Any:
-        """Run ``fn()`` in this task and wait for it; Ctrl-C here cancels it there."""
+        """Run ``fn()`` in this task and wait for it; Ctrl-C here cancels it there.
+
+        ``cleanup``: ``fn`` is a clean-up (a context manager's exit), which Ctrl-C cuts
+        short at once instead of cancelling politely.
+        """
         runtime = self._runtime
         if threading.get_ident() == runtime.thread_id:
             raise RuntimeError(
@@ -113,16 +124,25 @@ class _Task:
         step = _Step(fn, last=last, end_on_error=end_on_error)
         runtime.pending.add(step)
         try:
-            runtime.submit(self._resume, step)
             try:
+                runtime.submit(self._resume, step)
                 step.wait()
             except BaseException:
                 # Ctrl-C (or another exception raised in this thread): cancel the step on
-                # the loop and wait until its clean-up has run there; a second Ctrl-C
-                # stops the waiting.
+                # the loop and wait until its clean-up has run there (Ctrl-C may land
+                # while the step is being handed over: the cancel, queued after it, then
+                # finds it not started and ends it). Ctrl-C during a clean-up - a context
+                # manager's exit, or this wait - cuts the clean-up short: its task is
+                # cancelled through its shields, which a clean-up that must wait (a
+                # session waiting for ``cancelable_after``) takes as "give up now" - then
+                # this thread waits only for that to be done.
                 with contextlib.suppress(RuntimeError):
-                    runtime.submit(self._cancel, step)
-                    if not step.finished:
+                    runtime.submit(self._cut_short if cleanup else self._cancel, step)
+                    try:
+                        if not step.finished:
+                            step.wait()
+                    except BaseException:
+                        runtime.submit(self._cut_short, step)
                         step.wait()
                 raise
         finally:
@@ -151,15 +171,26 @@ class _Task:
         self._step = step
         wakeup, self._wakeup = self._wakeup, None
         if wakeup is None:
-            self._runtime.spawn(self._main())
+            self._aio_task = self._runtime.spawn(self._main())
         else:
             wakeup.set_result(None)
 
     def _cancel(self, step: _Step) -> None:
-        if not step.finished:
+        if step.finished:
+            return
+        step.cancel = True
+        if self._step is not step:  # never handed over (_resume runs first if at all)
+            step.finish()
+        elif self._scope is not None:
+            self._scope.cancel()
+
+    def _cut_short(self, step: _Step) -> None:
+        # asyncio's own cancellation of the task reaches through anyio's shields.
+        if self._step is step and not step.finished and self._aio_task is not None:
             step.cancel = True
-            if self._step is step and self._scope is not None:
-                self._scope.cancel()
+            self._aio_task.cancel()
+        else:
+            self._cancel(step)
 
     def _current(self) -> _Step:
         assert self._step is not None
@@ -276,10 +307,11 @@ class Runtime:
         except RuntimeError:  # the loop has closed
             raise self.closed_error() from None
 
-    def spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)  # the loop keeps only a weak reference
         task.add_done_callback(self.tasks.discard)
+        return task
 
     def run(self, fn: Callable[[], Awaitable[_R]]) -> _R:
         """Run ``fn()`` on the loop in a task of its own and wait for its outcome."""
@@ -535,4 +567,4 @@ class _Context(AbstractContextManager[_W]):
         if task is None or cm is None or task.ended or not self._entered:
             return False
         self._entered = False
-        return bool(task.run(lambda: cm.__aexit__(exc_type, exc, tb), last=True))
+        return bool(task.run(lambda: cm.__aexit__(exc_type, exc, tb), last=True, cleanup=True))

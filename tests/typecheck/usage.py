@@ -13,11 +13,14 @@ from platfone_async import (
     ActivationEndedError,
     AsyncPlatfone,
     Balance,
+    CatalogMatch,
+    Country,
     MaxPriceExceededError,
     Page,
     Platfone,
     RateLimit,
     RedisBackend,
+    Service,
     SessionOutcome,
 )
 from platfone_async.testing import PlatfoneEmulator, VirtualClock
@@ -46,9 +49,16 @@ async def async_user(client: AsyncPlatfone) -> None:
         del last
     page: Page[Activation] = await client.get_activation_history(page=1, limit=50)
     async with client.activation("telegram", "uk", price_ceiling=100) as session:
-        got: Activation = await session.wait_for_sms(timeout=300)
+        got: Activation = await session.wait_for_sms(timeout=300, progress=True)
     outcome: SessionOutcome | None = session.outcome
-    del available, expires, code, done, page, got, outcome
+    services: list[CatalogMatch[Service]] = await client.find_service("WhatsApp")
+    if services and services[0].exact:
+        service_id: str = services[0].item.service_id
+        del service_id
+    countries: list[CatalogMatch[Country]] = await client.find_country("United Kingdom")
+    seen: list[Activation] = []
+    await client.wait_for_sms(activation, progress=seen.append)
+    del available, expires, code, done, page, got, outcome, services, countries
 
 
 def sync_user() -> None:
@@ -58,8 +68,9 @@ def sync_user() -> None:
         for past in client.iter_activation_history(limit=50):
             status: str = past.activation_status
         with client.activation("telegram", "uk") as session:
-            sms: Activation = session.wait_for_sms(timeout=600)
-        del cents, status, sms
+            sms: Activation = session.wait_for_sms(timeout=600, progress=True)
+        country: Country = client.find_country("uk")[0].item
+        del cents, status, sms, country
 
 
 def test_helpers() -> None:

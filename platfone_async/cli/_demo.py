@@ -6,9 +6,8 @@ from collections.abc import Callable
 
 import anyio
 
-from ._client import AsyncPlatfone
-from ._models import Activation, Balance
-from .testing import PlatfoneEmulator, SmsPolicy
+from platfone_async import Activation, AsyncPlatfone, Balance
+from platfone_async.testing import PlatfoneEmulator, SmsPolicy
 
 __all__ = ["run_demo"]
 

@@ -1,0 +1,10 @@
+"""The ``platfone`` command (``python -m platfone_async``), built on public names only.
+
+Parsing needs only the standard library, so the base install runs ``platfone demo``;
+tables and the live display need rich, from the ``cli`` extra
+(``pip install 'platfone-async[cli]'``); ``--json`` needs nothing more.
+"""
+
+from ._app import amain, main
+
+__all__ = ["amain", "main"]

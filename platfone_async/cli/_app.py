@@ -1,0 +1,201 @@
+"""The ``platfone`` command: parse, open a client, run one subcommand, map the outcome
+to an exit code (0 ok, 1 an API error, 2 usage, 3 no SMS in time, 130 interrupted).
+
+:func:`main` is the console script; :func:`amain` is the same on a running event loop
+(the tests call it with the emulator's in-process transport and a virtual clock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import runpy
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from functools import partial
+from typing import Any, TextIO
+
+import anyio
+import attrs
+
+from platfone_async import (
+    ActivationEndedError,
+    APIConnectionError,
+    APIError,
+    AsyncPlatfone,
+    Clock,
+    InvalidParameterError,
+    PlatfoneError,
+    SystemClock,
+    WaitTimeoutError,
+)
+
+from . import _commands
+from ._output import MissingExtraError, Output
+from ._parser import build_parser
+from ._resolve import UsageError
+
+__all__ = ["EXIT_API_ERROR", "EXIT_INTERRUPTED", "EXIT_NO_SMS", "EXIT_USAGE", "amain", "main"]
+
+EXIT_OK, EXIT_API_ERROR, EXIT_USAGE, EXIT_NO_SMS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+_NO_CLIENT = {"demo", "emulator"}
+
+
+@attrs.define
+class Context:
+    """What a subcommand needs: its arguments, the client, the output, the clock."""
+
+    args: Any
+    client: AsyncPlatfone
+    out: Output
+    clock: Clock
+
+    def now(self) -> float:
+        return self.clock.time()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The console script ``platfone``: run one subcommand, return its exit code."""
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if "emulator" in arguments:  # uvicorn runs its own loop, in the main thread
+        with contextlib.suppress(SystemExit):  # amain reports usage errors
+            args, extra = build_parser().parse_known_args(arguments)
+            if args.command == "emulator":
+                return _serve_emulator(extra)
+    try:
+        return anyio.run(partial(amain, arguments))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+async def amain(
+    argv: Sequence[str],
+    *,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    **client_options: Any,
+) -> int:
+    """:func:`main` on a running loop; ``client_options`` go to ``AsyncPlatfone``."""
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(list(argv))
+        if extra and args.command != "emulator":
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exit_:  # --help (0) or a usage error (2), already printed
+        return int(exit_.code or 0)
+    out = Output(
+        json_mode=bool(getattr(args, "json", False)),
+        color=not args.no_color and "NO_COLOR" not in os.environ,
+        stdout=stdout,
+        stderr=stderr,
+    )
+    if args.command is None:
+        parser.print_help(out.stdout)
+        return EXIT_USAGE
+    if args.command == "emulator":
+        out.note("platfone emulator: run it as a command (it serves in the main thread)")
+        return EXIT_USAGE
+    with _logging(out, args.verbose):
+        if args.command == "demo":
+            return await _run_demo(out, args.sms_delay)
+        return await _run_command(args, out, client_options)
+
+
+async def _run_command(args: Any, out: Output, client_options: dict[str, Any]) -> int:
+    handler: Callable[[Context], Awaitable[int]] = _commands.HANDLERS[args.command]
+    base_url = args.base_url or os.environ.get("PLATFONE_BASE_URL") or None
+    try:
+        if not out.json:
+            out.console()  # fail early (exit 2) when the cli extra is missing
+        async with _client(args, base_url, client_options) as client:
+            clock = client_options.get("clock") or SystemClock()
+            return await handler(Context(args, client, out, clock))
+    except (UsageError, MissingExtraError, InvalidParameterError) as error:
+        out.note(f"platfone {args.command}: {error}")
+        return EXIT_USAGE
+    except (WaitTimeoutError, ActivationEndedError) as error:
+        out.note(f"platfone {args.command}: {error}")
+        return EXIT_NO_SMS
+    except APIError as error:
+        name = error.error_name or f"HTTP {error.status_code}"
+        out.note(f"platfone {args.command}: {name}: {error.message}")
+        return EXIT_API_ERROR
+    except APIConnectionError as error:
+        where = base_url or ("the sandbox" if args.sandbox else "the API")
+        out.note(f"platfone {args.command}: cannot reach {where}: {type(error).__name__}: {error}")
+        return EXIT_API_ERROR
+    except PlatfoneError as error:
+        out.note(f"platfone {args.command}: {type(error).__name__}: {error}")
+        return EXIT_API_ERROR
+
+
+@contextlib.asynccontextmanager
+async def _client(
+    args: Any, base_url: str | None, client_options: dict[str, Any]
+) -> AsyncIterator[AsyncPlatfone]:
+    options = {"timeout": args.request_timeout, **client_options}
+    async with AsyncPlatfone(
+        args.api_key, sandbox=args.sandbox, base_url=base_url, **options
+    ) as client:
+        yield client
+
+
+async def _run_demo(out: Output, sms_delay: float) -> int:
+    from ._demo import run_demo
+
+    def say(line: str) -> None:
+        out.stdout.write(line + "\n")
+        out.stdout.flush()
+
+    return await run_demo(say, sms_delay=sms_delay)
+
+
+def _serve_emulator(options: list[str]) -> int:
+    """``platfone emulator ...`` is ``python -m platfone_async.testing serve ...``."""
+    saved = sys.argv
+    sys.argv = ["platfone emulator", "serve", *options]
+    try:
+        runpy.run_module("platfone_async.testing", run_name="__main__", alter_sys=True)
+    except SystemExit as exit_:
+        code = exit_.code
+        return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
+    finally:
+        sys.argv = saved
+    return EXIT_OK
+
+
+class _StderrHandler(logging.Handler):
+    """Log records as lines on the command's stderr (looked up when written)."""
+
+    def __init__(self, out: Output, level: int) -> None:
+        super().__init__(level)
+        self._out = out
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._out.note(self.format(record))
+        except Exception:  # pragma: no cover - logging must not break the command
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _logging(out: Output, verbose: int) -> Iterator[None]:
+    """The SDK's warnings (what a session does on Ctrl-C) always reach stderr; -v adds
+    its info lines, -vv every request."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    handler = _StderrHandler(out, level)
+    if verbose:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("platfone_async")
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(min(level, logger.getEffectiveLevel()))
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]

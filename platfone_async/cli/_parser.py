@@ -1,0 +1,239 @@
+"""The ``platfone`` command's arguments (argparse: in the standard library, so that the
+base install parses every command and ``demo`` runs without the ``cli`` extra).
+
+Global options may come before the subcommand (as ``git -C`` does) or after it: each
+subcommand's parser has them too, with defaults that do not override the ones given
+before. ``--timeout`` is the one exception: after ``order`` and ``wait`` it is how long
+to wait for the SMS; before any subcommand, the timeout of each request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+
+__all__ = ["EPILOG", "build_parser"]
+
+EPILOG = """\
+exit codes: 0 ok, 1 an API error (its errorName on stderr), 2 usage, 3 no SMS in time,
+130 interrupted. The API key comes from --api-key or $PLATFONE_API_KEY; the API root
+from --base-url or $PLATFONE_BASE_URL (e.g. the emulator's)."""
+
+
+def _globals(*, suppress: bool, with_timeout: bool = True) -> argparse.ArgumentParser:
+    """The global options; ``suppress``: as repeated after a subcommand."""
+    parser = argparse.ArgumentParser(add_help=False)
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    group = parser.add_argument_group("global options")
+    group.add_argument(
+        "--api-key", default=default(None), help="API key (else $PLATFONE_API_KEY); never shown"
+    )
+    group.add_argument(
+        "--sandbox", action="store_true", default=default(False), help="use the sandbox API"
+    )
+    group.add_argument(
+        "--base-url", default=default(None), help="another API root, e.g. the emulator's"
+    )
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="machine-readable output with the API's field names (JSON Lines while waiting)",
+    )
+    if with_timeout:
+        group.add_argument(
+            "--timeout",
+            dest="request_timeout",
+            type=float,
+            default=default(30.0),
+            metavar="S",
+            help="seconds per request (30)",
+        )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=default(0),
+        help="log to stderr (-v: info, -vv: every request)",
+    )
+    group.add_argument(
+        "--no-color", action="store_true", default=default(False), help="plain text, no colors"
+    )
+    return parser
+
+
+def _example(text: str) -> str:
+    return "example:\n" + textwrap.indent(text, "  ")
+
+
+class _Commands:
+    """Adds subcommands that share the global options and show an example."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self._sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+        self._globals = _globals(suppress=True)
+        self._globals_no_timeout = _globals(suppress=True, with_timeout=False)
+
+    def add(
+        self,
+        name: str,
+        summary: str,
+        example: str,
+        *,
+        wait_timeout: bool = False,
+        own_options: bool = False,
+    ) -> argparse.ArgumentParser:
+        parent = self._globals_no_timeout if wait_timeout else self._globals
+        return self._sub.add_parser(
+            name,
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            epilog=_example(example) + "\n\n" + EPILOG,
+            parents=[] if own_options else [parent],
+            add_help=not own_options,  # its --help is the emulator's own
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="platfone",
+        description="The Platfone Activation API from the command line: rent a number, "
+        "get the SMS code.",
+        epilog=_example("platfone order whatsapp 'United Kingdom' --wait") + "\n\n" + EPILOG,
+        parents=[_globals(suppress=False)],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = _Commands(parser)
+    commands.add("balance", "show the balance: total, reserved, available", "platfone balance")
+    countries = commands.add(
+        "countries", "list the countries (those matching QUERY)", "platfone countries king"
+    )
+    countries.add_argument("query", nargs="?", metavar="QUERY", help="an id or (part of) a name")
+    services = commands.add(
+        "services", "list the services (those matching QUERY)", "platfone services gmail"
+    )
+    services.add_argument("query", nargs="?", metavar="QUERY", help="an id or (part of) a name")
+    commands.add("popular", "list the popular services", "platfone popular")
+    price = commands.add(
+        "price",
+        "price range, quality and stock of SERVICE in COUNTRY",
+        "platfone price WhatsApp 'United Kingdom'",
+    )
+    _service_country(price)
+    prices = commands.add(
+        "prices", "prices of every service in a country, or of a service everywhere",
+        "platfone prices --country uk\nplatfone prices --service telegram",
+    )  # fmt: skip
+    which = prices.add_mutually_exclusive_group()
+    which.add_argument("--country", metavar="C", help="every service in this country")
+    which.add_argument("--service", metavar="S", help="this service in every country")
+    order = commands.add(
+        "order",
+        "order a number for SERVICE in COUNTRY (--wait: hold it until the SMS comes)",
+        "platfone order telegram uk --max-price 150 --wait --timeout 300",
+        wait_timeout=True,
+    )
+    _service_country(order)
+    order.add_argument("--max-price", type=_positive_int, metavar="N", help="cents, first order")
+    order.add_argument(
+        "--price-ceiling",
+        type=_positive_int,
+        metavar="N",
+        help="cents; follow a higher suggested price up to N",
+    )
+    order.add_argument("--quality", type=float, metavar="N", help="quality factor 0-100")
+    order.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the SMS, show the code, finalize (cancel if none comes)",
+    )
+    _wait_timeout(order)
+    get = commands.add("get", "show an activation", "platfone get 63f4d0dab040a865d80da08a")
+    _activation_id(get)
+    wait = commands.add(
+        "wait",
+        "wait for the SMS of an activation and show the code",
+        "platfone wait 63f4d0dab040a865d80da08a --timeout 120",
+        wait_timeout=True,
+    )
+    _activation_id(wait)
+    _wait_timeout(wait)
+    for name, summary in (
+        ("retry", "ask for another SMS to the same number"),
+        ("cancel", "cancel an activation that got no SMS"),
+        ("finalize", "finalize an activation that got its SMS"),
+        ("reasons", "the reasons a report may be filed for"),
+        ("report-status", "show the report of an activation"),
+    ):
+        _activation_id(commands.add(name, summary, f"platfone {name} 63f4d0dab040a865d80da08a"))
+    history = commands.add(
+        "history", "past activations, newest first", "platfone history --limit 5"
+    )
+    history.add_argument("--limit", type=_positive_int, default=10, metavar="N", help="(10)")
+    history.add_argument("--all", action="store_true", help="every page")
+    report = commands.add(
+        "report",
+        "report a problem with an activation",
+        "platfone report 63f4d0dab040a865d80da08a 1 --message 'no SMS came'",
+    )
+    _activation_id(report)
+    report.add_argument("reason", type=_positive_int, metavar="REASON", help="a reason_id")
+    report.add_argument("--message", metavar="M", help="what went wrong (1000 chars at most)")
+    report.add_argument("--evidence", metavar="FILE", help="a screenshot, pdf, zip or video")
+    reports = commands.add("reports", "your reports, newest first", "platfone reports --all")
+    reports.add_argument("--all", action="store_true", help="every page")
+    commands.add("limits", "the client-side rate-limit state", "platfone limits --json")
+    demo = commands.add(
+        "demo",
+        "run a whole activation against an embedded emulator (no key, no network)",
+        "platfone demo --sms-delay 1",
+    )
+    demo.add_argument(
+        "--sms-delay", type=float, default=2.5, help="seconds until the SMS arrives (2.5)"
+    )
+    commands.add(
+        "emulator",
+        "serve the emulator over HTTP; every option after it goes to "
+        "python -m platfone_async.testing serve (--host, --port, --api-key, --balance, "
+        "--sms-delay, --seed, --no-rate-limits)",
+        "platfone emulator --port 8080 --sms-delay 5",
+        own_options=True,
+    )
+    return parser
+
+
+def _service_country(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("service", metavar="SERVICE", help="an id or a name: telegram, WhatsApp")
+    parser.add_argument("country", metavar="COUNTRY", help="an id or a name: uk, 'United Kingdom'")
+
+
+def _activation_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("activation_id", metavar="ID", help="the activation id")
+
+
+def _wait_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds between polls (10, as the API asks; less for the emulator)",
+    )
+    parser.add_argument(
+        "--timeout",
+        dest="wait_timeout",
+        type=float,
+        metavar="S",
+        help="give up after S seconds (exit 3); default: until expire_at",
+    )

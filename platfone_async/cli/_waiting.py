@@ -1,0 +1,217 @@
+"""``platfone order ... --wait`` and ``platfone wait ID``: a wait that is shown.
+
+On a terminal the SDK's text display (``wait_for_sms(progress=stream)``) rewrites one
+line on stderr every second - the number, its status, the time left until
+``expire_at`` - and the code then goes to stdout; on a pipe it prints a line per change.
+With ``--json`` each state change is one JSON line on stdout.
+
+``order --wait`` holds the number in an ``activation()`` session: whatever ends the
+wait - the SMS, ``--timeout``, Ctrl-C - the number is finalized, cancelled when it can
+be, or left to expire, and the command says which. On Ctrl-C the session itself says
+what it is doing (and a second Ctrl-C leaves the number to expire at once).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from platfone_async import (
+    Activation,
+    ActivationEndedError,
+    ActivationSession,
+    MaxPriceExceededError,
+    SessionOutcome,
+    WaitTimeoutError,
+)
+
+from ._output import dollars, local_time, phone_of, relative
+from ._resolve import UsageError, resolve_country, resolve_service
+
+if TYPE_CHECKING:
+    from ._app import Context
+
+__all__ = ["order", "show_activation", "wait"]
+
+#: Orders that follow a 409's suggested price within --price-ceiling (as the session).
+MAX_REORDERS = 3
+
+
+def show_activation(ctx: Context, activation: Activation, headline: str = "Activation") -> None:
+    """An activation as lines (human) or one JSON document."""
+    if ctx.out.json:
+        ctx.out.emit(activation)
+        return
+    a, now = activation, ctx.now()
+    lines = [
+        (
+            f"{headline} {a.activation_id}: {phone_of(a)} "
+            f"for {a.service_id} in {a.country_id}, {dollars(a.price)}"
+        ),
+        f"  status   {a.activation_status}, sms {a.sms_status}, billing {a.billing_status}",
+    ]
+    if a.sms_code or a.sms_text:
+        lines.append(f"  code     {a.sms_code or '-'}  {a.sms_text or ''!r}")
+    lines.append(f"  expires  {local_time(a.expire_at)} ({relative(a.expire_at, now)})")
+    lines.append(f"  created  {local_time(a.created_at)} ({relative(a.created_at, now)})")
+    if a.cancelable_after is not None:
+        when = a.cancelable_after
+        lines.append(f"  cancelable after {local_time(when)} ({relative(when, now)})")
+    if a.report_status:
+        lines.append(f"  report   {a.report_status}")
+    for line in lines:
+        ctx.out.line(line)
+
+
+class _States:
+    """The states a wait shows: JSON Lines (each change once) or the text display."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self.last: Activation | None = None
+
+    def emit(self, state: Activation) -> None:
+        if state != self.last:
+            self.last = state
+            if self._ctx.out.json:
+                self._ctx.out.emit(state)
+
+    def progress(self) -> Any:
+        """What ``wait_for_sms(progress=...)`` gets."""
+        return self.emit if self._ctx.out.json else self._ctx.out.stderr
+
+    def code(self, state: Activation) -> None:
+        self.emit(state)
+        if not self._ctx.out.json:
+            text = f"  {state.sms_text!r}" if state.sms_text else ""
+            self._ctx.out.line(f"Code: {state.sms_code}{text}")
+
+
+def _check_prices(args: Any) -> None:
+    ceiling = args.price_ceiling
+    if args.max_price is not None and ceiling is not None and args.max_price > ceiling:
+        raise UsageError(
+            f"--max-price {args.max_price} is above --price-ceiling {args.price_ceiling}"
+        )
+
+
+async def order(ctx: Context) -> int:
+    args = ctx.args
+    _check_prices(args)
+    if args.wait_timeout is not None and not args.wait:
+        raise UsageError("--timeout goes with --wait")
+    service = await resolve_service(ctx, args.service)
+    country = await resolve_country(ctx, args.country)
+    if args.wait:
+        return await _order_and_wait(ctx, service.service_id, country.country_id)
+    activation = await _place(ctx, service.service_id, country.country_id)
+    show_activation(ctx, activation, "Ordered")
+    return 0
+
+
+async def _place(ctx: Context, service_id: str, country_id: str) -> Activation:
+    """One order; within --price-ceiling, continued at a 409's suggested price."""
+    args = ctx.args
+    price = args.max_price if args.max_price is not None else args.price_ceiling
+    order_id: str | None = None
+    for reorder in range(MAX_REORDERS + 1):
+        try:
+            return await ctx.client.create_activation(
+                service_id,
+                country_id,
+                max_price=price,
+                order_id=order_id,
+                quality_factor=args.quality,
+            )
+        except MaxPriceExceededError as error:
+            suggested = error.suggested_price
+            ceiling = args.price_ceiling
+            if ceiling is None or suggested is None or suggested > ceiling:
+                raise
+            if reorder == MAX_REORDERS:
+                raise
+            ctx.out.note(f"no number at {dollars(price)}; ordering at {dollars(suggested)}")
+            price, order_id = suggested, error.order_id or order_id
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _outcome_note(session: ActivationSession) -> str:
+    a = session.activation
+    phone = phone_of(a)
+    if session.outcome is SessionOutcome.FINALIZED:
+        return f"finalized {phone} (the price was billed when the SMS came)"
+    if session.outcome is SessionOutcome.CANCELED:
+        return f"cancelled {phone}; its reserved price is released"
+    if session.outcome is SessionOutcome.LEFT_TO_EXPIRE:
+        return f"left {phone} to expire at {local_time(a.expire_at)}"
+    return f"{phone} had already ended ({a.activation_status})"
+
+
+async def _order_and_wait(ctx: Context, service_id: str, country_id: str) -> int:
+    args = ctx.args
+    states = _States(ctx)
+    held: ActivationSession | None = None
+    try:
+        async with ctx.client.activation(
+            service_id,
+            country_id,
+            max_price=args.max_price,
+            price_ceiling=args.price_ceiling,
+            quality_factor=args.quality,
+        ) as session:
+            held = session
+            states.emit(session.activation)
+            if not ctx.out.json:
+                show_activation(ctx, session.activation, "Ordered")
+            state = await session.wait_for_sms(
+                timeout=args.wait_timeout, interval=args.interval, progress=states.progress()
+            )
+            states.code(state)
+    except Exception:
+        if held is not None:
+            _settled(ctx, states, held)
+        raise
+    except BaseException:
+        # Interrupted: the session has said what it did (or is doing) on stderr.
+        if held is not None and held.outcome is not None:
+            states.emit(held.activation)
+        raise
+    _settled(ctx, states, session)
+    return 0
+
+
+def _settled(ctx: Context, states: _States, session: ActivationSession) -> None:
+    states.emit(session.activation)
+    if session.outcome is not None:
+        ctx.out.note(_outcome_note(session))
+
+
+async def wait(ctx: Context) -> int:
+    """Wait for the SMS of an activation this command did not open: it is left as it is."""
+    args = ctx.args
+    states = _States(ctx)
+    activation = await ctx.client.get_activation(args.activation_id)
+    phone = phone_of(activation)
+    try:
+        state = await ctx.client.wait_for_sms(
+            activation,
+            timeout=args.wait_timeout,
+            interval=args.interval,
+            progress=states.progress(),
+        )
+    except (WaitTimeoutError, ActivationEndedError) as error:
+        last = error.activation or activation
+        states.emit(last)
+        if last.is_active:
+            ctx.out.note(
+                f"{phone} is still active until {local_time(last.expire_at)} "
+                f"(platfone cancel {last.activation_id})"
+            )
+        raise
+    except BaseException:
+        ctx.out.note(
+            f"stopped waiting; {phone} is still active until {local_time(activation.expire_at)}"
+            f" (platfone cancel {activation.activation_id})"
+        )
+        raise
+    states.code(state)
+    return 0
