@@ -39,6 +39,7 @@ from ._errors import (
     WebhookPayloadError,
     WebhookVerificationError,
 )
+from ._logging import configure_from_environment as _configure_logging
 from ._models import (
     Activation,
     Balance,
@@ -160,3 +161,5 @@ for _name in __all__:
     if _name not in _LAZY:
         _publish(globals()[_name])
 del _name
+
+_configure_logging()
