@@ -40,6 +40,7 @@ from ._errors import (
     WebhookVerificationError,
 )
 from ._find import CatalogMatch
+from ._logging import configure_from_environment as _configure_logging
 from ._models import (
     Activation,
     Balance,
@@ -162,3 +163,5 @@ for _name in __all__:
     if _name not in _LAZY:
         _publish(globals()[_name])
 del _name
+
+_configure_logging()

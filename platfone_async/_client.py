@@ -13,6 +13,7 @@ show, so they stay with the methods they describe.
 from __future__ import annotations
 
 import contextlib
+import copy as _copy
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
@@ -20,6 +21,7 @@ from typing import Any, TextIO, TypeVar
 
 import anyio
 import anyio.to_thread
+import attrs
 import httpx
 
 from . import _find, _watch
@@ -52,7 +54,7 @@ from ._ratelimit import (
 from ._retry import RetryPolicy, client_policy
 from ._validate import Evidence
 
-__all__ = ["PRODUCTION_URL", "SANDBOX_URL", "AsyncPlatfone"]
+__all__ = ["NOT_GIVEN", "PRODUCTION_URL", "SANDBOX_URL", "AsyncPlatfone", "NotGiven"]
 
 T = TypeVar("T")
 
@@ -60,6 +62,19 @@ PRODUCTION_URL = "https://temp-number-api.com/api/v1"
 SANDBOX_URL = "https://temp-number-api.com/test/api/v1"
 
 _SYSTEM_CLOCK = SystemClock()
+
+
+class NotGiven:
+    """The default of an option left as it is (``None`` has a meaning of its own)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+#: An option not given: keep the client's.
+NOT_GIVEN = NotGiven()
 
 
 _ENV_BACKENDS: dict[str, RateLimitBackend] = {}
@@ -104,6 +119,9 @@ class AsyncPlatfone:
         http_client: An ``httpx.AsyncClient`` to send through (transport, proxies, pool,
             hooks). Requests use absolute URLs, so its own ``base_url`` does not matter.
             ``aclose()`` leaves it open: it is yours.
+        proxy: A proxy every request goes through (``"http://user:pass@proxy:3128"``, an
+            ``httpx.Proxy``), for the client the SDK makes; with ``http_client``, give it
+            to that client instead. ``HTTPS_PROXY`` and friends are honoured by default.
         clock: Where time is read and slept (tests pass a virtual clock).
         max_active_activations: The account's limit of active activations (20 unless
             Platfone raised it for you); orders beyond it wait for a free slot instead of
@@ -144,6 +162,7 @@ class AsyncPlatfone:
         success_rate_floor: float = 0.10,
         rate_limit_wait: float = 60.0,
         limits_backend: RateLimitBackend | None = None,
+        proxy: str | httpx.Proxy | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("PLATFONE_API_KEY")
         if not key:
@@ -153,6 +172,10 @@ class AsyncPlatfone:
         if not isinstance(key, str) or any(c in key for c in "\r\n"):
             raise InvalidParameterError("api_key", "must be a single-line string", "<hidden>")
         policy = client_policy(max_retries, rate_limit_wait, retry_policy)
+        if proxy is not None and http_client is not None:
+            raise InvalidParameterError(
+                "proxy", "give it to your http_client (httpx.AsyncClient(proxy=...))", proxy
+            )
         if base_url is None:
             base_url = SANDBOX_URL if sandbox else PRODUCTION_URL
         if max_active_activations is not None:
@@ -178,6 +201,7 @@ class AsyncPlatfone:
             retry=policy,
             http_client=http_client,
             clock=clock,
+            proxy=proxy,
             limits=get_key_limits(
                 key,
                 base_url,
@@ -208,6 +232,45 @@ class AsyncPlatfone:
     def retry_policy(self) -> RetryPolicy:
         """The :class:`RetryPolicy` this client follows."""
         return self._http.retry
+
+    def with_options(
+        self,
+        *,
+        timeout: float | httpx.Timeout | NotGiven | None = NOT_GIVEN,
+        max_retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> AsyncPlatfone:
+        """This client with another timeout or retry policy, for one call or a block:
+        ``await client.with_options(timeout=5).get_balance()``.
+
+        A light copy: it shares the connection pool, the limits, the catalog cache and
+        the emulator wiring with this client; closing it closes nothing (close this one).
+
+        Args:
+            timeout: Seconds for each request (an ``httpx.Timeout``; None: no timeout).
+            max_retries: Shorthand for ``retry_policy`` with another ``max_retries``.
+            retry_policy: Another :class:`RetryPolicy`.
+        """
+        if max_retries is not None and retry_policy is not None:
+            raise InvalidParameterError(
+                "max_retries", "give it inside retry_policy, or give one of the two", max_retries
+            )
+        policy = self.retry_policy if retry_policy is None else retry_policy
+        if not isinstance(policy, RetryPolicy):
+            raise InvalidParameterError("retry_policy", "must be a RetryPolicy", retry_policy)
+        if max_retries is not None:
+            policy = attrs.evolve(
+                policy, max_retries=check.int_in_range(max_retries, "max_retries", 0)
+            )
+        if isinstance(timeout, NotGiven):
+            timeout = self._http.timeout
+        elif timeout is not None and not isinstance(timeout, httpx.Timeout):
+            check.non_negative(timeout, "timeout")
+        copy = _copy.copy(self)
+        copy._http = self._http.with_options(timeout=timeout, retry=policy)
+        copy._orders = self._orders.with_pipeline(copy._http)
+        copy._owned_backend = None  # the original closes what it owns
+        return copy
 
     async def __aenter__(self) -> AsyncPlatfone:
         return self

@@ -13,6 +13,7 @@ through it top to bottom.
 from __future__ import annotations
 
 import contextlib
+import copy as copy_module
 import email.utils
 import functools
 import json
@@ -99,6 +100,7 @@ class HTTPPipeline:
         http_client: httpx.AsyncClient | None,
         clock: Clock,
         limits: KeyLimits,
+        proxy: str | httpx.Proxy | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._headers = {
@@ -109,7 +111,7 @@ class HTTPPipeline:
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.retry = retry
         self.owns_client = http_client is None
-        self.client = http_client if http_client is not None else httpx.AsyncClient()
+        self.client = http_client if http_client is not None else httpx.AsyncClient(proxy=proxy)
         self.clock = clock
         #: The key's shared limiters, activation slots and success-rate tracker.
         self.limits = limits
@@ -117,6 +119,21 @@ class HTTPPipeline:
 
     def __repr__(self) -> str:
         return f"<HTTPPipeline {self.base_url!r}>"
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        return self._timeout
+
+    def with_options(
+        self, *, timeout: float | httpx.Timeout | None, retry: RetryPolicy
+    ) -> HTTPPipeline:
+        """A pipeline like this one with another timeout and policy: the same connection
+        pool (which it leaves open), limits, clock and headers."""
+        copy = copy_module.copy(self)
+        copy._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        copy.retry = retry
+        copy.owns_client = False
+        return copy
 
     async def send(
         self,

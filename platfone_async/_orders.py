@@ -23,6 +23,7 @@ may have reached the server is judged by the activation before it is ever sent a
 
 from __future__ import annotations
 
+import copy as _copy
 import datetime as dt
 import enum
 import logging
@@ -101,6 +102,12 @@ class Orders:
         self._success_rate_guard: SuccessRateGuard = success_rate_guard
         self._success_rate_floor = success_rate_floor
         self.book: OrderBook = book_for(http.limits)
+
+    def with_pipeline(self, http: HTTPPipeline) -> Orders:
+        """The same order flow (and the key's order book) through another pipeline."""
+        copy = _copy.copy(self)
+        copy._http = http
+        return copy
 
     async def observe(self, activation: Activation) -> Activation:
         """Learn from any activation state seen: free its slot if it ended, count its SMS."""

@@ -189,6 +189,10 @@ def _method(member: Member, cls: type, ctx: _Context, namespace: dict[str, Any],
         item = "Any"
     call = f"{owner}.{member.name}" + (f", {forward}" if forward else "")
     wrap = f"{ctx.twins[twin]}, " if twin is not None else ""
+    if twin is not None and twin is next(iter(ctx.twins)):
+        # The root's class (a copy of the client, as with_options returns): a view on
+        # this client's loop, not a new client with a loop of its own.
+        wrap = f"{ctx.twins[twin]}._view, "
     suffix = "_as" if twin is not None else ""
     if member.kind is Kind.PROPERTY:
         return (

@@ -16,7 +16,7 @@ from typing import TextIO
 
 import httpx
 
-from .._client import AsyncPlatfone
+from .._client import NOT_GIVEN, AsyncPlatfone, NotGiven
 from .._clock import Clock
 from .._find import CatalogMatch
 from .._models import (
@@ -140,6 +140,9 @@ class Platfone(Root[AsyncPlatfone]):
         http_client: An ``httpx.AsyncClient`` to send through (transport, proxies, pool,
             hooks). Requests use absolute URLs, so its own ``base_url`` does not matter.
             ``aclose()`` leaves it open: it is yours.
+        proxy: A proxy every request goes through (``"http://user:pass@proxy:3128"``, an
+            ``httpx.Proxy``), for the client the SDK makes; with ``http_client``, give it
+            to that client instead. ``HTTPS_PROXY`` and friends are honoured by default.
         clock: Where time is read and slept (tests pass a virtual clock).
         max_active_activations: The account's limit of active activations (20 unless
             Platfone raised it for you); orders beyond it wait for a free slot instead of
@@ -186,6 +189,7 @@ class Platfone(Root[AsyncPlatfone]):
         success_rate_floor: float = 0.1,
         rate_limit_wait: float = 60.0,
         limits_backend: RateLimitBackend | None = None,
+        proxy: str | httpx.Proxy | None = None,
     ) -> None:
         super().__init__(
             lambda: AsyncPlatfone(
@@ -204,6 +208,7 @@ class Platfone(Root[AsyncPlatfone]):
                 success_rate_floor=success_rate_floor,
                 rate_limit_wait=rate_limit_wait,
                 limits_backend=limits_backend,
+                proxy=proxy,
             ),
             AsyncPlatfone.aclose,
         )
@@ -217,6 +222,32 @@ class Platfone(Root[AsyncPlatfone]):
     def retry_policy(self) -> RetryPolicy:
         """The :class:`RetryPolicy` this client follows."""
         return self._target().retry_policy
+
+    def with_options(
+        self,
+        *,
+        timeout: float | httpx.Timeout | NotGiven | None = NOT_GIVEN,
+        max_retries: int | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> Platfone:
+        """This client with another timeout or retry policy, for one call or a block:
+        ``await client.with_options(timeout=5).get_balance()``.
+
+        A light copy: it shares the connection pool, the limits, the catalog cache and
+        the emulator wiring with this client; closing it closes nothing (close this one).
+
+        Args:
+            timeout: Seconds for each request (an ``httpx.Timeout``; None: no timeout).
+            max_retries: Shorthand for ``retry_policy`` with another ``max_retries``.
+            retry_policy: Another :class:`RetryPolicy`.
+        """
+        return self._call_sync_as(
+            Platfone._view,
+            AsyncPlatfone.with_options,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_policy=retry_policy,
+        )
 
     def close(self) -> None:
         """Close the HTTP client this object created (an injected one stays open)."""

@@ -391,6 +391,16 @@ class Twin(Generic[_A]):
 
         return self._runtime.run(call)
 
+    def _call_sync_as(
+        self,
+        wrap: Callable[[Root[Any], _R], _W],
+        method: Callable[Concatenate[_A, _P], _R],
+        /,
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _W:
+        return wrap(self._client(), self._call_sync(method, *args, **kwargs))
+
     def _iterate(
         self,
         method: Callable[Concatenate[_A, _P], AsyncIterator[_R]],
@@ -440,14 +450,28 @@ class Twin(Generic[_A]):
 class Root(Twin[_A]):
     """The generated client class: owns the runtime and the async client it creates."""
 
+    _parent: Root[Any] | None = None
+    _view_target: Any = None
+
     def __init__(
         self, factory: Callable[[], _A], aclose: Callable[[_A], Awaitable[object]] | None
     ) -> None:
         self._runtime = Runtime(type(self).__name__, factory, aclose)
         weakref.finalize(self, self._runtime.abandon).atexit = False
 
+    @classmethod
+    def _view(cls: type[_Self], parent: Root[Any], target: Any) -> _Self:
+        """Another client object on ``parent``'s loop, for ``target`` (an async client's
+        ``with_options`` copy): it shares the loop, and closing it closes nothing."""
+        view = cls.__new__(cls)
+        view._runtime = parent._runtime
+        view._parent = parent  # keeps the loop's owner alive
+        view._view_target = target
+        return view
+
     def __repr__(self) -> str:
-        name, target = type(self).__name__, self._runtime.target
+        name = type(self).__name__
+        target = self._view_target if self._parent is not None else self._runtime.target
         if target is None:
             return f"<{name} ({'closed' if self._runtime.closed else 'not started'})>"
         text, prefix = repr(target), f"<{type(target).__name__}"
@@ -457,6 +481,8 @@ class Root(Twin[_A]):
         return self
 
     def _target(self) -> _A:
+        if self._parent is not None:
+            return cast(_A, self._view_target)
         target = self._runtime.target
         return cast(_A, target if target is not None else self._runtime.open())
 
@@ -476,7 +502,8 @@ class Root(Twin[_A]):
         self._close()
 
     def _close(self) -> None:
-        self._runtime.close()
+        if self._parent is None:  # a view's loop belongs to its parent
+            self._runtime.close()
 
 
 def _drive(twin: Twin[_A], make: Callable[[_A], AsyncIterator[_R]]) -> Generator[_R, None, None]:
