@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ._catalog import Catalog, Country, Offer, Service
 from ._clock import VirtualClock
+from ._control import CONTROL_PREFIX, OPERATIONS, Operation
 from ._emulator import DEFAULT_BASE_URL, PlatfoneEmulator
 from ._faults import Fault
 from ._records import EmulatorEvent, RequestRecord
@@ -22,13 +23,16 @@ from ._sms import SmsPolicy
 from ._webhooks import EmulatorWebhooks, WebhookAttempt
 
 __all__ = [
+    "CONTROL_PREFIX",
     "DEFAULT_BASE_URL",
+    "OPERATIONS",
     "Catalog",
     "Country",
     "EmulatorEvent",
     "EmulatorWebhooks",
     "Fault",
     "Offer",
+    "Operation",
     "PlatfoneEmulator",
     "RequestRecord",
     "Service",
