@@ -140,6 +140,9 @@ class Operation:
     http_method: str
     params: tuple[Param, ...]
     method: str = ""
+    #: The method's parameters that only the in-process door has (an ASGI app cannot
+    #: travel over HTTP).
+    in_process_only: tuple[str, ...] = ()
 
     @property
     def target(self) -> str:
@@ -223,7 +226,11 @@ OPERATIONS: Mapping[str, Operation] = {
         Operation("advance", "POST", (_p("seconds", _number, required=True),)),
         Operation("tick", "POST", ()),
         # accounts and money
-        Operation("add_account", "POST", (_KEY, _p("balance", _integer))),
+        Operation(
+            "add_account",
+            "POST",
+            (_KEY, _p("balance", _integer), _p("email_verified", _flag)),
+        ),
         Operation("set_balance", "POST", (_p("total", _integer, required=True), _KEY)),
         Operation("set_on_hold", "POST", (_p("on_hold", _flag), _KEY)),
         Operation("block", "POST", (_p("seconds", _number), _KEY)),
@@ -255,8 +262,11 @@ OPERATIONS: Mapping[str, Operation] = {
                 _KEY,
                 _p("max_attempts", _integer),
                 _p("backoff", _number),
+                _p("timeout", _number),
             ),
+            in_process_only=("app",),
         ),
+        Operation("webhook_attempts", "GET", ()),
         # what happened
         Operation("ledger", "GET", (_KEY,)),
         Operation("requests", "GET", (_p("route", _text),), method="request_log"),

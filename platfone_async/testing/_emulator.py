@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
+import attrs
 import httpx
 
 from ._asgi import Receive, Request, Response, Scope, Send, read_request, send_response
@@ -388,14 +389,35 @@ class PlatfoneEmulator:
     # -- webhooks ---------------------------------------------------------------------
 
     def configure_webhooks(
-        self, url: str | None = None, *, secret: str, app: Any = None, **options: Any
+        self,
+        url: str | None = None,
+        *,
+        secret: str,
+        app: Any = None,
+        api_key: str | None = None,
+        max_attempts: int = 4,
+        backoff: float = 1.0,
+        timeout: float = 10.0,
     ) -> None:
-        """Sign and send this account's events to ``url`` (or an in-process ASGI ``app``).
+        """Sign and send an account's events to ``url`` (or an in-process ASGI ``app``).
 
-        Shorthand for ``emulator.webhooks.configure(...)``; deliveries are driven by
-        ``await emulator.webhooks.deliver()`` or ``async with emulator.webhooks.running():``.
+        As ``emulator.webhooks.configure(...)``; deliveries are driven by ``await
+        emulator.webhooks.deliver()`` or ``async with emulator.webhooks.running():`` (a
+        served emulator runs them itself).
         """
-        self.webhooks.configure(url, secret=secret, app=app, **options)
+        self.webhooks.configure(
+            url,
+            secret=secret,
+            app=app,
+            api_key=api_key,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            timeout=timeout,
+        )
+
+    def webhook_attempts(self) -> list[dict[str, Any]]:
+        """Every webhook delivery attempt so far, oldest first, as JSON-ready dicts."""
+        return [{**attrs.asdict(a), "delivered": a.delivered} for a in self.webhooks.attempts]
 
     # -- reports ----------------------------------------------------------------------
 
