@@ -4,6 +4,7 @@ pytest in a subprocess (``pytester``), with the plugin found through its entry p
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +94,9 @@ def test_without_the_plugin_the_fixtures_are_unknown(pytester: pytest.Pytester) 
     )
     result.assert_outcomes(errors=5)
     result.stdout.fnmatch_lines(["*fixture 'platfone_*' not found*"])
+
+
+def test_the_readme_shows_this_example() -> None:
+    """The README's "The pytest plugin" example is the file these runs use, word for word."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert USER_TESTS.strip() in readme
