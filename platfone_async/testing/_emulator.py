@@ -1,4 +1,10 @@
-"""`PlatfoneEmulator`: a stateful fake Platfone server, and the controls to steer it."""
+"""`PlatfoneEmulator`: a stateful fake Platfone server, and the controls to steer it.
+
+The module is long (about 550 lines) on purpose: the class is the one public face of
+every control, each a few lines that lock, forward to the ledger and return, and the
+control API (``_control.OPERATIONS``) calls these very methods by name; split into
+mixins, that face would be scattered over files that each make sense only together.
+"""
 
 from __future__ import annotations
 
