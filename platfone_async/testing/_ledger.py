@@ -131,6 +131,7 @@ class Ledger:
     ) -> ActivationRecord:
         if not account.email_verified:
             raise WireError(403, "EmailNotVerifiedException", "verify the account's email first")
+        self._check_block(account, now)  # a block stands even with the rate check off
         if self.success_rate_check:
             self._check_success_rate(account, now)
         if self.max_active is not None and len(account.active_ids) >= self.max_active:
@@ -229,7 +230,7 @@ class Ledger:
             extra={"suggestedPrice": nearest.price, "orderId": token.order_id},
         )
 
-    def _check_success_rate(self, account: Account, now: float) -> None:
+    def _check_block(self, account: Account, now: float) -> None:
         if account.blocked_until is not None:
             if now < account.blocked_until:
                 raise rate_limited(
@@ -239,6 +240,8 @@ class Ledger:
                 )
             account.blocked_until = None
             account.success_rate_since = now
+
+    def _check_success_rate(self, account: Account, now: float) -> None:
         since = max(now - DAY, account.success_rate_since)
         orders = succeeded = failed = 0
         for activation_id in reversed(account.activation_ids):
