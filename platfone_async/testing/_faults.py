@@ -12,7 +12,7 @@ import httpx
 
 from ._asgi import Response, Send
 
-__all__ = ["MALFORMED_BODY", "Fault", "FaultPlan", "answer_instead", "spoil"]
+__all__ = ["MALFORMED_BODY", "DroppedConnection", "Fault", "FaultPlan", "answer_instead", "spoil"]
 
 # What a "malformed body" is: JSON cut off mid-object, as a broken proxy would send.
 MALFORMED_BODY = b'{"activation_id": "64a1c0e8d2a1f9b7e45d3b8e", "price": '
@@ -134,9 +134,14 @@ async def spoil(send: Send, response: Response, fault: Fault, now: float) -> Res
     return response
 
 
+class DroppedConnection(httpx.ReadError):
+    """An injected drop: in-process, the client's ``httpx.ReadError``; served, the app
+    ends without finishing its answer and uvicorn closes the socket."""
+
+
 async def _drop_connection(send: Send) -> None:
     # Start an answer, then fail: ASGITransport re-raises the error to the client and
     # a real server (uvicorn) closes the socket mid-response.
     start = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]}
     await send(start)
-    raise httpx.ReadError("the emulator dropped the connection (injected fault)")
+    raise DroppedConnection("the emulator dropped the connection (injected fault)")

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from ._asgi import Receive, Scope, Send, serve_lifespan
 from ._clock import VirtualClock
 from ._emulator import PlatfoneEmulator
+from ._faults import DroppedConnection
 from ._realclock import TimeSource
 from ._sms import SmsPolicy
 
@@ -92,7 +93,10 @@ def served_app(emulator: PlatfoneEmulator) -> Callable[[Scope, Receive, Send], A
             async with emulator.webhooks.running():
                 await serve_lifespan(receive, send)
             return
-        await emulator.app(scope, receive, send)
+        # An injected drop ends the answer half-sent: uvicorn then closes the socket and
+        # logs one line, instead of a traceback per injected fault.
+        with contextlib.suppress(DroppedConnection):
+            await emulator.app(scope, receive, send)
 
     return app
 
