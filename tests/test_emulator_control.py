@@ -164,9 +164,7 @@ def test_every_operation_over_http(control: httpx.Client, api: httpx.Client) -> 
 
 
 def test_the_operations_are_the_emulators_own_methods() -> None:
-    """One implementation, two doors: each operation calls a public PlatfoneEmulator method
-    whose parameters are exactly the operation's (bar in-process-only ones), and whose
-    required parameters the operation requires too."""
+    """Each operation calls the PlatfoneEmulator method of its name, with its parameters."""
     for operation in OPERATIONS.values():
         method = getattr(PlatfoneEmulator, operation.target)
         parameters = dict(inspect.signature(method).parameters)
@@ -208,8 +206,7 @@ def test_the_listing_and_the_errors(control: httpx.Client, api: httpx.Client) ->
 
 
 def test_faults_as_a_plain_http_client_sees_them(control: httpx.Client, api: httpx.Client) -> None:
-    """Drops before and after the server acted, malformed and truncated bodies, a 429 with
-    its reset, and latency on the virtual clock, each injected by the control API."""
+    """Drops, malformed/truncated bodies, a 429 with reset and latency, injected over HTTP."""
 
     def fault(route: str, **spec: Any) -> None:
         body = {"route": route, "fault": spec}
@@ -253,8 +250,7 @@ def test_faults_as_a_plain_http_client_sees_them(control: httpx.Client, api: htt
 
 
 def test_serve_options(control: httpx.Client, served: Served) -> None:
-    """--api-key twice opens two accounts with --balance each; --seed picks the catalog;
-    --clock virtual holds time still; both URLs are printed."""
+    """--api-key twice, --balance, --seed, --sms-delay and --clock virtual do what they say."""
     assert (KEY_A, KEY_B) == served.api_keys
     assert served.control_url == served.base_url.replace("/api/v1", "/_emulator/")
     balances = []
@@ -297,8 +293,7 @@ def test_serve_options(control: httpx.Client, served: Served) -> None:
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_platfone_emulator_stops_cleanly_on(stop: signal.Signals) -> None:
-    """`platfone emulator` serves the same emulator, and either signal is a clean exit
-    (status 0, "stopped"; checked by the helper on leaving)."""
+    """`platfone emulator` serves; the signal stops it cleanly (status 0, "stopped")."""
     with serve("--api-key", "k-1", command=PLATFONE_EMULATOR, stop=stop) as server:
         response = httpx.get(
             f"{server.base_url}/user/balance", headers={"x-api-key": "k-1"}, trust_env=False
@@ -348,8 +343,7 @@ def receiver() -> Iterator[tuple[str, list[ActivationUpdated], threading.Event]]
 async def test_full_flow_order_deliver_by_control_webhook_then_code(
     receiver: tuple[str, list[ActivationUpdated], threading.Event],
 ) -> None:
-    """Order with the SDK, deliver the SMS by the control API, the signed webhook reaches
-    a local receiver, and the SDK reads the code."""
+    """SDK order, SMS by control API, signed webhook to a receiver, SDK reads the code."""
     url, events, arrived = receiver
     options = ["--sms-delay", "-1", "--webhook-url", url, "--webhook-secret", SECRET]
     with serve(*options) as server:

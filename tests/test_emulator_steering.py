@@ -22,8 +22,7 @@ def emulator() -> PlatfoneEmulator:
 
 
 async def test_server_side_endings_move_the_money(emulator: PlatfoneEmulator) -> None:
-    """expire and cancel release the price, finalize keeps the bill; an ended one or one
-    without its SMS cannot be ended again or finalized (ValueError, the control API's 409)."""
+    """Server-side expire/cancel release the price, finalize keeps the bill; bad ends refused."""
     async with emulator.client(rate_limits=None, max_retries=0) as client:
         expired, canceled, finalized = [
             await client.create_activation("telegram", "uk") for _ in range(3)
@@ -49,8 +48,7 @@ async def test_server_side_endings_move_the_money(emulator: PlatfoneEmulator) ->
 
 
 async def test_block_refuses_orders_until_unblocked(emulator: PlatfoneEmulator) -> None:
-    """block() is the LowSuccessRate block on orders only, even with the rate check off;
-    reads still work; unblock() lifts it."""
+    """block() refuses orders (not reads), even with the rate check off, until unblock()."""
     emulator.block(3_600)
     async with emulator.client(rate_limits=None, max_retries=0) as client:
         with pytest.raises(AccountBlockedError) as caught:
@@ -68,8 +66,7 @@ async def test_block_refuses_orders_until_unblocked(emulator: PlatfoneEmulator) 
 async def test_reset_forgets_everything_but_accounts_and_settings(
     emulator: PlatfoneEmulator,
 ) -> None:
-    """After reset: no orders, requests, faults or held accounts; the same keys with their
-    opening balances; settings and SMS policies kept; the default catalog again."""
+    """reset() forgets orders, requests, faults; keeps keys, opening balances, settings."""
     second = emulator.add_account("second-key", balance=500)
     emulator.max_active = 3
     emulator.set_sms_policy(SmsPolicy(delay=5))

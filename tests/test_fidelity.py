@@ -82,8 +82,7 @@ def _id(exchange: dict[str, Any]) -> str:
 @pytest.mark.anyio
 @pytest.mark.parametrize("exchange", EXCHANGES, ids=[_id(e) for e in EXCHANGES])
 async def test_a_recorded_exchange_replays_against_the_emulator(exchange: dict[str, Any]) -> None:
-    """The emulator answers the recorded request with the recorded status, the recorded
-    shape of body, and the recorded headers."""
+    """The emulator answers each recorded request with the recorded status, shape, headers."""
     emulator = _emulator()
     request, recorded = exchange["request"], exchange["response"]
     headers = {**request["headers"], "x-api-key": emulator.api_key}
@@ -169,9 +168,7 @@ _ERRORS: dict[str, type[PlatfoneError]] = {
 async def test_the_sdk_sends_the_recorded_request_and_reads_the_answer(
     exchange: dict[str, Any],
 ) -> None:
-    """Against a server that plays the recording back, each SDK method sends the recorded
-    method, path and query (and JSON body; a report goes as multipart, as DESIGN.md
-    says) and reads the recorded answer: a model, or the typed error."""
+    """The SDK sends each recorded request and reads its answer (a model or typed error)."""
     recorded = exchange["response"]
     sent: list[httpx.Request] = []
 

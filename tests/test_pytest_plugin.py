@@ -68,8 +68,7 @@ def test_a_users_tests_run_with_the_fixtures(pytester: pytest.Pytester) -> None:
 
 
 def test_the_plugin_is_inactive_unless_used(pytester: pytest.Pytester) -> None:
-    """Registered by its entry point, the plugin has no hooks and nothing autouse: a test
-    that does not ask for its fixtures gets none of them."""
+    """Registered by its entry point, no hooks: a test not asking for its fixtures gets none."""
     pytester.makepyfile(
         test_plain=textwrap.dedent(
             """

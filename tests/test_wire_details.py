@@ -168,8 +168,7 @@ async def test_without_a_ceiling_a_stale_token_is_raised(emulator: PlatfoneEmula
 async def test_a_report_after_its_deadline_is_report_deadline_passed(
     emulator: PlatfoneEmulator,
 ) -> None:
-    """Past report_deadline the emulator answers 409 ReportCreationDeadlinePassed, and the
-    SDK raises ReportDeadlinePassedError, a ConflictError; no reasons are offered."""
+    """Past the deadline: 409 ReportCreationDeadlinePassed, ReportDeadlinePassedError."""
     async with _quiet(emulator) as client:
         activation = await client.create_activation("google", "uk")
         emulator.deliver_sms(activation.activation_id, "1234")
@@ -204,8 +203,7 @@ async def test_a_report_within_its_deadline_is_accepted(emulator: PlatfoneEmulat
 async def test_an_account_on_hold_gets_403_and_the_sdk_says_on_hold(
     emulator: PlatfoneEmulator,
 ) -> None:
-    """set_on_hold makes every request a 403; the SDK's message says the account is on
-    hold; lifting the hold lets requests through again."""
+    """On hold, every request is a 403 whose SDK message says so; lifting the hold undoes it."""
     emulator.set_on_hold()
     async with _quiet(emulator) as client:
         with pytest.raises(PermissionDeniedError) as caught:
@@ -237,8 +235,7 @@ def test_email_not_verified_is_not_called_on_hold() -> None:
 async def test_the_emulator_accepts_requests_with_or_without_content_type(
     emulator: PlatfoneEmulator, content_type: str | None
 ) -> None:
-    """Platfone's client sends Content-Type: application/json on every request, GET and
-    PUT included; ours sends it only with a JSON body. The emulator takes both."""
+    """Requests with or without Content-Type: application/json (GET and PUT too) are taken."""
     headers = {"x-api-key": emulator.api_key}
     if content_type is not None:
         headers["content-type"] = content_type
