@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from platfone_async import AccountBlockedError, ActivationStatus, BillingStatus
+from platfone_async import ActivationStatus, BillingStatus
 from platfone_async.testing import Fault, Offer, PlatfoneEmulator, SmsPolicy, VirtualClock
 
 pytestmark = pytest.mark.anyio
@@ -49,16 +49,16 @@ async def test_server_side_endings_move_the_money(emulator: PlatfoneEmulator) ->
 
 async def test_block_refuses_orders_until_unblocked(emulator: PlatfoneEmulator) -> None:
     """block() refuses orders (not reads), even with the rate check off, until unblock()."""
+    order = {"service_id": "telegram", "country_id": "uk"}
     emulator.block(3_600)
-    async with emulator.client(rate_limits=None, max_retries=0) as client:
-        with pytest.raises(AccountBlockedError) as caught:
-            await client.create_activation("telegram", "uk")
-        balance = await client.get_balance()
+    async with emulator.http_client(headers={"x-api-key": emulator.api_key}) as http:
+        blocked = await http.post("/activation", json=order)
+        balance = await http.get("/user/balance")
         emulator.unblock()
-        client.unblock_account()  # the client remembers a block until told (as in real use)
-        await client.create_activation("telegram", "uk")
-    assert "LowSuccessRateException" == caught.value.error_name
-    assert 10_000 == balance.total
+        ordered = await http.post("/activation", json=order)
+    assert (429, "LowSuccessRateException") == (blocked.status_code, blocked.json()["errorName"])
+    assert int(blocked.headers["x-ratelimit-reset"]) == blocked.json()["unblockAt"]
+    assert (200, 200) == (balance.status_code, ordered.status_code)
     with pytest.raises(ValueError, match="seconds must be > 0"):
         emulator.block(0)
 
