@@ -35,13 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--sms-delay", type=float, default=2.5, help="seconds until the SMS arrives (2.5)"
     )
     demo.set_defaults(handler=_run_demo)
-
-    from .testing._serve import add_serve_arguments
-
-    emulator = commands.add_parser(
-        "emulator", help="serve the emulator on a port (as python -m platfone_async.testing serve)"
-    )
-    add_serve_arguments(emulator)
     return parser
 
 

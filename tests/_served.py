@@ -27,19 +27,19 @@ class Served:
         return self.api_keys[0]
 
 
-SERVE = ("platfone_async.testing", "serve")
-PLATFONE_EMULATOR = ("platfone_async", "emulator")
-
-
 @contextlib.contextmanager
-def serve(
-    *options: str, stop: signal.Signals = signal.SIGTERM, command: tuple[str, str] = SERVE
-) -> Iterator[Served]:
-    """Serve on a free loopback port with ``options`` (by ``command``: the testing
-    module's ``serve`` or ``platfone emulator``); on leaving, stop it with ``stop`` and
-    check that it exited cleanly (status 0, "stopped" printed)."""
-    module, subcommand = command
-    command_line = [sys.executable, "-m", module, subcommand, "--port", "0", *options]
+def serve(*options: str, stop: signal.Signals = signal.SIGTERM) -> Iterator[Served]:
+    """Serve on a free loopback port with ``options``; on leaving, stop it with ``stop``
+    and check that it exited cleanly (status 0, "stopped" printed)."""
+    command_line = [
+        sys.executable,
+        "-m",
+        "platfone_async.testing",
+        "serve",
+        "--port",
+        "0",
+        *options,
+    ]
     with tempfile.TemporaryFile("w+") as stderr:
         process = subprocess.Popen(command_line, stdout=subprocess.PIPE, stderr=stderr, text=True)
         assert process.stdout is not None

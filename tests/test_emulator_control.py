@@ -22,7 +22,7 @@ from platfone_async import AsyncPlatfone
 from platfone_async.testing import OPERATIONS, PlatfoneEmulator
 from platfone_async.webhooks import ActivationUpdated, WebhookHandler
 
-from ._served import PLATFONE_EMULATOR, Served, serve
+from ._served import Served, serve
 
 uvicorn = pytest.importorskip("uvicorn")
 
@@ -292,9 +292,9 @@ def test_serve_options(control: httpx.Client, served: Served) -> None:
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_platfone_emulator_stops_cleanly_on(stop: signal.Signals) -> None:
-    """`platfone emulator` serves; the signal stops it cleanly (status 0, "stopped")."""
-    with serve("--api-key", "k-1", command=PLATFONE_EMULATOR, stop=stop) as server:
+def test_serve_stops_cleanly_on(stop: signal.Signals) -> None:
+    """The emulator serves, and the signal stops it cleanly (status 0, "stopped")."""
+    with serve("--api-key", "k-1", stop=stop) as server:
         response = httpx.get(
             f"{server.base_url}/user/balance", headers={"x-api-key": "k-1"}, trust_env=False
         )

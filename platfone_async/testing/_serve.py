@@ -1,6 +1,7 @@
-"""``python -m platfone_async.testing serve`` (or ``platfone emulator``): the emulator on a
-real port (uvicorn), with its control API under ``/_emulator/`` and webhooks sent while
-it runs. It stops cleanly, exit status 0, on SIGINT (Ctrl-C) and SIGTERM."""
+"""``python -m platfone_async.testing serve``: the emulator on a real port (uvicorn), with
+its control API under ``/_emulator/`` and webhooks sent while it runs. It stops cleanly,
+exit status 0, on SIGINT (Ctrl-C) and SIGTERM. (``platfone emulator`` passes its options
+on to this command.)"""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ __all__ = ["add_serve_arguments", "build_emulator", "main", "serve_command", "se
 
 
 def add_serve_arguments(serve: argparse.ArgumentParser) -> None:
-    """The serve command's options (shared with ``platfone emulator``)."""
+    """The serve command's options."""
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port; 0 picks a free one (8080)")
     serve.add_argument(
@@ -126,8 +127,8 @@ def serve_command(args: argparse.Namespace) -> int:
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
-    # Listening before the URL is printed: a client that connects at once waits in the
-    # backlog until uvicorn accepts, instead of being refused.
+    # Listening before the address is printed: a client that reads it may connect at
+    # once (its connection waits in the backlog until uvicorn accepts), never refused.
     sock.listen(2048)
     port = sock.getsockname()[1]
     host = f"[{args.host}]" if ":" in args.host else args.host
