@@ -61,8 +61,10 @@ def serve(*options: str, stop: signal.Signals = signal.SIGTERM) -> Iterator[Serv
                 process.communicate()
                 raise
         stderr.seek(0)
-        assert 0 == process.returncode, stderr.read()
+        errors = stderr.read()
+        assert 0 == process.returncode, errors
         assert "Platfone emulator stopped\n" == rest
+        assert "Traceback" not in errors
 
 
 def _banner(process: subprocess.Popen[str]) -> list[str]:

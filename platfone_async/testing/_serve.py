@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from ._asgi import Receive, Scope, Send, serve_lifespan
+from ._asgi import Receive, Scope, Send
 from ._clock import VirtualClock
 from ._emulator import PlatfoneEmulator
 from ._faults import DroppedConnection
@@ -91,8 +91,7 @@ def served_app(emulator: PlatfoneEmulator) -> Callable[[Scope, Receive, Send], A
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            async with emulator.webhooks.running():
-                await serve_lifespan(receive, send)
+            await _lifespan_with_webhooks(emulator, receive, send)
             return
         # An injected drop ends the answer half-sent: uvicorn then closes the socket and
         # logs one line, instead of a traceback per injected fault.
@@ -100,6 +99,18 @@ def served_app(emulator: PlatfoneEmulator) -> Callable[[Scope, Receive, Send], A
             await emulator.app(scope, receive, send)
 
     return app
+
+
+async def _lifespan_with_webhooks(emulator: PlatfoneEmulator, receive: Receive, send: Send) -> None:
+    """Deliver webhooks from startup until shutdown, and say the shutdown is complete only
+    once they have stopped (uvicorn cancels whatever still runs after it)."""
+    while (await receive())["type"] != "lifespan.startup":
+        pass
+    async with emulator.webhooks.running():
+        await send({"type": "lifespan.startup.complete"})
+        while (await receive())["type"] != "lifespan.shutdown":
+            pass
+    await send({"type": "lifespan.shutdown.complete"})
 
 
 def _check(args: argparse.Namespace) -> str | None:
