@@ -188,6 +188,7 @@ def test_the_listing_and_the_errors(control: httpx.Client, api: httpx.Client) ->
         (control.get("deliver_sms"), 405, "deliver_sms is POST, not GET"),
         (control.post("deliver_sms", json={"activation_id": expired}), 400, "needs code"),
         (control.post("advance", json={"seconds": "soon"}), 400, "seconds must be a number"),
+        (control.post("advance", content=b'{"seconds": NaN}'), 400, "a finite number"),
         (control.post("advance", json={"minutes": 1}), 400, "advance takes ['seconds']"),
         (control.post("advance", content=b"{"), 400, "the body is not valid JSON"),
         (control.post("expire", json={"activation_id": "nope"}), 404, "no activation 'nope'"),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import inspect
 import json
+import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -65,11 +66,13 @@ def _integer(value: Any) -> int:
 def _number(value: Any) -> float:
     if isinstance(value, str):
         try:
-            return float(value)
+            value = float(value)
         except ValueError:
             raise TypeError("a number") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError("a number")
+    if not math.isfinite(value):
+        raise TypeError("a finite number")
     return float(value)
 
 
