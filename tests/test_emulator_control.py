@@ -163,6 +163,32 @@ def test_every_operation_over_http(control: httpx.Client, api: httpx.Client) -> 
     assert set(OPERATIONS) == ops.called
 
 
+def _attempts_when(ops: Driver, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 5
+    while len(attempts := ops.get("webhook_attempts")) < count:
+        assert time.monotonic() < deadline, f"{count} webhook attempts were not made"
+        time.sleep(0.01)
+    return list(attempts)
+
+
+def test_served_webhooks_are_retried_on_the_virtual_clock(
+    control: httpx.Client, api: httpx.Client
+) -> None:
+    """A failed delivery is tried again after its backoff, when advance() passes it."""
+    ops = Driver(control)
+    ops.post("configure_webhooks", url="http://127.0.0.1:9/", secret="s", max_attempts=2, backoff=5)
+    ops.post("deliver_sms", activation_id=_order(api), code="1")
+    first = _attempts_when(ops, 1)
+    ops.post("advance", seconds=4)
+    ops.post("tick")
+    assert 1 == len(ops.get("webhook_attempts"))  # not due yet
+    ops.post("advance", seconds=1)
+    both = _attempts_when(ops, 2)
+    assert [(1, False), (2, False)] == [(a["attempt"], a["delivered"]) for a in both]
+    assert first[0]["event_id"] == both[1]["event_id"]
+    assert 5 == both[1]["time"] - both[0]["time"]
+
+
 def test_the_operations_are_the_emulators_own_methods() -> None:
     """Each operation calls the PlatfoneEmulator method of its name, with its parameters."""
     for operation in OPERATIONS.values():
