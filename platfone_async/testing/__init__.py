@@ -9,6 +9,10 @@ it: deliver an SMS, move its clock, set a balance, review a report, inject fault
     async with emulator.client() as client:
         activation = await client.create_activation("telegram", "uk")
         emulator.deliver_sms(activation.activation_id, "123456")
+
+Served (``python -m platfone_async.testing serve``), the same controls answer over HTTP
+under ``/_emulator/`` (:data:`OPERATIONS`), for apps in any language; the pytest plugin
+(``platfone_async.testing.pytest_plugin``) offers the emulator and clients as fixtures.
 """
 
 from __future__ import annotations
