@@ -5,11 +5,12 @@
     │   ├── BadRequestError          400, 422
     │   ├── AuthenticationError      401  UnauthorizedException
     │   ├── InsufficientBalanceError 402  PaymentRequiredException
-    │   ├── PermissionDeniedError    403  EmailNotVerifiedException
-    │   ├── NotFoundError            404
+    │   ├── PermissionDeniedError    403  EmailNotVerifiedException; any other 403: on hold
+    │   ├── NotFoundError            404  (also "Order not found": a stale ``order_id``)
     │   ├── NoNumbersAvailableError       NoNumbersAvailableException
     │   ├── ConflictError            409
-    │   │   └── MaxPriceExceededError     MaxPriceExceededException (.suggested_price, .order_id)
+    │   │   ├── MaxPriceExceededError     MaxPriceExceededException (.suggested_price, .order_id)
+    │   │   └── ReportDeadlinePassedError ReportCreationDeadlinePassed (too late to report)
     │   ├── RateLimitError           429  TooManyRequestsException (.reset_at)
     │   │   ├── ActiveActivationsLimitError  TooManyActivationsException (the 20 active)
     │   │   └── AccountBlockedError          LowSuccessRateException (the 24 h block)
@@ -66,6 +67,7 @@ __all__ = [
     "PermissionDeniedError",
     "PlatfoneError",
     "RateLimitError",
+    "ReportDeadlinePassedError",
     "ResponseDecodeError",
     "ServerError",
     "SuccessRateGuardError",
@@ -130,11 +132,19 @@ class InsufficientBalanceError(APIError):
 
 
 class PermissionDeniedError(APIError):
-    """403: the account may not do this (e.g. its e-mail is not verified)."""
+    """403: the account may not do this.
+
+    ``EmailNotVerifiedException``: its e-mail is not verified yet. Any other 403 means
+    the account is on hold (Platfone's own clients read it so), and the message says so.
+    """
 
 
 class NotFoundError(APIError):
-    """404: no such activation, report, service or country."""
+    """404: no such activation, report, service or country - or order.
+
+    A ``create_activation`` whose ``order_id`` (a 409's continuation token) is unknown
+    or has gone stale gets "Order not found": order again without the ``order_id``.
+    """
 
 
 class NoNumbersAvailableError(APIError):
@@ -169,6 +179,10 @@ class MaxPriceExceededError(ConflictError):
             f"{super().__str__()} (suggested_price={self.suggested_price!r}, "
             f"order_id={self.order_id!r})"
         )
+
+
+class ReportDeadlinePassedError(ConflictError):
+    """409 ``ReportCreationDeadlinePassed``: the activation can no longer be reported."""
 
 
 class RateLimitError(APIError):
@@ -407,7 +421,14 @@ _BY_NAME: Mapping[str, type[APIError]] = {
     "BadRequestException": BadRequestError,
     "ValidationException": BadRequestError,
     "ConflictException": ConflictError,
+    # Platfone's own clients spell this one without the "Exception" suffix.
+    "ReportCreationDeadlinePassed": ReportDeadlinePassedError,
+    "ReportCreationDeadlinePassedException": ReportDeadlinePassedError,
 }
+
+#: The ``errorMessage`` of a 404 answering an unknown or stale ``order_id``.
+ORDER_NOT_FOUND = "Order not found"
+_EMAIL_NOT_VERIFIED = "EmailNotVerifiedException"
 
 _BY_STATUS: Mapping[int, type[APIError]] = {
     400: BadRequestError,
@@ -456,6 +477,18 @@ def _reset_at(headers: Mapping[str, str], payload: Mapping[str, Any]) -> dt.date
         return None
 
 
+def _explained(cls: type[APIError], error_name: str | None, message: str) -> str:
+    """The server's message, with what Platfone's own clients read into it."""
+    if cls is NotFoundError and message.strip().rstrip(".").lower() == ORDER_NOT_FOUND.lower():
+        return (
+            f"{ORDER_NOT_FOUND}: the order_id (a 409's continuation token) is unknown or "
+            "has gone stale; order again without it"
+        )
+    if cls is PermissionDeniedError and error_name != _EMAIL_NOT_VERIFIED:
+        return f"the account is on hold (contact Platfone support): {message}"
+    return message
+
+
 def make_api_error(status_code: int, text: str, headers: Mapping[str, str]) -> APIError:
     """Build the exception for an error response, whatever its body looks like."""
     payload: Mapping[str, Any] = {}
@@ -476,6 +509,7 @@ def make_api_error(status_code: int, text: str, headers: Mapping[str, str]) -> A
     else:
         message = "no error message in the response"
     cls = _error_class(status_code, error_name)
+    message = _explained(cls, error_name, message)
     common: dict[str, Any] = {"status_code": status_code, "error_name": error_name, "body": text}
     if issubclass(cls, MaxPriceExceededError):
         suggested = _as_int(payload.get("suggestedPrice", payload.get("suggested_price")))

@@ -28,6 +28,7 @@ from ._errors import (
     ConflictError,
     InvalidParameterError,
     MaxPriceExceededError,
+    NotFoundError,
     WaitTimeoutError,
 )
 from ._models import Activation, ReportResult
@@ -365,6 +366,7 @@ async def _order(
     price = max_price if max_price is not None else price_ceiling
     order_id: str | None = None
     reorders = 0
+    fresh_start = False  # whether a stale continuation token was already dropped
     while True:
         try:
             # create_activation sees a request that has left through even when the task
@@ -379,6 +381,14 @@ async def _order(
                 quality_factor=quality_factor,
                 wait_for_slot=wait_for_slot,
             )
+        except NotFoundError:
+            # "Order not found": the 409's continuation token went stale. Its price is
+            # still within the ceiling, so order afresh at it, once, without the token.
+            if order_id is None or fresh_start:
+                raise
+            logger.debug("%s/%s: stale order_id; ordering afresh", service_id, country_id)
+            fresh_start = True
+            order_id = None
         except MaxPriceExceededError as error:
             suggested = error.suggested_price
             if (
@@ -418,8 +428,10 @@ async def open_session(
     None. A :class:`MaxPriceExceededError` whose ``suggested_price`` is within the
     ceiling is answered by ordering again at that price with its ``order_id`` (at most
     ``MAX_REORDERS`` times); above it, or with no ceiling, it is raised and nothing more
-    is ordered. ``wait_for_slot`` says whether to wait for a free place under the
-    20-active limit rather than fail with :class:`ActiveActivationsLimitError`.
+    is ordered. When that order's ``order_id`` has gone stale (404 "Order not found"),
+    it is ordered afresh once at the same price, without the token. ``wait_for_slot``
+    says whether to wait for a free place under the 20-active limit rather than fail
+    with :class:`ActiveActivationsLimitError`.
     """
     _check_prices(max_price, price_ceiling)
     activation = await _order(

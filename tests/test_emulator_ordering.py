@@ -15,6 +15,7 @@ from platfone_async import (
     InsufficientBalanceError,
     MaxPriceExceededError,
     NoNumbersAvailableError,
+    NotFoundError,
     PermissionDeniedError,
 )
 from platfone_async.testing import Offer, PlatfoneEmulator, VirtualClock
@@ -97,7 +98,8 @@ async def test_max_price_too_low_gives_409_and_the_order_id_continues(
 
 @pytest.mark.anyio
 async def test_an_order_id_is_used_once_and_for_its_own_pair(emulator: PlatfoneEmulator) -> None:
-    """A spent or foreign continuation token is a 400, not a second order."""
+    """A spent or unknown continuation token is a 404 "Order not found", a token for
+    another pair a 400; neither is a second order."""
     async with client_of(emulator) as client:
         with pytest.raises(MaxPriceExceededError) as caught:
             await client.create_activation("telegram", "uk", max_price=10)
@@ -106,9 +108,9 @@ async def test_an_order_id_is_used_once_and_for_its_own_pair(emulator: PlatfoneE
         with pytest.raises(BadRequestError, match="continues an order for telegram/uk"):
             await client.create_activation("google", "us", order_id=token)
         await client.create_activation("telegram", "uk", max_price=60, order_id=token)
-        with pytest.raises(BadRequestError, match="already used"):
+        with pytest.raises(NotFoundError, match="Order not found"):
             await client.create_activation("telegram", "uk", max_price=60, order_id=token)
-        with pytest.raises(BadRequestError, match="unknown order_id"):
+        with pytest.raises(NotFoundError, match="Order not found"):
             await client.create_activation("telegram", "uk", order_id="f" * 24)
     assert 1 == emulator.orders_placed()
 

@@ -63,15 +63,20 @@ def test_the_emulator_contract_forbids_every_private_module() -> None:
 
 
 def test_the_cli_contract_forbids_every_private_module() -> None:
-    """cli/ may import only public names: every private module of the SDK is on its
-    forbidden list (as are the emulator's, checked by lint-imports only)."""
+    """cli/ may import only public names: every private module of the SDK and of the
+    emulator is on its forbidden list."""
     private = {
         name
         for name in _sdk_modules()
         if name.rpartition(".")[2].startswith("_") and not name.endswith("__main__")
     }
+    emulator = {
+        name
+        for name in _modules("platfone_async.testing", PACKAGE / "testing")
+        if name.rpartition(".")[2].startswith("_") and not name.endswith("__main__")
+    }
     forbidden = set(_contract("The command line")["forbidden_modules"])
-    assert private == {name for name in forbidden if not name.startswith("platfone_async.testing")}
+    assert private | emulator == forbidden
 
 
 def _facade() -> ast.Module:

@@ -1,22 +1,32 @@
-"""`PlatfoneEmulator`: a stateful fake Platfone server, and the controls to steer it."""
+"""`PlatfoneEmulator`: a stateful fake Platfone server, and the controls to steer it.
+
+The module is long (about 550 lines) on purpose: the class is the one public face of
+every control, each a few lines that lock, forward to the ledger and return, and the
+control API (``_control.OPERATIONS``) calls these very methods by name; split into
+mixins, that face would be scattered over files that each make sense only together.
+"""
 
 from __future__ import annotations
 
+import copy
 import random
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
+import attrs
 import httpx
 
 from ._asgi import Receive, Request, Response, Scope, Send, read_request, send_response
 from ._asgi import serve_lifespan as _serve_lifespan
 from ._catalog import Catalog, default_catalog
+from ._control import CONTROL_PREFIX
+from ._control import answer as answer_control
 from ._faults import Fault, FaultPlan, answer_instead, spoil
 from ._ledger import Ledger
 from ._realclock import RealClock, TimeSource
-from ._records import Account, EmulatorEvent, RequestRecord
+from ._records import Account, ActivationRecord, EmulatorEvent, RequestRecord
 from ._reports import Reports
 from ._routes import Handlers, match_route
 from ._sms import SmsPolicy, SmsScheduler
@@ -46,8 +56,13 @@ class PlatfoneEmulator:
     ``rate_limits`` maps route names (the SDK's method names) to ``(calls, period)`` or
     a ``RateLimit``; it defaults to the reference's table and ``None`` switches every
     limit off; ``rate_limit_scale`` multiplies each ``calls``. ``max_active=None`` and
-    ``success_rate_check=False`` switch off the other two limits. Everything is
-    deterministic for a given ``seed``.
+    ``success_rate_check=False`` switch off the other two limits. A 409's ``orderId``
+    is good for ``order_token_lifetime`` seconds (then "Order not found"); an activation
+    may be reported until ``report_deadline`` seconds after its creation (then 409
+    ``ReportCreationDeadlinePassed``). Everything is deterministic for a given ``seed``.
+
+    Every control below is also an operation of the control API, which a served emulator
+    answers over HTTP under ``/_emulator/`` (see ``platfone_async.testing.OPERATIONS``).
     """
 
     #: The reference's table: route name -> (calls, period in seconds).
@@ -68,28 +83,78 @@ class PlatfoneEmulator:
         success_rate_check: bool = True,
         activation_lifetime: int = 1200,
         low_balance_threshold: int = 100,
+        order_token_lifetime: float = 600.0,
+        report_deadline: float = 86_400.0,
         base_url: str = DEFAULT_BASE_URL,
     ) -> None:
         self.clock: TimeSource = clock if clock is not None else RealClock()
         self.base_url = base_url
-        self.catalog = catalog if catalog is not None else default_catalog(seed)
-        self.requests: list[RequestRecord] = []
-        self._rng = random.Random(seed)
+        self._seed = seed
+        self._catalog_template = copy.deepcopy(catalog) if catalog is not None else None
         self._lock = threading.RLock()
         self._listeners: list[Callable[[EmulatorEvent], None]] = []
-        self._scheduler = SmsScheduler(self._rng, sms_policy)
-        self._ledger = Ledger(self.catalog, self._rng, self._scheduler, self._emit)
-        self._ledger.max_active = max_active
-        self._ledger.success_rate_check = success_rate_check
-        self._ledger.activation_lifetime = activation_lifetime
-        self._ledger.low_balance_threshold = low_balance_threshold
-        self._reports = Reports(self._ledger)
-        self._handlers = Handlers(self.catalog, self._ledger, self._reports)
+        self._opened: list[tuple[str, int, bool]] = []  # each account as it was opened
         self._windows = RollingWindows(rate_limits or {}, rate_limit_scale)
         self._faults = FaultPlan()
+        self._build_state(
+            sms_policy,
+            {},
+            max_active=max_active,
+            success_rate_check=success_rate_check,
+            activation_lifetime=activation_lifetime,
+            low_balance_threshold=low_balance_threshold,
+            order_token_lifetime=order_token_lifetime,
+            report_deadline=report_deadline,
+        )
         self.api_key: str = self.add_account(api_key, balance=balance)
         #: Signed webhooks of this emulator's events: configure, drive and steer them here.
         self.webhooks = EmulatorWebhooks(self.clock, self._sleep, self.api_key, seed)
+
+    def _build_state(
+        self,
+        sms_policy: SmsPolicy | None,
+        sms_per_service: Mapping[str, SmsPolicy | None],
+        **settings: Any,
+    ) -> None:
+        """A fresh catalog, ledger and request log, with these settings and SMS policies."""
+        self.catalog = copy.deepcopy(self._catalog_template) or default_catalog(self._seed)
+        self.requests: list[RequestRecord] = []
+        self._rng = random.Random(self._seed)
+        self._scheduler = SmsScheduler(self._rng, sms_policy)
+        self._scheduler.per_service.update(sms_per_service)
+        self._ledger = Ledger(self.catalog, self._rng, self._scheduler, self._emit)
+        self._reports = Reports(self._ledger)
+        self._handlers = Handlers(self.catalog, self._ledger, self._reports)
+        self._ledger.max_active = settings["max_active"]
+        self._ledger.success_rate_check = settings["success_rate_check"]
+        self._ledger.activation_lifetime = settings["activation_lifetime"]
+        self._ledger.low_balance_threshold = settings["low_balance_threshold"]
+        self._ledger.order_token_lifetime = settings["order_token_lifetime"]
+        self._reports.deadline = settings["report_deadline"]
+
+    def reset(self) -> None:
+        """Back to the state it started in: every account opened again with its opening
+        balance (same keys), no activations, reports, requests, faults or counted
+        requests, queued webhooks dropped. Settings, SMS policies, the webhook targets
+        and the clock stay as they are.
+        """
+        with self._lock:
+            ledger = self._ledger
+            self._build_state(
+                self._scheduler.default,
+                dict(self._scheduler.per_service),
+                max_active=ledger.max_active,
+                success_rate_check=ledger.success_rate_check,
+                activation_lifetime=ledger.activation_lifetime,
+                low_balance_threshold=ledger.low_balance_threshold,
+                order_token_lifetime=ledger.order_token_lifetime,
+                report_deadline=self._reports.deadline,
+            )
+            self._faults.clear()
+            self._windows.reset()
+            for key, balance, verified in self._opened:
+                self._ledger.accounts[key] = Account(key, balance, email_verified=verified)
+        self.webhooks.drop_pending()
 
     def __repr__(self) -> str:
         return f"<PlatfoneEmulator {self.base_url} accounts={len(self._ledger.accounts)}>"
@@ -104,6 +169,9 @@ class PlatfoneEmulator:
         if scope["type"] != "http":
             raise RuntimeError(f"the emulator speaks HTTP only, not {scope['type']}")
         request = await read_request(scope, receive)
+        if request.path == CONTROL_PREFIX or request.path.startswith(CONTROL_PREFIX + "/"):
+            await send_response(send, answer_control(self, request))
+            return
         try:
             route, request.params = self._route(request)
         except WireError as error:
@@ -116,11 +184,11 @@ class PlatfoneEmulator:
             await self._sleep(fault.delay)
         record = self._arrived(request, route, fault)
         if fault is not None and fault.acts_before:
-            response = await answer_instead(send, fault)
+            response = await answer_instead(send, fault, self.clock.time())
         else:
             response = self._handle(route, request)
             if fault is not None:
-                response = await spoil(send, response, fault)
+                response = await spoil(send, response, fault, self.clock.time())
         record.status = response.status
         await send_response(send, response)
 
@@ -144,6 +212,8 @@ class PlatfoneEmulator:
             self._ledger.sweep(now)
             try:
                 account = self._ledger.account(request.api_key)
+                if account.on_hold:
+                    raise WireError(403, "ForbiddenException", "the account is on hold")
                 reset_at = self._windows.admit(account.api_key, route, now)
                 if reset_at is not None:
                     raise rate_limited(
@@ -165,6 +235,11 @@ class PlatfoneEmulator:
         for listener in list(self._listeners):
             listener(event)
         self.webhooks.listen(event)
+
+    @property
+    def control_url(self) -> str:
+        """Where the control API answers: ``/_emulator/`` on the same host and port."""
+        return str(httpx.URL(self.base_url).join(CONTROL_PREFIX + "/"))
 
     # -- clients ----------------------------------------------------------------------
 
@@ -203,6 +278,7 @@ class PlatfoneEmulator:
             if key in self._ledger.accounts:
                 raise ValueError("that API key already has an account")
             self._ledger.accounts[key] = Account(key, balance, email_verified=email_verified)
+            self._opened.append((key, balance, email_verified))
             return key
 
     def set_balance(self, total: int, *, api_key: str | None = None) -> None:
@@ -226,6 +302,19 @@ class PlatfoneEmulator:
             account.blocked_until = None
             account.success_rate_since = self.clock.time()
 
+    def set_on_hold(self, on_hold: bool = True, *, api_key: str | None = None) -> None:
+        """Put an account on hold: every request it makes is answered 403 (until False)."""
+        with self._lock:
+            self._account(api_key).on_hold = on_hold
+
+    def block(self, seconds: float = 86_400.0, *, api_key: str | None = None) -> None:
+        """Block an account's orders for ``seconds`` (429 ``LowSuccessRateException``),
+        as a low success rate would; :meth:`unblock` lifts it."""
+        if seconds <= 0:
+            raise ValueError("seconds must be > 0")
+        with self._lock:
+            self._account(api_key).blocked_until = self.clock.time() + seconds
+
     def _account(self, api_key: str | None) -> Account:
         account = self._ledger.accounts.get(api_key or self.api_key)
         if account is None:
@@ -244,7 +333,7 @@ class PlatfoneEmulator:
         with self._lock:
             now = self.clock.time()
             self._ledger.sweep(now)
-            activation = self._ledger.activations[activation_id]
+            activation = self._known(activation_id)
             if activation.activation_status != "active":
                 raise ValueError(
                     f"activation {activation_id} is {activation.activation_status}; "
@@ -252,6 +341,30 @@ class PlatfoneEmulator:
                 )
             message = text if text is not None else f"Your verification code is {code}"
             return self._ledger.deliver(activation, code, message, now)
+
+    def expire(self, activation_id: str) -> None:
+        """End an active activation now as expired (its ``expire_at`` becomes now)."""
+        self._end_by_server(activation_id, "expired")
+
+    def cancel(self, activation_id: str) -> None:
+        """Cancel an active activation server-side (whatever ``cancelable_after`` says)."""
+        self._end_by_server(activation_id, "canceled")
+
+    def finalize(self, activation_id: str) -> None:
+        """Finalize an active activation with a billed SMS, server-side."""
+        self._end_by_server(activation_id, "finalized")
+
+    def _end_by_server(self, activation_id: str, status: str) -> None:
+        with self._lock:
+            now = self.clock.time()
+            self._ledger.sweep(now)
+            self._ledger.end_by_server(self._known(activation_id), status, now)
+
+    def _known(self, activation_id: str) -> ActivationRecord:
+        activation = self._ledger.activations.get(activation_id)
+        if activation is None:
+            raise KeyError(f"no activation {activation_id!r}")
+        return activation
 
     def set_sms_policy(self, policy: SmsPolicy | None, *, service_id: str | None = None) -> None:
         """Deliver SMS automatically by ``policy`` (for one service, or by default)."""
@@ -282,14 +395,35 @@ class PlatfoneEmulator:
     # -- webhooks ---------------------------------------------------------------------
 
     def configure_webhooks(
-        self, url: str | None = None, *, secret: str, app: Any = None, **options: Any
+        self,
+        url: str | None = None,
+        *,
+        secret: str,
+        app: Any = None,
+        api_key: str | None = None,
+        max_attempts: int = 4,
+        backoff: float = 1.0,
+        timeout: float = 10.0,
     ) -> None:
-        """Sign and send this account's events to ``url`` (or an in-process ASGI ``app``).
+        """Sign and send an account's events to ``url`` (or an in-process ASGI ``app``).
 
-        Shorthand for ``emulator.webhooks.configure(...)``; deliveries are driven by
-        ``await emulator.webhooks.deliver()`` or ``async with emulator.webhooks.running():``.
+        As ``emulator.webhooks.configure(...)``; deliveries are driven by ``await
+        emulator.webhooks.deliver()`` or ``async with emulator.webhooks.running():`` (a
+        served emulator runs them itself).
         """
-        self.webhooks.configure(url, secret=secret, app=app, **options)
+        self.webhooks.configure(
+            url,
+            secret=secret,
+            app=app,
+            api_key=api_key,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            timeout=timeout,
+        )
+
+    def webhook_attempts(self) -> list[dict[str, Any]]:
+        """Every webhook delivery attempt so far, oldest first, as JSON-ready dicts."""
+        return [{**attrs.asdict(a), "delivered": a.delivered} for a in self.webhooks.attempts]
 
     # -- reports ----------------------------------------------------------------------
 
@@ -362,7 +496,7 @@ class PlatfoneEmulator:
         """An activation as the API would show it now."""
         with self._lock:
             self._ledger.sweep(self.clock.time())
-            return self._ledger.activations[activation_id].to_json()
+            return self._known(activation_id).to_json()
 
     def activations(self, api_key: str | None = None) -> list[dict[str, Any]]:
         """Every activation of an account (default: the first), oldest first."""
@@ -393,6 +527,19 @@ class PlatfoneEmulator:
         """How many activations an account has created (a 4xx places none)."""
         with self._lock:
             return len(self._account(api_key).activation_ids)
+
+    def ledger(self, api_key: str | None = None) -> dict[str, Any]:
+        """An account's books: ``orders_placed``, how many are ``billed``, ``refunded``,
+        ``released``, ``reserved``, ``active``, ``finalized``, ``canceled``, ``expired``,
+        the amounts billed and refunded, ``reports``, the ``balance``, hold and block."""
+        with self._lock:
+            self._ledger.sweep(self.clock.time())
+            return self._ledger.summary(self._account(api_key))
+
+    def request_log(self, route: str | None = None) -> list[dict[str, Any]]:
+        """Every request received (or one route's), oldest first, as JSON-ready dicts."""
+        with self._lock:
+            return [r.to_json() for r in self.requests if route is None or r.route == route]
 
     def request_count(self, route: str | None = None, *, api_key: str | None = None) -> int:
         """Requests received, for one route and/or one key (faulted ones included)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +12,7 @@ import httpx
 
 from ._asgi import Response, Send
 
-__all__ = ["MALFORMED_BODY", "Fault", "FaultPlan", "answer_instead", "spoil"]
+__all__ = ["MALFORMED_BODY", "DroppedConnection", "Fault", "FaultPlan", "answer_instead", "spoil"]
 
 # What a "malformed body" is: JSON cut off mid-object, as a broken proxy would send.
 MALFORMED_BODY = b'{"activation_id": "64a1c0e8d2a1f9b7e45d3b8e", "price": '
@@ -27,6 +28,10 @@ class Fault:
     - ``drop``: the connection drops without an answer (``httpx.ReadError`` in-process;
       an incomplete response through ``serve``).
     - ``malformed``: answer the real status with a body that is not valid JSON.
+    - ``truncated``: answer the real status and headers with the real body cut in half
+      (a connection that closed early behind a proxy that still said 200).
+    - ``reset_in``: with ``status=429``, the ``x-ratelimit-reset`` header says the limit
+      resets this many seconds after the answer (a ``TooManyRequestsException`` body).
     - ``after_processing``: the emulator handles the request first (an order is
       placed, a cancel happens) and only its answer is lost to ``status`` or ``drop``.
       ``malformed`` always is after processing.
@@ -40,7 +45,9 @@ class Fault:
     headers: Mapping[str, str] = attrs.field(factory=dict)
     drop: bool = False
     malformed: bool = False
+    truncated: bool = False
     after_processing: bool = False
+    reset_in: float | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.delay < 0:
@@ -49,6 +56,10 @@ class Fault:
             raise ValueError("a fault either drops the connection or answers a status")
         if self.status is not None and not 100 <= self.status <= 599:
             raise ValueError(f"not an HTTP status: {self.status!r}")
+        if self.malformed and self.truncated:
+            raise ValueError("a fault spoils the body one way: malformed or truncated")
+        if self.reset_in is not None and (self.status != 429 or self.reset_in < 0):
+            raise ValueError("reset_in (>= 0 seconds) goes with status=429")
 
     @property
     def acts_before(self) -> bool:
@@ -57,6 +68,9 @@ class Fault:
 
     def encoded_body(self) -> tuple[bytes, str]:
         """The injected answer's body and content type."""
+        if self.body is None and self.status == 429:
+            error = {"errorName": "TooManyRequestsException", "errorMessage": "injected 429"}
+            return json.dumps(error).encode(), "application/json"
         if self.body is None:
             error = {"errorName": "InjectedFault", "errorMessage": "fault injected by a test"}
             return json.dumps(error).encode(), "application/json"
@@ -98,21 +112,31 @@ class FaultPlan:
         return sum(times for queue in self._pending.values() for _, times in queue)
 
 
-async def answer_instead(send: Send, fault: Fault) -> Response:
+async def answer_instead(send: Send, fault: Fault, now: float) -> Response:
     """The answer a fault puts in place of the emulator's (or it drops the connection)."""
     if fault.drop:
         await _drop_connection(send)
     body, content_type = fault.encoded_body()
-    return Response(fault.status or 500, body, {"content-type": content_type, **fault.headers})
+    headers = {"content-type": content_type}
+    if fault.reset_in is not None:
+        headers["x-ratelimit-reset"] = str(math.ceil(now + fault.reset_in))
+    return Response(fault.status or 500, body, {**headers, **fault.headers})
 
 
-async def spoil(send: Send, response: Response, fault: Fault) -> Response:
+async def spoil(send: Send, response: Response, fault: Fault, now: float) -> Response:
     """What a fault does to the emulator's own answer, once it has acted."""
     if fault.after_processing and (fault.drop or fault.status is not None):
-        return await answer_instead(send, fault)
+        return await answer_instead(send, fault, now)
     if fault.malformed:
         return Response(response.status, MALFORMED_BODY, dict(response.headers))
+    if fault.truncated:
+        return Response(response.status, response.body[: len(response.body) // 2], response.headers)
     return response
+
+
+class DroppedConnection(httpx.ReadError):
+    """An injected drop: in-process, the client's ``httpx.ReadError``; served, the app
+    ends without finishing its answer and uvicorn closes the socket."""
 
 
 async def _drop_connection(send: Send) -> None:
@@ -120,4 +144,4 @@ async def _drop_connection(send: Send) -> None:
     # a real server (uvicorn) closes the socket mid-response.
     start = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]}
     await send(start)
-    raise httpx.ReadError("the emulator dropped the connection (injected fault)")
+    raise DroppedConnection("the emulator dropped the connection (injected fault)")

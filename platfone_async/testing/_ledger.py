@@ -20,6 +20,7 @@ from ._records import (
     CANCELED,
     EXPIRED,
     FINALIZED,
+    REFUNDED,
     RELEASED,
     RESERVED,
     RETRY_RECEIVED,
@@ -33,7 +34,7 @@ from ._records import (
     ReportRecord,
 )
 from ._sms import SmsScheduler
-from ._wire import WireError, bad_request, not_found, rate_limited, unix
+from ._wire import ORDER_NOT_FOUND, WireError, bad_request, not_found, rate_limited, unix
 
 __all__ = ["Ledger"]
 
@@ -64,6 +65,8 @@ class Ledger:
         self.max_active: int | None = 20
         self.success_rate_check = True
         self.low_balance_threshold = 100
+        #: Seconds a 409's ``orderId`` stays good for; after that it is "Order not found".
+        self.order_token_lifetime = 600.0
         self._expiries: list[tuple[int, str]] = []
 
     # -- accounts ---------------------------------------------------------------------
@@ -128,6 +131,7 @@ class Ledger:
     ) -> ActivationRecord:
         if not account.email_verified:
             raise WireError(403, "EmailNotVerifiedException", "verify the account's email first")
+        self._check_block(account, now)  # a block stands even with the rate check off
         if self.success_rate_check:
             self._check_success_rate(account, now)
         if self.max_active is not None and len(account.active_ids) >= self.max_active:
@@ -141,7 +145,7 @@ class Ledger:
             raise bad_request(f"unknown service_id {service_id!r}")
         if country_id not in self.catalog.countries:
             raise bad_request(f"unknown country_id {country_id!r}")
-        token = self._token(account, order_id, service_id, country_id)
+        token = self._token(account, order_id, service_id, country_id, now)
         if token is not None and quality_factor is None:
             quality_factor = token.quality_factor
         offer = self._choose_offer(
@@ -159,20 +163,30 @@ class Ledger:
         return activation
 
     def _token(
-        self, account: Account, order_id: str | None, service_id: str, country_id: str
+        self,
+        account: Account,
+        order_id: str | None,
+        service_id: str,
+        country_id: str,
+        now: float,
     ) -> OrderToken | None:
+        """The order a continuation token continues; 404 "Order not found" when it is
+        unknown, another account's, used up or past its lifetime (as Platfone answers)."""
         if order_id is None:
             return None
         token = self.tokens.get(order_id)
-        if token is None or token.api_key != account.api_key:
-            raise bad_request(f"unknown order_id {order_id!r}")
+        if (
+            token is None
+            or token.api_key != account.api_key
+            or token.used_by is not None
+            or now - token.created_at > self.order_token_lifetime
+        ):
+            raise not_found(ORDER_NOT_FOUND)
         if (token.service_id, token.country_id) != (service_id, country_id):
             raise bad_request(
                 f"order_id {order_id!r} continues an order for "
                 f"{token.service_id}/{token.country_id}, not {service_id}/{country_id}"
             )
-        if token.used_by is not None:
-            raise bad_request(f"order_id {order_id!r} was already used by {token.used_by}")
         return token
 
     def _choose_offer(
@@ -205,7 +219,7 @@ class Ledger:
         nearest = min(stock, key=lambda o: o.price)
         if token is None:
             token = OrderToken(
-                self.new_id(), account.api_key, service_id, country_id, factor, nearest
+                self.new_id(), account.api_key, service_id, country_id, factor, nearest, now
             )
             self.tokens[token.order_id] = token
         token.offer = nearest
@@ -216,7 +230,7 @@ class Ledger:
             extra={"suggestedPrice": nearest.price, "orderId": token.order_id},
         )
 
-    def _check_success_rate(self, account: Account, now: float) -> None:
+    def _check_block(self, account: Account, now: float) -> None:
         if account.blocked_until is not None:
             if now < account.blocked_until:
                 raise rate_limited(
@@ -226,6 +240,8 @@ class Ledger:
                 )
             account.blocked_until = None
             account.success_rate_since = now
+
+    def _check_success_rate(self, account: Account, now: float) -> None:
         since = max(now - DAY, account.success_rate_since)
         orders = succeeded = failed = 0
         for activation_id in reversed(account.activation_ids):
@@ -356,6 +372,47 @@ class Ledger:
         self.emit(EmulatorEvent("activation.updated", activation.api_key, activation.to_json(), at))
         self.note_balance(account, at)
         return True
+
+    def end_by_server(self, activation: ActivationRecord, status: str, now: float) -> None:
+        """The server ends an active activation itself (the control API's expire,
+        cancel and finalize): no preconditions but being active, and finalizing needs
+        its SMS; the money moves as for the user's own call."""
+        if activation.activation_status != ACTIVE:
+            raise ValueError(
+                f"activation {activation.activation_id} is {activation.activation_status}, "
+                "not active"
+            )
+        if status == FINALIZED and activation.billing_status != BILLED:
+            raise ValueError(f"activation {activation.activation_id} has no billed SMS to finalize")
+        if status == EXPIRED:
+            activation.expire_at = unix(now)
+        self._end(activation, status, now)
+
+    def summary(self, account: Account) -> dict[str, Any]:
+        """What the account's activations came to: orders, money and what is open."""
+        records = [self.activations[i] for i in account.activation_ids]
+        by_billing = {RESERVED: 0, BILLED: 0, RELEASED: 0, REFUNDED: 0}
+        by_status = {ACTIVE: 0, FINALIZED: 0, CANCELED: 0, EXPIRED: 0}
+        for record in records:
+            by_billing[record.billing_status] = by_billing.get(record.billing_status, 0) + 1
+            by_status[record.activation_status] = by_status.get(record.activation_status, 0) + 1
+        return {
+            "orders_placed": len(records),
+            "billed": by_billing[BILLED],
+            "refunded": by_billing[REFUNDED],
+            "released": by_billing[RELEASED],
+            "reserved": by_billing[RESERVED],
+            "active": by_status[ACTIVE],
+            "finalized": by_status[FINALIZED],
+            "canceled": by_status[CANCELED],
+            "expired": by_status[EXPIRED],
+            "amount_billed": sum(r.price for r in records if r.billing_status == BILLED),
+            "amount_refunded": sum(r.price for r in records if r.billing_status == REFUNDED),
+            "reports": len(account.report_ids),
+            "balance": {**account.balance_json(), "available": account.available},
+            "on_hold": account.on_hold,
+            "blocked_until": account.blocked_until,
+        }
 
     # -- lists ------------------------------------------------------------------------
 

@@ -58,6 +58,7 @@ class Account:
     total: int
     reserved: int = 0
     email_verified: bool = True
+    on_hold: bool = False
     blocked_until: float | None = None
     success_rate_since: float = float("-inf")
     low_balance: bool = False
@@ -157,6 +158,7 @@ class OrderToken:
     country_id: str
     quality_factor: float
     offer: Offer
+    created_at: float
     used_by: str | None = None
 
 
@@ -176,3 +178,16 @@ class RequestRecord:
     api_key: str | None = attrs.field(repr=False)
     status: int | None = None
     fault: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The record for the control API; the key is shown by its last 4 characters."""
+        key = self.api_key
+        return {
+            "time": self.time,
+            "method": self.method,
+            "path": self.path,
+            "route": self.route,
+            "api_key": None if key is None else f"...{key[-4:]}",
+            "status": self.status,
+            "fault": attrs.asdict(self.fault) if attrs.has(type(self.fault)) else None,
+        }

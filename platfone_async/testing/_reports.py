@@ -11,6 +11,10 @@ can help themselves: 1 "Try another number" for "SMS is not coming" on an activa
 that may be cancelled now, 2 "Retry using the same number" for "Wrong SMS received" on
 one that may be retried. Everything else is accepted and waits ``inReview`` for the
 test to approve (refunding a billed activation) or decline it.
+
+Reports have a deadline (``report_deadline`` seconds after the activation was created,
+24 h by default): after it, an activation has no reasons left and ``create_report`` is
+the 409 ``ReportCreationDeadlinePassed`` that Platfone's own clients handle.
 """
 
 from __future__ import annotations
@@ -60,10 +64,15 @@ class Reports:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
+        #: Seconds after an activation's creation during which it may be reported.
+        self.deadline = 86_400.0
 
-    def reasons(self, activation: ActivationRecord) -> list[int]:
+    def past_deadline(self, activation: ActivationRecord, now: float) -> bool:
+        return now > activation.created_at + self.deadline
+
+    def reasons(self, activation: ActivationRecord, now: float) -> list[int]:
         reported = activation.activation_id in self.ledger.reports
-        if reported or activation.billing_status == REFUNDED:
+        if reported or activation.billing_status == REFUNDED or self.past_deadline(activation, now):
             return []
         if not activation.received_sms:
             return [3, 4, 7] if activation.activation_status == CANCELED else [1, 3, 4, 7]
@@ -71,14 +80,14 @@ class Reports:
             return [1, 2, 4, 5, 6, 7]
         return [2, 4, 5, 6, 7]
 
-    def reasons_json(self, activation: ActivationRecord) -> list[dict[str, Any]]:
+    def reasons_json(self, activation: ActivationRecord, now: float) -> list[dict[str, Any]]:
         return [
             {
                 "reason_id": rid,
                 "reason_name": REPORT_REASONS[rid][0],
                 "evidence_required": REPORT_REASONS[rid][1],
             }
-            for rid in self.reasons(activation)
+            for rid in self.reasons(activation, now)
         ]
 
     def create(
@@ -96,7 +105,13 @@ class Reports:
                 "ReportAlreadyExistsException",
                 f"activation {activation.activation_id} already has a report",
             )
-        allowed = self.reasons(activation)
+        if self.past_deadline(activation, now):
+            raise WireError(
+                409,
+                "ReportCreationDeadlinePassed",
+                f"the deadline to report activation {activation.activation_id} has passed",
+            )
+        allowed = self.reasons(activation, now)
         if reason_id not in allowed:
             raise bad_request(
                 f"reason_id {reason_id} is not available for this activation now "

@@ -156,7 +156,7 @@ class Handlers:
     # -- reports ----------------------------------------------------------------------
 
     def get_report_reasons(self, account: Account, request: Request, now: float) -> Response:
-        return Response.json(self.reports.reasons_json(self._activation(account, request)))
+        return Response.json(self.reports.reasons_json(self._activation(account, request), now))
 
     def create_report(self, account: Account, request: Request, now: float) -> Response:
         activation = self._activation(account, request)

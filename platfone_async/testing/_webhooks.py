@@ -217,6 +217,12 @@ class EmulatorWebhooks:
             raise ValueError("no webhook target is configured for that account")
         return event_id
 
+    def drop_pending(self) -> None:
+        """Forget every queued delivery and every attempt made (the emulator's reset)."""
+        with self._lock:
+            self._outbox.clear()
+            self.attempts.clear()
+
     @property
     def pending(self) -> int:
         """Deliveries queued: not yet made, or waiting to be retried."""

@@ -6,7 +6,10 @@ import json
 import math
 from typing import Any
 
-__all__ = ["WireError", "dump_json", "unix"]
+__all__ = ["ORDER_NOT_FOUND", "WireError", "dump_json", "unix"]
+
+#: Platfone's ``errorMessage`` for an unknown or stale ``order_id`` (a 404).
+ORDER_NOT_FOUND = "Order not found"
 
 
 class WireError(Exception):
