@@ -136,7 +136,7 @@ def test_a_worker_killed_holding_slots_frees_them_when_they_expire(
     """A worker holding all 5 slots dies by SIGKILL: another waits, sends nothing the
     server would refuse, and orders as soon as the dead worker's activations expire."""
     emulator = PlatfoneEmulator(
-        rate_limits=None, sms_policy=SmsPolicy(delay=0.2), max_active=5, activation_lifetime=3
+        rate_limits=None, sms_policy=SmsPolicy(delay=0.2), max_active=5, activation_lifetime=4
     )
     emulator.set_balance(1_000_000)
     common = ("--capacity", "5", "--slot-grace", "0.3")
