@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
@@ -95,6 +96,9 @@ class AsyncPlatfone:
         rate_limit_wait: The longest server-announced wait (a 429's reset, a
             ``Retry-After``; seconds) a call waits out by itself before raising;
             shorthand for ``RetryPolicy(max_server_wait=...)``.
+        rng: The source of every random choice the client makes (the jitter of retry
+            backoffs and of watch polls); tests pass ``random.Random(seed)`` for a
+            reproducible run. None: a generator of its own, seeded by the system.
 
     Use it as ``async with AsyncPlatfone() as client:``, or call ``await client.aclose()``.
     """
@@ -116,6 +120,7 @@ class AsyncPlatfone:
         success_rate_guard: SuccessRateGuard = "warn",
         success_rate_floor: float = 0.10,
         rate_limit_wait: float = 60.0,
+        rng: random.Random | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("PLATFONE_API_KEY")
         if not key:
@@ -139,7 +144,11 @@ class AsyncPlatfone:
             raise InvalidParameterError(
                 "success_rate_floor", "must be between 0 and 1", success_rate_floor
             )
+        if rng is not None and not isinstance(rng, random.Random):
+            raise InvalidParameterError("rng", "must be a random.Random", type(rng).__name__)
         clock = clock if clock is not None else _SYSTEM_CLOCK
+        #: Every random choice (backoff and poll jitter) is drawn from it.
+        self._rng = rng if rng is not None else random.Random()
         self._http = HTTPPipeline(
             api_key=key,
             base_url=base_url,
@@ -147,6 +156,7 @@ class AsyncPlatfone:
             retry=policy,
             http_client=http_client,
             clock=clock,
+            rng=self._rng,
             limits=get_key_limits(
                 key,
                 base_url,
@@ -171,6 +181,11 @@ class AsyncPlatfone:
     def base_url(self) -> str:
         """The API root every request goes to."""
         return self._http.base_url
+
+    @property
+    def clock(self) -> Clock:
+        """The clock this client reads and sleeps on (the ``clock=`` it was given)."""
+        return self._http.clock
 
     @property
     def retry_policy(self) -> RetryPolicy:

@@ -98,6 +98,7 @@ class HTTPPipeline:
         retry: RetryPolicy,
         http_client: httpx.AsyncClient | None,
         clock: Clock,
+        rng: random.Random,
         limits: KeyLimits,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -113,7 +114,7 @@ class HTTPPipeline:
         self.clock = clock
         #: The key's shared limiters, activation slots and success-rate tracker.
         self.limits = limits
-        self._rng = random.Random()
+        self._rng = rng
 
     def __repr__(self) -> str:
         return f"<HTTPPipeline {self.base_url!r}>"

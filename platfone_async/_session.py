@@ -250,7 +250,7 @@ class ActivationSession:
         target = allowed + CANCEL_MARGIN
         if target >= state.expire_at.timestamp():
             target = allowed
-        clock = self._client._http.clock
+        clock = self._client.clock
         await clock.sleep(target - clock.time())
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import inspect
 import sys
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
@@ -71,7 +72,11 @@ class AsyncThing:
         _here(self.log, "aclose")
 
     async def greet(self, name: str, /, *, punctuation: str = ".") -> str:
-        """Greet ``name``."""
+        """Greet ``name``.
+
+        ``async with AsyncThing() as t: print(await t.greet("bob"))`` greets Bob; call
+        ``await t.aclose()`` when not in a block, and ``async for`` over an async iterator.
+        """
         await anyio.lowlevel.checkpoint()
         return f"{self._greeting} {name}{punctuation}"
 
@@ -148,6 +153,16 @@ def test_generated_classes_mirror_every_kind(fake: ModuleType) -> None:
     assert {AsyncThing: fake.Thing, Handle: fake.SyncHandle} == twins
     assert_twins(AsyncThing, fake.Thing, twins)
     assert_twins(Handle, fake.SyncHandle, twins)
+
+
+def test_docstrings_are_told_in_sync_terms(fake: ModuleType) -> None:
+    """The generator rewrites an async docstring for the blocking twin, word by word."""
+    expected = (
+        "Greet ``name``.\n\n"
+        '``with AsyncThing() as t: print(t.greet("bob"))`` greets Bob; call\n'
+        "``t.close()`` when not in a block, and ``for`` over an iterator."
+    )
+    assert expected == inspect.getdoc(fake.Thing.greet)
 
 
 def test_coroutine_method_blocks_and_returns(thing: Any) -> None:

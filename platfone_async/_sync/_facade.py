@@ -10,6 +10,7 @@ this file is stale.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 
@@ -43,7 +44,7 @@ __all__ = ["Platfone", "SyncActivationSession"]
 class SyncActivationSession(Twin[ActivationSession]):
     """The blocking twin of :class:`ActivationSession`.
 
-    A number held by ``async with client.activation(...) as session:``.
+    A number held by ``with client.activation(...) as session:``.
 
     ``activation`` is the latest state the session knows; every method updates it.
     ``outcome`` is None while the block runs, then a :class:`SessionOutcome`.
@@ -128,7 +129,7 @@ class Platfone(Root[AsyncPlatfone]):
             is unlimited, and ``rate_limits=None`` turns client-side limiting off.
         http_client: An ``httpx.AsyncClient`` to send through (transport, proxies, pool,
             hooks). Requests use absolute URLs, so its own ``base_url`` does not matter.
-            ``aclose()`` leaves it open: it is yours.
+            ``close()`` leaves it open: it is yours.
         clock: Where time is read and slept (tests pass a virtual clock).
         max_active_activations: The account's limit of active activations (20 unless
             Platfone raised it for you); orders beyond it wait for a free slot instead of
@@ -143,6 +144,9 @@ class Platfone(Root[AsyncPlatfone]):
         rate_limit_wait: The longest server-announced wait (a 429's reset, a
             ``Retry-After``; seconds) a call waits out by itself before raising;
             shorthand for ``RetryPolicy(max_server_wait=...)``.
+        rng: The source of every random choice the client makes (the jitter of retry
+            backoffs and of watch polls); tests pass ``random.Random(seed)`` for a
+            reproducible run. None: a generator of its own, seeded by the system.
 
     It runs its own event loop in a daemon thread, started on first use, on which the
     :class:`AsyncPlatfone` and everything it holds live; so it works alike in Jupyter (where
@@ -170,6 +174,7 @@ class Platfone(Root[AsyncPlatfone]):
         success_rate_guard: SuccessRateGuard = "warn",
         success_rate_floor: float = 0.1,
         rate_limit_wait: float = 60.0,
+        rng: random.Random | None = None,
     ) -> None:
         super().__init__(
             lambda: AsyncPlatfone(
@@ -187,6 +192,7 @@ class Platfone(Root[AsyncPlatfone]):
                 success_rate_guard=success_rate_guard,
                 success_rate_floor=success_rate_floor,
                 rate_limit_wait=rate_limit_wait,
+                rng=rng,
             ),
             AsyncPlatfone.aclose,
         )
@@ -195,6 +201,11 @@ class Platfone(Root[AsyncPlatfone]):
     def base_url(self) -> str:
         """The API root every request goes to."""
         return self._target().base_url
+
+    @property
+    def clock(self) -> Clock:
+        """The clock this client reads and sleeps on (the ``clock=`` it was given)."""
+        return self._target().clock
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -375,7 +386,7 @@ class Platfone(Root[AsyncPlatfone]):
     ) -> AbstractContextManager[SyncActivationSession]:
         """Order a number and hold it for the block; settle it whatever ends the block.
 
-        ``async with client.activation("telegram", "uk") as session:`` orders a number
+        ``with client.activation("telegram", "uk") as session:`` orders a number
         and yields a session (``.activation`` is the latest state; ``.wait_for_sms()``,
         ``.retry()``, ``.watch()``, ``.finalize()``, ``.cancel()``, ``.report(...)``).
         With ``price_ceiling``, a :class:`MaxPriceExceededError` is answered by ordering
