@@ -87,6 +87,45 @@ async def test_an_exception_inside_cancels_and_propagates_unchanged(
     assert cancelable_after.timestamp() <= emulator.requests[-1].time
 
 
+class _AheadClock:
+    """The client's clock, ``ahead`` seconds ahead of the server's (sleeps are shared)."""
+
+    def __init__(self, clock: VirtualClock, ahead: float) -> None:
+        self.clock = clock
+        self.ahead = ahead
+
+    def time(self) -> float:
+        return self.clock.time() + self.ahead
+
+    def monotonic(self) -> float:
+        return self.clock.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.clock.sleep(seconds)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("ahead", [0.0, 0.2, 0.5])
+async def test_a_client_clock_a_little_ahead_still_cancels(
+    emulator: PlatfoneEmulator, clock: VirtualClock, ahead: float
+) -> None:
+    """With the client's clock up to half a second ahead of the server's, leaving the
+    block still cancels the number: the cancel waits a margin past cancelable_after
+    (a cancel at exactly cancelable_after by the client's clock is refused by the
+    server), and not much longer than that margin."""
+    async with clock.autojump():
+        client = emulator.client(clock=_AheadClock(clock, ahead), rate_limits=None, max_retries=0)
+        async with client, client.activation("telegram", "uk") as session:
+            pass
+    assert SessionOutcome.CANCELED == session.outcome
+    assert "canceled" == server_status(emulator, session)
+    cancels = [r.time for r in emulator.requests if r.route == "cancel_activation"]
+    cancelable_after = session.activation.cancelable_after
+    assert cancelable_after is not None
+    assert 1 == len(cancels)
+    assert cancelable_after.timestamp() < cancels[0] <= cancelable_after.timestamp() + 2
+
+
 @pytest.mark.anyio
 async def test_task_cancellation_cancels_the_number(
     emulator: PlatfoneEmulator, clock: VirtualClock

@@ -167,6 +167,48 @@ def test_hex_base64_and_v1_prefix_all_pass() -> None:
         verify(BODY, headers, SECRET, now=NOW)
 
 
+def _encoded(digest: bytes, encoding: str) -> str:
+    return digest.hex() if encoding == "hex" else base64.b64encode(digest).decode()
+
+
+def _true_digest(secret: str = SECRET) -> bytes:
+    message = signing_string(WEBHOOK_ID, str(NOW), BODY)
+    return hmac.new(secret.encode(), message, hashlib.sha256).digest()
+
+
+@pytest.mark.parametrize("encoding", ["hex", "base64"])
+def test_a_signature_wrong_in_any_one_byte_fails(encoding: str) -> None:
+    """Changing any single one of the 32 bytes of the signature - first, middle, last -
+    makes it fail, alone, with "v1,", or beside another secret's valid signature."""
+    good = _true_digest()
+    other = _encoded(_true_digest("another-secret"), encoding)
+    verify(BODY, {**headers_for(), "x-signature": _encoded(good, encoding)}, SECRET, now=NOW)
+    for position in range(len(good)):
+        for flip in (0x01, 0x80):
+            bad = bytearray(good)
+            bad[position] ^= flip
+            text = _encoded(bytes(bad), encoding)
+            for header in (text, f"v1,{text}", f"v1,{other} v1,{text}", f"{text} {other}"):
+                assert "no signature" in reason(BODY, {**headers_for(), "x-signature": header})
+
+
+def test_signatures_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every offered signature is compared through ``hmac.compare_digest`` (constant
+    time, whole digests), never with ``==``: each pair goes through it, even after a match."""
+    compared: list[tuple[bytes, bytes]] = []
+    constant_time = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((bytes(a), bytes(b)))
+        return constant_time(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    good, other = _true_digest(), _true_digest("another-secret")
+    headers = {**headers_for(), "x-signature": f"v1,{good.hex()} v1,{other.hex()}"}
+    verify(BODY, headers, SECRET, now=NOW)
+    assert [(good, good), (good, other)] == compared
+
+
 def test_other_signature_versions_are_not_checked() -> None:
     """A "v2," or "v1a," token is not an HMAC of ours, even if its digest would match."""
     hex_sig = sign(BODY, SECRET, webhook_id=WEBHOOK_ID, timestamp=NOW)
