@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
 
 import httpx
 import pytest
@@ -17,7 +16,6 @@ import trio
 from platfone_async import (
     Activation,
     ActivationStatus,
-    AsyncPlatfone,
     InvalidParameterError,
     NotFoundError,
     Platfone,
@@ -223,10 +221,6 @@ def test_close_closes_the_http_client_it_made() -> None:
     assert http.is_closed
 
 
-@pytest.mark.skipif(
-    not hasattr(AsyncPlatfone, "rate_limit_state"),
-    reason="needs the limiter wiring (AsyncPlatfone.rate_limit_state)",
-)
 def test_threads_share_the_client_side_rate_limits(emulator: PlatfoneEmulator) -> None:
     """With 3 calls allowed per minute, 5 threads at once: 3 go out, 2 wait for a token
     (one limiter for all threads); close() then ends the wait of the other two."""
@@ -242,7 +236,7 @@ def test_threads_share_the_client_side_rate_limits(emulator: PlatfoneEmulator) -
         calls = [pool.submit(client.get_balance) for _ in range(4)]
         try:
             deadline = time.monotonic() + 10
-            while cast(Any, client).rate_limit_state().limiters["get_balance"].waiters < 2:
+            while client.rate_limit_state().limiters["get_balance"].waiters < 2:
                 assert time.monotonic() < deadline, "two calls should be waiting for a token"
                 time.sleep(0.001)  # polls until two calls queue; costs no fixed time
             assert 3 == emulator.request_count("get_balance", api_key=api_key)

@@ -51,6 +51,9 @@ def serve_command(args: argparse.Namespace) -> int:
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
+    # Listening before the address is printed: a client that reads it may connect at
+    # once (its connection waits in the backlog until uvicorn accepts), never refused.
+    sock.listen(2048)
     port = sock.getsockname()[1]
     host = f"[{args.host}]" if ":" in args.host else args.host
     emulator = PlatfoneEmulator(
