@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from platfone_async import AsyncPlatfone
-from platfone_async.testing._clock import VirtualClock
+from platfone_async.testing import VirtualClock
 
 API_KEY = "sk-live-SECRET-0123456789abcdef"
 BASE_URL = "https://api.example.test/api/v1"

@@ -19,7 +19,7 @@ from platfone_async._ratelimit import (
     key_fingerprint,
 )
 from platfone_async._ratelimit._success import DAY, SuccessRateCheck, SuccessRateTracker
-from platfone_async.testing._clock import VirtualClock
+from platfone_async.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
 

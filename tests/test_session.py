@@ -23,22 +23,18 @@ from platfone_async.testing import Fault, Offer, PlatfoneEmulator, SmsPolicy, Vi
 
 CANCEL_AFTER = 120
 
+pytestmark = pytest.mark.emulator(
+    balance=100_000,
+    success_rate_check=False,
+    offers={
+        ("telegram", "uk"): [Offer(100, 0.8, 1_000)],
+        ("google", "uk"): [Offer(150, 0.8, 1_000)],
+    },
+)
+
 
 class Boom(Exception):
     """What the code inside a block raises."""
-
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
-def emulator(clock: VirtualClock) -> PlatfoneEmulator:
-    emulator = PlatfoneEmulator(clock=clock, balance=100_000, success_rate_check=False)
-    emulator.catalog.set_offers("telegram", "uk", [Offer(100, 0.8, 1_000)])
-    emulator.catalog.set_offers("google", "uk", [Offer(150, 0.8, 1_000)])
-    return emulator
 
 
 def client_of(emulator: PlatfoneEmulator) -> AsyncPlatfone:

@@ -26,11 +26,9 @@ from platfone_async.testing import PlatfoneEmulator
 
 AID = "64a1c0e8d2a1f9b7e45d3b8e"
 
-
-@pytest.fixture
-def emulator() -> PlatfoneEmulator:
-    """A fresh emulator on the real clock, without rate limits."""
-    return PlatfoneEmulator(rate_limits=None)
+pytestmark = pytest.mark.emulator(
+    clock=None, rate_limits=None
+)  # real time: the loop runs in a thread
 
 
 def _client(emulator: PlatfoneEmulator, **kwargs: object) -> Platfone:

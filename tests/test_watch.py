@@ -28,17 +28,9 @@ from tests._support import ACTIVATION, Server, json_response
 
 AID_LENGTH = 24
 
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
-def emulator(clock: VirtualClock) -> PlatfoneEmulator:
-    emulator = PlatfoneEmulator(clock=clock, success_rate_check=False)
-    emulator.catalog.set_offers("telegram", "uk", [Offer(100, 0.8, 100)])
-    return emulator
+pytestmark = pytest.mark.emulator(
+    success_rate_check=False, offers={("telegram", "uk"): [Offer(100, 0.8, 100)]}
+)
 
 
 def client_of(emulator: PlatfoneEmulator, max_retries: int = 0) -> AsyncPlatfone:
