@@ -153,7 +153,7 @@ def test_calls_from_many_threads_share_one_client(client: Platfone) -> None:
     """Concurrent calls from a thread pool all work, on one loop and one async client."""
 
     def call(_: int) -> tuple[int, int]:
-        return client.get_balance().total, id(client._target())
+        return client.get_balance().total, id(client.__async_target__())
 
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(call, range(64)))
@@ -214,7 +214,7 @@ def test_an_unclosed_client_stops_its_loop_when_collected(emulator: PlatfoneEmul
 def test_close_closes_the_http_client_it_made() -> None:
     """Without an injected client, close() closes the one the async client created."""
     client = Platfone("key-never-sent")
-    http: httpx.AsyncClient = client._target()._http.client
+    http: httpx.AsyncClient = client.__async_target__()._http.client
     client.close()
     assert http.is_closed
 

@@ -186,7 +186,7 @@ def test_async_generators_become_iterators(thing: Any) -> None:
 
 def test_leaving_a_loop_early_closes_the_generator_in_its_own_task(thing: Any) -> None:
     """`break` closes the async generator on the loop, in the task that ran it."""
-    log: Log = thing._target().log
+    log: Log = thing.__async_target__().log
     for i in thing.count(10):
         if i == 1:
             break
@@ -198,7 +198,7 @@ def test_leaving_a_loop_early_closes_the_generator_in_its_own_task(thing: Any) -
 
 def test_context_manager_yields_a_sync_handle(fake: ModuleType, thing: Any) -> None:
     """An async context manager becomes a context manager; its handle's methods block."""
-    log: Log = thing._target().log
+    log: Log = thing.__async_target__().log
     with thing.hold("ada") as handle:
         assert isinstance(handle, fake.SyncHandle)
         assert "ada" == handle.name
@@ -217,7 +217,7 @@ def test_annotated_context_manager_method_works_too(fake: ModuleType, thing: Any
 
 def test_body_exception_reaches_the_async_exit(thing: Any) -> None:
     """An exception in the ``with`` body is thrown into the async context manager."""
-    log: Log = thing._target().log
+    log: Log = thing.__async_target__().log
     with pytest.raises(ValueError, match="boom"), thing.hold("x"):
         raise ValueError("boom")
     assert ["enter", "exit with ValueError"] == [event for event, _, _ in log]
@@ -238,7 +238,7 @@ def test_calling_the_facade_from_its_own_loop_is_refused(thing: Any) -> None:
 def test_close_awaits_aclose_and_stops_the_loop(fake: ModuleType) -> None:
     """close() runs aclose on the loop, ends the thread, and later calls fail clearly."""
     thing = fake.Thing()
-    log: Log = thing._target().log
+    log: Log = thing.__async_target__().log
     assert any(t.name == "Thing-loop" for t in threading.enumerate())
     thing.close()
     thing.close()
