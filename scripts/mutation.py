@@ -43,7 +43,9 @@ MODULES: dict[str, list[str]] = {
 }
 QUICK = ["webhooks/_signature"]
 
-_RESULT = re.compile(r"^\s*(platfone_async\.[\w.]+?)\.x_?(\w+?)__mutmut_(\d+): ([\w ]+?)\s*$")
+#: "  platfone_async._session.xǁActivationSessionǁcancel__mutmut_3: survived" (a method),
+#: "  platfone_async._watch.x_check_interval__mutmut_1: killed" (a function)
+_RESULT = re.compile(r"^\s*((platfone_async\.[\w.]+?)\.x_?(\w+?)__mutmut_\d+): ([\w ]+?)\s*$")
 #: Verdicts of mutants whose tests ran (the rest: not run, no test reaches it, skipped).
 _TESTED = ("killed", "timeout", "survived", "suspicious")
 
@@ -133,16 +135,16 @@ def main(argv: list[str] | None = None) -> int:
         finished = _run_bounded(run, work, args.timeout)
         results = _mutmut(["results", "--all", "true"], work, 120)
         found = [m.groups() for line in results.splitlines() if (m := _RESULT.match(line))]
-        survivors = [f"{d}.x_{f}__mutmut_{n}" for d, f, n, status in found if status == "survived"]
+        survivors = [name for name, _, _, status in found if status == "survived"]
         diffs = {name: _mutmut(["show", name], work, 60) for name in survivors} if args.show else {}
     elapsed = time.monotonic() - started
 
     per_module: dict[str, Counter[str]] = {module: Counter() for module in modules}
     per_function: Counter[str] = Counter()
-    for dotted, function, _, status in found:
+    for _, dotted, function, status in found:
         per_module.setdefault(_module_of(dotted), Counter())[status] += 1
         if status == "survived":
-            per_function[f"{_module_of(dotted)}.{function}"] += 1
+            per_function[f"{_module_of(dotted)}.{function.replace('ǁ', '.').strip('.')}"] += 1
 
     print("survivors (no selected test fails on them), by function:")
     for function, count in sorted(per_function.items()):

@@ -12,7 +12,9 @@ import pytest
 
 from platfone_async import (
     ActivationSession,
+    ActivationStatus,
     AsyncPlatfone,
+    BillingStatus,
     InvalidParameterError,
     MaxPriceExceededError,
     NotFoundError,
@@ -120,6 +122,65 @@ async def test_a_client_clock_a_little_ahead_still_cancels(
     assert cancelable_after is not None
     assert 1 == len(cancels)
     assert cancelable_after.timestamp() < cancels[0] <= cancelable_after.timestamp() + 2
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("cancel_after", "outcome", "cancels"),
+    [
+        (1_199, SessionOutcome.CANCELED, 1),  # the margin would reach expire_at: cancel at once
+        (1_200, SessionOutcome.LEFT_TO_EXPIRE, 0),  # cancelable only as it expires: never
+    ],
+)
+async def test_a_cancel_window_closing_at_expiry_is_used_or_left(
+    emulator: PlatfoneEmulator,
+    clock: VirtualClock,
+    cancel_after: int,
+    outcome: SessionOutcome,
+    cancels: int,
+) -> None:
+    """A number cancelable a second before it expires (20 min) is cancelled right at
+    cancelable_after, since the margin would take the cancel past expiry; one cancelable
+    only when it expires is left to expire, and no cancel is sent."""
+    offer = Offer(100, 0.8, 10, cancel_after=cancel_after)
+    emulator.catalog.set_offers("telegram", "uk", [offer])
+    async with (
+        clock.autojump(),
+        client_of(emulator) as client,
+        client.activation("telegram", "uk") as session,
+    ):
+        pass
+    assert outcome == session.outcome
+    assert cancels == emulator.request_count("cancel_activation")
+    expected = "canceled" if cancels else "active"
+    assert expected == server_status(emulator, session)
+
+
+@pytest.mark.anyio
+async def test_cancel_inside_the_block_shows_the_number_cancelled(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """session.cancel() (once cancelable_after has passed) returns and keeps the state
+    canceled / released without another request, and the block ends CANCELED with
+    nothing more sent."""
+    async with (
+        clock.autojump(),
+        client_of(emulator) as client,
+        client.activation("telegram", "uk") as session,
+    ):
+        allowed = session.activation.cancelable_after
+        assert allowed is not None
+        await clock.sleep(allowed.timestamp() + 1 - clock.time())
+        reads = emulator.request_count("get_activation")
+        returned = await session.cancel()
+        after = emulator.request_count("get_activation")
+    seen = (returned.activation_status, returned.billing_status)
+    assert (ActivationStatus.CANCELED, BillingStatus.RELEASED) == seen
+    assert returned == session.activation
+    assert reads == after
+    assert SessionOutcome.CANCELED == session.outcome
+    assert 1 == emulator.request_count("cancel_activation")
+    assert "canceled" == server_status(emulator, session)
 
 
 @pytest.mark.anyio
