@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy as _copy
 import os
+import random
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Any, TextIO, TypeVar
@@ -140,6 +141,9 @@ class AsyncPlatfone:
             :class:`RedisBackend` to share them - the windows, the slots, the blocks, the
             success rate and reconciliation - with every process and host on the key.
             Without it, ``PLATFONE_REDIS_URL`` (if set) selects a Redis backend.
+        rng: The source of every random choice the client makes (the jitter of retry
+            backoffs and of watch polls); tests pass ``random.Random(seed)`` for a
+            reproducible run. None: a generator of its own, seeded by the system.
 
     Use it as ``async with AsyncPlatfone() as client:``, or call ``await client.aclose()``.
     """
@@ -163,6 +167,7 @@ class AsyncPlatfone:
         rate_limit_wait: float = 60.0,
         limits_backend: RateLimitBackend | None = None,
         proxy: str | httpx.Proxy | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("PLATFONE_API_KEY")
         if not key:
@@ -190,10 +195,14 @@ class AsyncPlatfone:
             raise InvalidParameterError(
                 "success_rate_floor", "must be between 0 and 1", success_rate_floor
             )
+        if rng is not None and not isinstance(rng, random.Random):
+            raise InvalidParameterError("rng", "must be a random.Random", type(rng).__name__)
         clock = clock if clock is not None else _SYSTEM_CLOCK
         self._owned_backend: RateLimitBackend | None = None
         if limits_backend is None:
             limits_backend = self._owned_backend = _backend_from_environment()
+        #: Every random choice (backoff and poll jitter) is drawn from it.
+        self._rng = rng if rng is not None else random.Random()
         self._http = HTTPPipeline(
             api_key=key,
             base_url=base_url,
@@ -202,6 +211,7 @@ class AsyncPlatfone:
             http_client=http_client,
             clock=clock,
             proxy=proxy,
+            rng=self._rng,
             limits=get_key_limits(
                 key,
                 base_url,
@@ -227,6 +237,11 @@ class AsyncPlatfone:
     def base_url(self) -> str:
         """The API root every request goes to."""
         return self._http.base_url
+
+    @property
+    def clock(self) -> Clock:
+        """The clock this client reads and sleeps on (the ``clock=`` it was given)."""
+        return self._http.clock
 
     @property
     def retry_policy(self) -> RetryPolicy:

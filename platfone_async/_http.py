@@ -21,6 +21,7 @@ import logging
 import math
 import random
 import time
+import warnings
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar, cast
@@ -99,6 +100,7 @@ class HTTPPipeline:
         retry: RetryPolicy,
         http_client: httpx.AsyncClient | None,
         clock: Clock,
+        rng: random.Random,
         limits: KeyLimits,
         proxy: str | httpx.Proxy | None = None,
     ) -> None:
@@ -115,7 +117,7 @@ class HTTPPipeline:
         self.clock = clock
         #: The key's shared limiters, activation slots and success-rate tracker.
         self.limits = limits
-        self._rng = random.Random()
+        self._rng = rng
 
     def __repr__(self) -> str:
         return f"<HTTPPipeline {self.base_url!r}>"
@@ -412,6 +414,19 @@ class HTTPPipeline:
     async def aclose(self) -> None:
         if self.owns_client:
             await self.client.aclose()
+
+    def __del__(self) -> None:
+        # An httpx client this pipeline made and nobody closed: say so, as files and
+        # sockets do (a ResourceWarning: silent by default, shown by pytest and -X dev).
+        client = self.__dict__.get("client")
+        if self.__dict__.get("owns_client") and client is not None and not client.is_closed:
+            warnings.warn(
+                f"unclosed AsyncPlatfone for {self.base_url!r}: use 'async with' or "
+                "'await client.aclose()'",
+                ResourceWarning,
+                source=self,
+                stacklevel=1,
+            )
 
 
 async def _enter(

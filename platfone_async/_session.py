@@ -292,7 +292,7 @@ class ActivationSession:
         target = allowed + CANCEL_MARGIN
         if target >= state.expire_at.timestamp():
             target = allowed
-        clock = self._client._http.clock
+        clock = self._client.clock
         delay = target - clock.time()
         phone = phone_of(state)
         try:  # (a second Ctrl-C may land while the notice is being written)

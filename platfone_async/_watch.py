@@ -156,7 +156,12 @@ def _lags_push(state: Activation, registration: Registration | None) -> bool:
 
 
 def _next_poll_at(
-    now: float, interval: float, expire_at: float | None, not_before: float | None = None
+    now: float,
+    interval: float,
+    expire_at: float | None,
+    not_before: float | None = None,
+    *,
+    rng: random.Random,
 ) -> tuple[float, bool] | None:
     """When to poll next and whether that poll confirms the expiry; None: no more polls.
 
@@ -164,7 +169,7 @@ def _next_poll_at(
     poll that would fall after ``expire_at`` becomes the confirming poll, made
     ``EXPIRY_CONFIRM_DELAY`` after it - and never later than ``EXPIRY_GRACE`` after it.
     """
-    at = now + interval * (1.0 + JITTER * (2.0 * random.random() - 1.0))
+    at = now + interval * (1.0 + JITTER * (2.0 * rng.random() - 1.0))
     if not_before is not None:
         at = max(at, not_before)
     if expire_at is None or at <= expire_at:
@@ -189,7 +194,8 @@ async def watch(
     """
     interval = check_interval(interval)
     activation_id = _id_of(activation)
-    clock = client._http.clock
+    clock = client.clock
+    rng = client._rng
     # A given Activation may be stale (e.g. from before a retry): it only tells the
     # expiry in case the first poll fails.
     expire_at = activation.expire_at.timestamp() if isinstance(activation, Activation) else None
@@ -238,7 +244,7 @@ async def watch(
                 if salvaged is not None:
                     raise salvaged
                 return
-            scheduled = _next_poll_at(clock.time(), pause, expire_at, not_before)
+            scheduled = _next_poll_at(clock.time(), pause, expire_at, not_before, rng=rng)
             if scheduled is None:
                 _log_stop(activation_id, failures)
                 if salvaged is not None:
@@ -349,7 +355,7 @@ async def _wait_shown(
     stream: TextIO | None,
 ) -> Activation:
     """:func:`_wait` with a :class:`TextProgress` redrawn every second."""
-    clock = client._http.clock
+    clock = client.clock
     display = TextProgress(clock, stream)
     outcome: list[Activation | Exception] = []
     try:
@@ -388,7 +394,7 @@ async def _wait(
     seen: list[Activation] = []
     if timeout is None:
         return await _until_sms(client, activation, interval, seen, on_state)
-    clock = client._http.clock
+    clock = client.clock
     outcome: list[Activation | Exception] = []
 
     # The clock, not the event loop, says when the timeout passes: race a sleep on it.

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from platfone_async import AsyncPlatfone
-from platfone_async.testing._clock import VirtualClock
+from platfone_async.testing import VirtualClock
 
 API_KEY = "sk-live-SECRET-0123456789abcdef"
 BASE_URL = "https://api.example.test/api/v1"
@@ -91,12 +91,26 @@ class Server:
         return reply(request) if callable(reply) else reply
 
     def client(self, clock: VirtualClock | None = None, **kwargs: Any) -> AsyncPlatfone:
-        """An ``AsyncPlatfone`` that sends to this server."""
-        http = httpx.AsyncClient(transport=httpx.MockTransport(self.handler))
-        return AsyncPlatfone(
+        """An ``AsyncPlatfone`` that sends to this server; its ``aclose()`` also closes the
+        httpx client made for it (an injected client is the caller's to close)."""
+        return _ServerClient(
             API_KEY,
             base_url=BASE_URL,
-            http_client=http,
+            http_client=httpx.AsyncClient(transport=httpx.MockTransport(self.handler)),
             clock=clock if clock is not None else VirtualClock(),
             **kwargs,
         )
+
+
+class _ServerClient(AsyncPlatfone):
+    """An AsyncPlatfone on a :class:`Server`, closing its injected httpx client too."""
+
+    def __init__(self, *args: Any, http_client: httpx.AsyncClient, **kwargs: Any) -> None:
+        super().__init__(*args, http_client=http_client, **kwargs)
+        self._made_for_it = http_client
+
+    async def aclose(self) -> None:
+        try:
+            await super().aclose()
+        finally:
+            await self._made_for_it.aclose()

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import platfone_async as pf
+from platfone_async._http import HTTPPipeline
 from platfone_async._models import Activation, Balance, Country, PriceInfo, Report, ReportResult
 
 from ._support import ACTIVATION, HISTORY_ACTIVATION, PRICE, REPORT
@@ -35,8 +39,12 @@ def _mutations(example: dict[str, Any]) -> st.SearchStrategy[Any]:
     )
 
 
-# The pipeline of a client that never sends: only its decoding is exercised.
-_PIPELINE = pf.AsyncPlatfone("k", base_url="http://x.test", rate_limits=None)._http
+@pytest.fixture(scope="module")
+def pipeline() -> Iterator[HTTPPipeline]:
+    """The pipeline of a client that never sends (only its decoding is exercised)."""
+    client = pf.AsyncPlatfone("k", base_url="http://x.test", rate_limits=None)
+    yield client._http
+    anyio.run(client.aclose)
 
 
 TARGETS: list[tuple[Any, st.SearchStrategy[Any]]] = [
@@ -49,51 +57,56 @@ TARGETS: list[tuple[Any, st.SearchStrategy[Any]]] = [
 ]
 
 
-def _check(cl: Any, data: Any) -> None:
+def _check(pipeline: HTTPPipeline, cl: Any, data: Any) -> None:
     response = httpx.Response(200, content=json.dumps(data).encode())
     with contextlib.suppress(pf.ResponseDecodeError, pf.APIError):
-        _PIPELINE.decode(response, cl)
+        pipeline.decode(response, cl)
 
 
 @pytest.mark.parametrize(("cl", "strategy"), TARGETS, ids=lambda t: getattr(t, "__name__", ""))
 def test_arbitrary_json_never_escapes_as_another_exception(
-    cl: Any, strategy: st.SearchStrategy[Any]
+    pipeline: HTTPPipeline, cl: Any, strategy: st.SearchStrategy[Any]
 ) -> None:
     """Whatever the JSON, decoding gives a model or a typed error - never a KeyError & co."""
 
     @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(strategy)
     def run(data: Any) -> None:
-        _check(cl, data)
+        _check(pipeline, cl, data)
 
     run()
 
 
-@given(st.binary(max_size=64))
+@given(body=st.binary(max_size=64))
 @settings(max_examples=100, deadline=None)
-def test_arbitrary_bytes_are_a_decode_error_or_fit(body: bytes) -> None:
+def test_arbitrary_bytes_are_a_decode_error_or_fit(pipeline: HTTPPipeline, body: bytes) -> None:
     """Arbitrary bytes as a body give a typed error, never another exception."""
     response = httpx.Response(200, content=body)
     with contextlib.suppress(pf.ResponseDecodeError, pf.APIError):
-        _PIPELINE.decode(response, Balance)
+        pipeline.decode(response, Balance)
 
 
-def test_unknown_status_kept_as_string(caplog: pytest.LogCaptureFixture) -> None:
+def test_unknown_status_kept_as_string(
+    pipeline: HTTPPipeline, caplog: pytest.LogCaptureFixture
+) -> None:
     """An unknown status value is kept as the plain string and logged once."""
-    body = dict(ACTIVATION, sms_status="smsTeleported", activation_status="paused")
+    # Values no other test uses: "logged once" is per process, so a value seen by an
+    # earlier test would not be logged here.
+    sms, status = f"smsTeleported{uuid.uuid4().hex}", f"paused{uuid.uuid4().hex}"
+    body = dict(ACTIVATION, sms_status=sms, activation_status=status)
     response = httpx.Response(200, content=json.dumps(body).encode())
     with caplog.at_level("INFO", logger="platfone_async"):
-        first: Activation = _PIPELINE.decode(response, Activation)
-        _PIPELINE.decode(response, Activation)
-    assert "smsTeleported" == first.sms_status
-    assert "paused" == first.activation_status
-    assert 1 == sum("smsTeleported" in r.getMessage() for r in caplog.records)
+        first: Activation = pipeline.decode(response, Activation)
+        pipeline.decode(response, Activation)
+    assert sms == first.sms_status
+    assert status == first.activation_status
+    assert 1 == sum(sms in r.getMessage() for r in caplog.records)
 
 
-def test_extra_fields_ignored_and_nulls_accepted() -> None:
+def test_extra_fields_ignored_and_nulls_accepted(pipeline: HTTPPipeline) -> None:
     """Unknown fields are ignored; null is accepted where the reference allows it."""
     body = dict(HISTORY_ACTIVATION, brand_new_field={"x": 1}, cancelable_after=None)
     response = httpx.Response(200, content=json.dumps(body).encode())
-    activation: Activation = _PIPELINE.decode(response, Activation)
+    activation: Activation = pipeline.decode(response, Activation)
     assert "6363" == activation.sms_code
     assert activation.cancelable_after is None

@@ -18,19 +18,14 @@ PRICE = 100
 LIFETIME = 1200
 CANCEL_AFTER = 120
 
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
-def emulator(clock: VirtualClock) -> PlatfoneEmulator:
-    emulator = PlatfoneEmulator(clock=clock, balance=1_000)
-    emulator.catalog.set_offers("telegram", "uk", [Offer(PRICE, 0.8, 50)])
-    emulator.catalog.set_offers("telegram", "de", [Offer(PRICE, 0.8, 50, retriable=False)])
-    emulator.catalog.set_offers("whatsapp", "uk", [Offer(PRICE, 0.8, 50, cancel_after=None)])
-    return emulator
+pytestmark = pytest.mark.emulator(
+    balance=1_000,
+    offers={
+        ("telegram", "uk"): [Offer(PRICE, 0.8, 50)],
+        ("telegram", "de"): [Offer(PRICE, 0.8, 50, retriable=False)],
+        ("whatsapp", "uk"): [Offer(PRICE, 0.8, 50, cancel_after=None)],
+    },
+)
 
 
 def client_of(emulator: PlatfoneEmulator, api_key: str | None = None) -> AsyncPlatfone:

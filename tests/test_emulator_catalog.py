@@ -6,14 +6,9 @@ import httpx
 import pytest
 
 from platfone_async import AsyncPlatfone, BadRequestError, NotFoundError
-from platfone_async.testing import Country, Offer, PlatfoneEmulator, Service, VirtualClock
+from platfone_async.testing import Country, Offer, PlatfoneEmulator, Service
 
 CATALOG_PATHS = ["/activation/countries", "/activation/services", "/activation/services/popular"]
-
-
-@pytest.fixture
-def emulator() -> PlatfoneEmulator:
-    return PlatfoneEmulator(clock=VirtualClock())
 
 
 def client_of(emulator: PlatfoneEmulator) -> AsyncPlatfone:

@@ -24,18 +24,14 @@ from platfone_async.testing import (
 
 PRICE = 100
 
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
-def emulator(clock: VirtualClock) -> PlatfoneEmulator:
-    emulator = PlatfoneEmulator(clock=clock, balance=1_000, success_rate_check=False)
-    emulator.catalog.set_offers("telegram", "uk", [Offer(PRICE, 0.8, 100)])
-    emulator.catalog.set_offers("google", "uk", [Offer(PRICE, 0.8, 100)])
-    return emulator
+pytestmark = pytest.mark.emulator(
+    balance=1_000,
+    success_rate_check=False,
+    offers={
+        ("telegram", "uk"): [Offer(PRICE, 0.8, 100)],
+        ("google", "uk"): [Offer(PRICE, 0.8, 100)],
+    },
+)
 
 
 def client_of(emulator: PlatfoneEmulator, max_retries: int = 0) -> AsyncPlatfone:

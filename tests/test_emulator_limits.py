@@ -39,16 +39,6 @@ DOCUMENTED = {
 }
 
 
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
-def emulator(clock: VirtualClock) -> PlatfoneEmulator:
-    return PlatfoneEmulator(clock=clock)
-
-
 async def hit(http: httpx.AsyncClient, route: str) -> httpx.Response:
     method, path = REQUESTS[route]
     body = {"service_id": "nosuchservice", "country_id": "us"}  # a 400 still counts

@@ -22,20 +22,17 @@ from platfone_async.testing import Offer, PlatfoneEmulator, VirtualClock
 
 DAY = 86_400
 
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
-def emulator(clock: VirtualClock) -> PlatfoneEmulator:
-    emulator = PlatfoneEmulator(clock=clock, balance=10_000)
-    cheap_and_poor = Offer(price=50, quality=0.2, count=10)
-    dear_and_good = Offer(price=200, quality=0.9, count=10)
-    emulator.catalog.set_offers("telegram", "uk", [cheap_and_poor, dear_and_good])
-    emulator.catalog.set_offers("google", "us", [Offer(price=100, quality=0.5, count=1_000)])
-    return emulator
+pytestmark = pytest.mark.emulator(
+    balance=10_000,
+    offers={
+        # cheap and poor, dear and good
+        ("telegram", "uk"): [
+            Offer(price=50, quality=0.2, count=10),
+            Offer(price=200, quality=0.9, count=10),
+        ],
+        ("google", "us"): [Offer(price=100, quality=0.5, count=1_000)],
+    },
+)
 
 
 def client_of(emulator: PlatfoneEmulator, api_key: str | None = None) -> AsyncPlatfone:

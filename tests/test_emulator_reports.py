@@ -13,18 +13,14 @@ from platfone_async.testing import EmulatorEvent, Offer, PlatfoneEmulator, Virtu
 PRICE = 100
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
-def emulator(clock: VirtualClock) -> PlatfoneEmulator:
-    emulator = PlatfoneEmulator(clock=clock, balance=1_000, success_rate_check=False)
-    emulator.catalog.set_offers("telegram", "uk", [Offer(PRICE, 0.8, 100)])
-    emulator.catalog.set_offers("telegram", "de", [Offer(PRICE, 0.8, 100, retriable=False)])
-    return emulator
+pytestmark = pytest.mark.emulator(
+    balance=1_000,
+    success_rate_check=False,
+    offers={
+        ("telegram", "uk"): [Offer(PRICE, 0.8, 100)],
+        ("telegram", "de"): [Offer(PRICE, 0.8, 100, retriable=False)],
+    },
+)
 
 
 def client_of(emulator: PlatfoneEmulator) -> AsyncPlatfone:

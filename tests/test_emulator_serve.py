@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -43,3 +46,25 @@ async def test_serve_answers_a_real_request(served: tuple[str, str]) -> None:
         activation = await client.create_activation("telegram", "uk")
     assert 10_000 == balance.total
     assert "active" == activation.activation_status
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_the_printed_address_accepts_connections_at_once() -> None:
+    """Once the address is printed the port is listening: a connection made while the
+    server process is frozen right after printing is accepted (it waits in the
+    backlog), not refused - so a reader never needs to wait a fixed time."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "platfone_async.testing", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().split()[-1]
+        os.kill(process.pid, signal.SIGSTOP)
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        socket.create_connection(("127.0.0.1", port), timeout=10).close()
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+        process.terminate()
+        process.communicate(timeout=10)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -411,9 +414,18 @@ async def test_create_report_without_evidence_is_still_multipart() -> None:
 
 async def test_sandbox_and_default_urls(monkeypatch: pytest.MonkeyPatch) -> None:
     """sandbox=True selects the sandbox URL; base_url overrides both."""
-    assert "https://temp-number-api.com/api/v1" == AsyncPlatfone("k").base_url
-    assert "https://temp-number-api.com/test/api/v1" == AsyncPlatfone("k", sandbox=True).base_url
-    assert "http://x.test/api/v1" == AsyncPlatfone("k", base_url="http://x.test/api/v1/").base_url
+    async with (
+        AsyncPlatfone("k") as default,
+        AsyncPlatfone("k", sandbox=True) as sandbox,
+        AsyncPlatfone("k", base_url="http://x.test/api/v1/") as other,
+    ):
+        urls = [default.base_url, sandbox.base_url, other.base_url]
+    expected = [
+        "https://temp-number-api.com/api/v1",
+        "https://temp-number-api.com/test/api/v1",
+        "http://x.test/api/v1",
+    ]
+    assert expected == urls
 
 
 async def test_injected_client_base_url_is_not_relied_on() -> None:
@@ -440,12 +452,35 @@ async def test_own_client_is_closed_by_aclose() -> None:
     assert http.is_closed
 
 
-def test_api_key_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without api_key, PLATFONE_API_KEY is used; with neither, a clear error."""
+async def test_api_key_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without api_key, PLATFONE_API_KEY is sent; with neither, a clear error."""
     from platfone_async import InvalidParameterError
 
+    server = Server(default=json_response(200, {"total": 1, "reserved": 0}))
     monkeypatch.setenv("PLATFONE_API_KEY", "from-env")
-    assert "from-env" == AsyncPlatfone()._http._headers["X-Api-Key"]
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(server.handler)) as http,
+        AsyncPlatfone(base_url=BASE_URL, http_client=http) as client,
+    ):
+        await client.get_balance()
+    assert ["from-env"] == [r.headers["X-Api-Key"] for r in server.requests]
     monkeypatch.delenv("PLATFONE_API_KEY")
     with pytest.raises(InvalidParameterError, match="PLATFONE_API_KEY"):
         AsyncPlatfone()
+
+
+def test_a_client_dropped_unclosed_warns() -> None:
+    """A client dropped without aclose() says so (a ResourceWarning, so a test that leaks
+    one fails under warnings-as-errors); a closed one, or one on an injected httpx client
+    (the caller's to close), does not."""
+    with pytest.warns(ResourceWarning, match="unclosed AsyncPlatfone"):
+        AsyncPlatfone("k")  # dropped at once (no reference cycle keeps it)
+    closed = AsyncPlatfone("k")
+    anyio.run(closed.aclose)
+    http = httpx.AsyncClient(transport=httpx.MockTransport(Server().handler))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        del closed
+        AsyncPlatfone("k", http_client=http)
+        gc.collect()
+    anyio.run(http.aclose)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import httpx
 import pytest
@@ -65,7 +66,10 @@ async def test_error_mapping(status: int, body: object, expected: type[pf.APIErr
             await client.get_balance()
     assert expected is type(caught.value)
     assert status == caught.value.status_code
-    assert (body if isinstance(body, str) else caught.value.body) == caught.value.body
+    sent = body if isinstance(body, str) else json.dumps(body)
+    assert sent == caught.value.body  # the raw body, as received
+    if isinstance(body, dict):
+        assert body.get("errorName") == caught.value.error_name
 
 
 async def test_max_price_exceeded_fields() -> None:

@@ -58,14 +58,16 @@ def test_none_switches_everything_off() -> None:
     )
 
 
-def test_the_client_takes_a_policy_or_the_shorthands() -> None:
+async def test_the_client_takes_a_policy_or_the_shorthands() -> None:
     """max_retries and rate_limit_wait fill the default policy; a policy is taken as is;
     both at once is refused."""
-    shorthand = pf.AsyncPlatfone("k", base_url="http://x.test", max_retries=5, rate_limit_wait=9)
     policy = pf.RetryPolicy(max_retries=1, deadline=30)
-    given = pf.AsyncPlatfone("k", base_url="http://x.test", retry_policy=policy)
-    assert (5, 9.0) == (shorthand.retry_policy.max_retries, shorthand.retry_policy.max_server_wait)
-    assert policy is given.retry_policy
+    async with (
+        pf.AsyncPlatfone("k", base_url="http://x.test", max_retries=5, rate_limit_wait=9) as short,
+        pf.AsyncPlatfone("k", base_url="http://x.test", retry_policy=policy) as given,
+    ):
+        assert (5, 9.0) == (short.retry_policy.max_retries, short.retry_policy.max_server_wait)
+        assert policy is given.retry_policy
     with pytest.raises(pf.InvalidParameterError, match="max_retries"):
         pf.AsyncPlatfone("k", base_url="http://x.test", max_retries=4, retry_policy=policy)
     with pytest.raises(pf.InvalidParameterError, match="retry_policy"):

@@ -21,11 +21,6 @@ from platfone_async.testing import Fault, Offer, PlatfoneEmulator, SmsPolicy, Vi
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
 def _statuses(emulator: PlatfoneEmulator, status: int) -> int:
     return sum(1 for r in emulator.requests if r.status == status)
 

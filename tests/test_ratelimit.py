@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from platfone_async._ratelimit._window import SlidingWindowLimiter, default_margin
-from platfone_async.testing._clock import VirtualClock
+from platfone_async.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
 

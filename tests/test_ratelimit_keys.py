@@ -14,15 +14,12 @@ from platfone_async._ratelimit import (
     DOCUMENTED_RATE_LIMITS,
     InMemoryBackend,
     KeyLimits,
-    Limiter,
     RateLimit,
-    RateLimitBackend,
     get_key_limits,
     key_fingerprint,
 )
 from platfone_async._ratelimit._success import DAY, SuccessRateCheck, SuccessRateTracker
-from platfone_async._ratelimit._window import SlidingWindowLimiter
-from platfone_async.testing._clock import VirtualClock
+from platfone_async.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
 
@@ -100,17 +97,6 @@ async def test_the_raw_key_never_shows_in_a_repr_or_state() -> None:
     limits = get_key_limits(KEY, URL, LIMITS, VirtualClock())
     shown = repr(limits) + repr(await limits.state()) + repr(limits.limiters)
     assert (KEY not in shown, key_fingerprint(KEY)) == (True, limits.key)
-
-
-def test_the_in_memory_backend_fits_the_backend_seam() -> None:
-    """InMemoryBackend is a RateLimitBackend and its limiters are Limiters."""
-    backend = InMemoryBackend(margin=0.0)
-    limiter = backend.create_limiter("scope", "get_balance", RateLimit(3, 60), VirtualClock())
-    assert (True, True, 0.0) == (
-        isinstance(backend, RateLimitBackend),
-        isinstance(limiter, Limiter),
-        limiter.margin,
-    )
 
 
 def test_the_documented_table_gets_one_limiter_per_endpoint() -> None:
@@ -223,12 +209,6 @@ async def test_state_reports_every_part() -> None:
         state.success_rate.orders,
         state.account_blocked_for,
     )
-
-
-def test_limiter_repr_names_the_endpoint() -> None:
-    """A limiter's repr says which endpoint and which limit."""
-    limiter = SlidingWindowLimiter(300, 60, clock=VirtualClock(), name="get_balance")
-    assert "<SlidingWindowLimiter 'get_balance' 300/60s>" == repr(limiter)
 
 
 # -- the success-rate tracker ------------------------------------------------------------

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from platfone_async._ratelimit._slots import ActivationSlots, SlotToken
-from platfone_async.testing._clock import VirtualClock
+from platfone_async.testing import VirtualClock
 from platfone_async.testing._clock import _wait_all_tasks_blocked as _settle
 
 pytestmark = pytest.mark.anyio

@@ -15,7 +15,7 @@ import platfone_async as pf
 from platfone_async._convert import converter
 from platfone_async._reconcile import OrderBook
 from platfone_async._retry import SendTrace
-from platfone_async.testing import Fault, PlatfoneEmulator, VirtualClock
+from platfone_async.testing import Fault, Offer, PlatfoneEmulator, VirtualClock
 
 from ._faultkit import API_KEY, RewritingTransport, new_client, new_emulator
 from ._support import ACTIVATION
@@ -58,11 +58,13 @@ async def test_an_order_placed_before_its_answer_was_lost_is_found() -> None:
 
 
 async def test_a_complete_error_answer_with_nothing_in_the_history_is_sent_once_more() -> None:
-    """A 502 before the server acted: three empty lookups, then one more POST succeeds."""
+    """A 502 before the server acted: one empty lookup per reconcile delay (three, the
+    last 10 s after the failure), then one more POST succeeds."""
     clock = VirtualClock()
     emulator = new_emulator(clock)
     emulator.inject_fault("create_activation", Fault(status=502))
-    async with clock.autojump(), _client(emulator) as client:
+    policy = pf.RetryPolicy(reconcile_delays=(1.0, 4.0, 10.0))
+    async with clock.autojump(), _client(emulator, retry_policy=policy) as client:
         start = clock.time()
         activation = await client.create_activation("telegram", "uk")
         waited = clock.time() - start
@@ -235,6 +237,36 @@ async def test_orders_before_the_window_and_of_other_services_are_not_candidates
     assert 3 == emulator.orders_placed()
 
 
+async def test_an_activation_above_the_orders_max_price_is_never_claimed() -> None:
+    """An activation of the same offer in the window but dearer than the lost order's
+    max_price is not that order's: the order is found absent and sent once more."""
+    clock = VirtualClock()
+    emulator = new_emulator(clock)
+    emulator.catalog.set_offers("telegram", "uk", [Offer(300, 0.8, 10)])
+    dear = await _order_directly(emulator)
+    emulator.catalog.set_offers("telegram", "uk", [Offer(100, 0.8, 10)])
+    emulator.inject_fault("create_activation", Fault(status=502))
+    async with clock.autojump(), _client(emulator) as client:
+        activation = await client.create_activation("telegram", "uk", max_price=200)
+    assert dear != activation.activation_id
+    assert 100 == activation.price
+    # the other order, the lost one, the one resend
+    assert (3, 2) == (_posts(emulator), emulator.orders_placed())
+
+
+async def test_an_order_priced_at_exactly_its_max_price_is_found() -> None:
+    """max_price is the most the caller pays, inclusive: a lost order whose number cost
+    exactly max_price is found in the history, not resent."""
+    clock = VirtualClock()
+    emulator = new_emulator(clock)
+    emulator.inject_fault("create_activation", Fault(status=502, after_processing=True))
+    async with clock.autojump(), _client(emulator) as client:
+        activation = await client.create_activation("telegram", "uk", max_price=100)
+    assert 100 == activation.price
+    assert [activation.activation_id] == [a["activation_id"] for a in emulator.activations()]
+    assert 1 == _posts(emulator)
+
+
 async def test_a_window_deep_in_the_history_is_read_page_by_page() -> None:
     """Sixty newer orders push the lost one to page two: it is found there."""
     clock = VirtualClock()
@@ -256,6 +288,34 @@ async def test_a_window_deep_in_the_history_is_read_page_by_page() -> None:
         activation = await client.create_activation("telegram", "uk")
     assert activation.activation_id == emulator.activations()[0]["activation_id"]
     assert 2 == _history_reads(emulator)
+
+
+async def test_a_window_beyond_ten_pages_back_is_undecided() -> None:
+    """501 newer orders push the lost one past the ten pages of 50 read back: the outcome
+    is unknown (it says how far back the window lies), never a guess."""
+    clock = VirtualClock()
+    emulator = new_emulator(clock, max_active=None, rate_limits=None, balance=1_000_000)
+    emulator.inject_fault("create_activation", Fault(status=502, after_processing=True))
+    policy = pf.RetryPolicy(reconcile_delays=(8.0,))
+
+    async def flood() -> None:
+        await clock.sleep(6.5)  # after the window (failure + 5 s skew) has closed
+        async with emulator.http_client(headers={"X-Api-Key": API_KEY}) as http:
+            for _ in range(501):
+                body = {"service_id": "telegram", "country_id": "uk"}
+                assert 200 == (await http.post("/activation", json=body)).status_code
+
+    async with (
+        clock.autojump(),
+        _client(emulator, retry_policy=policy, rate_limits=None) as client,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(flood)
+        with pytest.raises(pf.OrderOutcomeUnknownError) as caught:
+            await client.create_activation("telegram", "uk")
+    assert "more than 500 activations back" in str(caught.value)
+    assert 10 == _history_reads(emulator)
+    assert 502 == emulator.orders_placed()  # the lost one (not resent) and the flood
 
 
 async def test_concurrent_lost_answers_each_get_their_own_order() -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import random
+from collections.abc import Callable
+
 import httpx
 import pytest
 
 import platfone_async as pf
-from platfone_async.testing._clock import VirtualClock
+from platfone_async.testing import VirtualClock
 
 from ._support import ACTIVATION, Server, json_response
 
@@ -23,13 +27,15 @@ async def test_idempotent_call_survives_two_503s() -> None:
     """A GET answered 503, 503, 200 returns the 200 after two backoff sleeps."""
     clock = VirtualClock()
     server = Server(httpx.Response(503), httpx.Response(503), json_response(200, BALANCE))
-    async with clock.autojump(), server.client(clock) as client:
+    policy = pf.RetryPolicy(max_retries=2, backoff_base=0.5, jitter=0.5)
+    async with clock.autojump(), server.client(clock, retry_policy=policy) as client:
         start = clock.monotonic()
         balance = await client.get_balance()
         waited = clock.monotonic() - start
     assert pf.Balance(100, 0) == balance
     assert 3 == len(server.requests)
-    assert 0 < waited <= 0.5 + 1.0  # two capped exponential backoffs with jitter
+    # two exponential backoffs, 0.5 and 1.0 s, each cut by up to half its length (jitter)
+    assert 0.25 + 0.5 <= waited <= 0.5 + 1.0
 
 
 async def test_retries_give_up_after_max_retries() -> None:
@@ -132,3 +138,37 @@ def test_backoff_is_capped_and_jittered() -> None:
     assert all(0 < d <= 8.0 for d in delays)
     assert delays[0] <= 0.5 < delays[3]
     assert len(set(delays)) == len(delays)
+
+
+async def _backoff_waits(seed: int) -> list[float]:
+    """The waits between three attempts of a GET answered 503, 503, 200."""
+    clock = VirtualClock()
+    times: list[float] = []
+
+    def stamped(response: httpx.Response) -> Callable[[httpx.Request], httpx.Response]:
+        def reply(request: httpx.Request) -> httpx.Response:
+            times.append(clock.monotonic())
+            return response
+
+        return reply
+
+    server = Server(
+        stamped(httpx.Response(503)),
+        stamped(httpx.Response(503)),
+        stamped(json_response(200, BALANCE)),
+    )
+    async with clock.autojump(), server.client(clock, rng=random.Random(seed)) as client:
+        await client.get_balance()
+    return [later - earlier for earlier, later in itertools.pairwise(times)]
+
+
+async def test_the_backoff_jitter_comes_from_the_clients_rng() -> None:
+    """Two clients seeded alike back off alike; another seed backs off otherwise."""
+    assert await _backoff_waits(3) == await _backoff_waits(3)
+    assert await _backoff_waits(3) != await _backoff_waits(4)
+
+
+async def test_rng_must_be_a_random_generator() -> None:
+    """rng= takes a random.Random (or None); anything else is refused before any request."""
+    with pytest.raises(pf.InvalidParameterError, match="rng"):
+        pf.AsyncPlatfone("k", rng=42)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 import platfone_async as pf
-from platfone_async.testing._clock import VirtualClock
+from platfone_async.testing import VirtualClock
 
 from ._support import API_KEY, Server, json_response
 

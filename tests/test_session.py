@@ -12,7 +12,9 @@ import pytest
 
 from platfone_async import (
     ActivationSession,
+    ActivationStatus,
     AsyncPlatfone,
+    BillingStatus,
     InvalidParameterError,
     MaxPriceExceededError,
     NotFoundError,
@@ -23,22 +25,18 @@ from platfone_async.testing import Fault, Offer, PlatfoneEmulator, SmsPolicy, Vi
 
 CANCEL_AFTER = 120
 
+pytestmark = pytest.mark.emulator(
+    balance=100_000,
+    success_rate_check=False,
+    offers={
+        ("telegram", "uk"): [Offer(100, 0.8, 1_000)],
+        ("google", "uk"): [Offer(150, 0.8, 1_000)],
+    },
+)
+
 
 class Boom(Exception):
     """What the code inside a block raises."""
-
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
-def emulator(clock: VirtualClock) -> PlatfoneEmulator:
-    emulator = PlatfoneEmulator(clock=clock, balance=100_000, success_rate_check=False)
-    emulator.catalog.set_offers("telegram", "uk", [Offer(100, 0.8, 1_000)])
-    emulator.catalog.set_offers("google", "uk", [Offer(150, 0.8, 1_000)])
-    return emulator
 
 
 def client_of(emulator: PlatfoneEmulator) -> AsyncPlatfone:
@@ -85,6 +83,104 @@ async def test_an_exception_inside_cancels_and_propagates_unchanged(
     cancelable_after = session.activation.cancelable_after
     assert cancelable_after is not None
     assert cancelable_after.timestamp() <= emulator.requests[-1].time
+
+
+class _AheadClock:
+    """The client's clock, ``ahead`` seconds ahead of the server's (sleeps are shared)."""
+
+    def __init__(self, clock: VirtualClock, ahead: float) -> None:
+        self.clock = clock
+        self.ahead = ahead
+
+    def time(self) -> float:
+        return self.clock.time() + self.ahead
+
+    def monotonic(self) -> float:
+        return self.clock.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.clock.sleep(seconds)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("ahead", [0.0, 0.2, 0.5])
+async def test_a_client_clock_a_little_ahead_still_cancels(
+    emulator: PlatfoneEmulator, clock: VirtualClock, ahead: float
+) -> None:
+    """With the client's clock up to half a second ahead of the server's, leaving the
+    block still cancels the number: the cancel waits a margin past cancelable_after
+    (a cancel at exactly cancelable_after by the client's clock is refused by the
+    server), and not much longer than that margin."""
+    async with clock.autojump():
+        client = emulator.client(clock=_AheadClock(clock, ahead), rate_limits=None, max_retries=0)
+        async with client, client.activation("telegram", "uk") as session:
+            pass
+    assert SessionOutcome.CANCELED == session.outcome
+    assert "canceled" == server_status(emulator, session)
+    cancels = [r.time for r in emulator.requests if r.route == "cancel_activation"]
+    cancelable_after = session.activation.cancelable_after
+    assert cancelable_after is not None
+    assert 1 == len(cancels)
+    assert cancelable_after.timestamp() < cancels[0] <= cancelable_after.timestamp() + 2
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("cancel_after", "outcome", "cancels"),
+    [
+        (1_199, SessionOutcome.CANCELED, 1),  # the margin would reach expire_at: cancel at once
+        (1_200, SessionOutcome.LEFT_TO_EXPIRE, 0),  # cancelable only as it expires: never
+    ],
+)
+async def test_a_cancel_window_closing_at_expiry_is_used_or_left(
+    emulator: PlatfoneEmulator,
+    clock: VirtualClock,
+    cancel_after: int,
+    outcome: SessionOutcome,
+    cancels: int,
+) -> None:
+    """A number cancelable a second before it expires (20 min) is cancelled right at
+    cancelable_after, since the margin would take the cancel past expiry; one cancelable
+    only when it expires is left to expire, and no cancel is sent."""
+    offer = Offer(100, 0.8, 10, cancel_after=cancel_after)
+    emulator.catalog.set_offers("telegram", "uk", [offer])
+    async with (
+        clock.autojump(),
+        client_of(emulator) as client,
+        client.activation("telegram", "uk") as session,
+    ):
+        pass
+    assert outcome == session.outcome
+    assert cancels == emulator.request_count("cancel_activation")
+    expected = "canceled" if cancels else "active"
+    assert expected == server_status(emulator, session)
+
+
+@pytest.mark.anyio
+async def test_cancel_inside_the_block_shows_the_number_cancelled(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """session.cancel() (once cancelable_after has passed) returns and keeps the state
+    canceled / released without another request, and the block ends CANCELED with
+    nothing more sent."""
+    async with (
+        clock.autojump(),
+        client_of(emulator) as client,
+        client.activation("telegram", "uk") as session,
+    ):
+        allowed = session.activation.cancelable_after
+        assert allowed is not None
+        await clock.sleep(allowed.timestamp() + 1 - clock.time())
+        reads = emulator.request_count("get_activation")
+        returned = await session.cancel()
+        after = emulator.request_count("get_activation")
+    seen = (returned.activation_status, returned.billing_status)
+    assert (ActivationStatus.CANCELED, BillingStatus.RELEASED) == seen
+    assert returned == session.activation
+    assert reads == after
+    assert SessionOutcome.CANCELED == session.outcome
+    assert 1 == emulator.request_count("cancel_activation")
+    assert "canceled" == server_status(emulator, session)
 
 
 @pytest.mark.anyio

@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
 
 import httpx
 import pytest
@@ -17,7 +16,6 @@ import trio
 from platfone_async import (
     Activation,
     ActivationStatus,
-    AsyncPlatfone,
     InvalidParameterError,
     NotFoundError,
     Platfone,
@@ -28,11 +26,9 @@ from platfone_async.testing import PlatfoneEmulator
 
 AID = "64a1c0e8d2a1f9b7e45d3b8e"
 
-
-@pytest.fixture
-def emulator() -> PlatfoneEmulator:
-    """A fresh emulator on the real clock, without rate limits."""
-    return PlatfoneEmulator(rate_limits=None)
+pytestmark = pytest.mark.emulator(
+    clock=None, rate_limits=None
+)  # real time: the loop runs in a thread
 
 
 def _client(emulator: PlatfoneEmulator, **kwargs: object) -> Platfone:
@@ -157,7 +153,7 @@ def test_calls_from_many_threads_share_one_client(client: Platfone) -> None:
     """Concurrent calls from a thread pool all work, on one loop and one async client."""
 
     def call(_: int) -> tuple[int, int]:
-        return client.get_balance().total, id(client._target())
+        return client.get_balance().total, id(client.__async_target__())
 
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(call, range(64)))
@@ -218,15 +214,11 @@ def test_an_unclosed_client_stops_its_loop_when_collected(emulator: PlatfoneEmul
 def test_close_closes_the_http_client_it_made() -> None:
     """Without an injected client, close() closes the one the async client created."""
     client = Platfone("key-never-sent")
-    http: httpx.AsyncClient = client._target()._http.client
+    http: httpx.AsyncClient = client.__async_target__()._http.client
     client.close()
     assert http.is_closed
 
 
-@pytest.mark.skipif(
-    not hasattr(AsyncPlatfone, "rate_limit_state"),
-    reason="needs the limiter wiring (AsyncPlatfone.rate_limit_state)",
-)
 def test_threads_share_the_client_side_rate_limits(emulator: PlatfoneEmulator) -> None:
     """With 3 calls allowed per minute, 5 threads at once: 3 go out, 2 wait for a token
     (one limiter for all threads); close() then ends the wait of the other two."""
@@ -242,7 +234,7 @@ def test_threads_share_the_client_side_rate_limits(emulator: PlatfoneEmulator) -
         calls = [pool.submit(client.get_balance) for _ in range(4)]
         try:
             deadline = time.monotonic() + 10
-            while cast(Any, client).rate_limit_state().limiters["get_balance"].waiters < 2:
+            while client.rate_limit_state().limiters["get_balance"].waiters < 2:
                 assert time.monotonic() < deadline, "two calls should be waiting for a token"
                 time.sleep(0.001)  # polls until two calls queue; costs no fixed time
             assert 3 == emulator.request_count("get_balance", api_key=api_key)

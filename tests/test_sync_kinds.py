@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import inspect
 import sys
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
@@ -71,7 +72,11 @@ class AsyncThing:
         _here(self.log, "aclose")
 
     async def greet(self, name: str, /, *, punctuation: str = ".") -> str:
-        """Greet ``name``."""
+        """Greet ``name``.
+
+        ``async with AsyncThing() as t: print(await t.greet("bob"))`` greets Bob; call
+        ``await t.aclose()`` when not in a block, and ``async for`` over an async iterator.
+        """
         await anyio.lowlevel.checkpoint()
         return f"{self._greeting} {name}{punctuation}"
 
@@ -150,6 +155,16 @@ def test_generated_classes_mirror_every_kind(fake: ModuleType) -> None:
     assert_twins(Handle, fake.SyncHandle, twins)
 
 
+def test_docstrings_are_told_in_sync_terms(fake: ModuleType) -> None:
+    """The generator rewrites an async docstring for the blocking twin, word by word."""
+    expected = (
+        "Greet ``name``.\n\n"
+        '``with AsyncThing() as t: print(t.greet("bob"))`` greets Bob; call\n'
+        "``t.close()`` when not in a block, and ``for`` over an iterator."
+    )
+    assert expected == inspect.getdoc(fake.Thing.greet)
+
+
 def test_coroutine_method_blocks_and_returns(thing: Any) -> None:
     """A coroutine method becomes a plain call with the same arguments."""
     assert "hi bob!" == thing.greet("bob", punctuation="!")
@@ -171,7 +186,7 @@ def test_async_generators_become_iterators(thing: Any) -> None:
 
 def test_leaving_a_loop_early_closes_the_generator_in_its_own_task(thing: Any) -> None:
     """`break` closes the async generator on the loop, in the task that ran it."""
-    log: Log = thing._target().log
+    log: Log = thing.__async_target__().log
     for i in thing.count(10):
         if i == 1:
             break
@@ -183,7 +198,7 @@ def test_leaving_a_loop_early_closes_the_generator_in_its_own_task(thing: Any) -
 
 def test_context_manager_yields_a_sync_handle(fake: ModuleType, thing: Any) -> None:
     """An async context manager becomes a context manager; its handle's methods block."""
-    log: Log = thing._target().log
+    log: Log = thing.__async_target__().log
     with thing.hold("ada") as handle:
         assert isinstance(handle, fake.SyncHandle)
         assert "ada" == handle.name
@@ -202,7 +217,7 @@ def test_annotated_context_manager_method_works_too(fake: ModuleType, thing: Any
 
 def test_body_exception_reaches_the_async_exit(thing: Any) -> None:
     """An exception in the ``with`` body is thrown into the async context manager."""
-    log: Log = thing._target().log
+    log: Log = thing.__async_target__().log
     with pytest.raises(ValueError, match="boom"), thing.hold("x"):
         raise ValueError("boom")
     assert ["enter", "exit with ValueError"] == [event for event, _, _ in log]
@@ -223,7 +238,7 @@ def test_calling_the_facade_from_its_own_loop_is_refused(thing: Any) -> None:
 def test_close_awaits_aclose_and_stops_the_loop(fake: ModuleType) -> None:
     """close() runs aclose on the loop, ends the thread, and later calls fail clearly."""
     thing = fake.Thing()
-    log: Log = thing._target().log
+    log: Log = thing.__async_target__().log
     assert any(t.name == "Thing-loop" for t in threading.enumerate())
     thing.close()
     thing.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections.abc
 import contextlib
 import inspect
+import re
 import typing
 from pathlib import Path
 from types import ModuleType
@@ -54,6 +55,29 @@ def _expected_return(kind: str, hint: Any, twins: dict[type, type]) -> Any:
     return contextlib.AbstractContextManager[item]  # type: ignore[valid-type]
 
 
+#: Words that only make sense to an async caller: a sync docstring must not use them.
+_ASYNC_WORDS = re.compile(
+    r"\basync\s+(with|for|def|iterator|iterable|generator|context manager)\b"
+    r"|\bawait\b|\baclose\b"
+)
+
+
+def assert_docs_speak_sync(async_fn: Any, sync_fn: Any, name: str) -> None:
+    """The twin has a docstring where the async member has one, in sync words: no
+    ``async with``/``async for``/``await``/``aclose``/async iterator, and line for line
+    the same text wherever the async line had no async words to translate."""
+    async_doc, sync_doc = inspect.getdoc(async_fn), inspect.getdoc(sync_fn)
+    assert (async_doc is None) == (sync_doc is None), f"{name}'s docstring is missing"
+    if async_doc is None or sync_doc is None:
+        return
+    assert [] == _ASYNC_WORDS.findall(sync_doc), f"{name}'s docstring speaks async"
+    async_lines, sync_lines = async_doc.splitlines(), sync_doc.splitlines()
+    assert len(async_lines) == len(sync_lines), f"{name}'s docstring lost or gained lines"
+    for async_line, sync_line in zip(async_lines, sync_lines, strict=True):
+        if not _ASYNC_WORDS.search(async_line):
+            assert async_line == sync_line, f"{name}'s docstring says something else"
+
+
 def _public_members(cls: type) -> dict[str, Any]:
     members: dict[str, Any] = {}
     for klass in reversed(cls.__mro__[:-1]):
@@ -76,7 +100,7 @@ def _twin_map(module: ModuleType) -> dict[type, type]:
 def assert_twins(async_cls: type, sync_cls: type, twins: dict[type, type]) -> None:
     """Every public async method of ``async_cls`` has a twin on ``sync_cls`` with the same
     parameters (names, kinds, defaults, annotations), the mapped return type and the same
-    docstring."""
+    docstring told in sync terms."""
     sync_members = _public_members(sync_cls)
     for name, value in _public_members(async_cls).items():
         kind = _async_kind(value)
@@ -91,13 +115,13 @@ def assert_twins(async_cls: type, sync_cls: type, twins: dict[type, type]) -> No
             sync_hints = typing.get_type_hints(twin.fget)
             expected = _expected_return(kind, async_hints["return"], twins)
             assert expected == sync_hints["return"], name
-            assert inspect.getdoc(value) == inspect.getdoc(twin), name
+            assert_docs_speak_sync(value, twin, name)
             continue
         assert_same_signature(value, twin, name)
         async_hints, sync_hints = typing.get_type_hints(value), typing.get_type_hints(twin)
         expected = _expected_return(kind, async_hints.get("return"), twins)
         assert expected == sync_hints.get("return"), f"{name} returns {sync_hints.get('return')}"
-        assert inspect.getdoc(value) == inspect.getdoc(twin), f"{name}'s docstring differs"
+        assert_docs_speak_sync(value, twin, name)
 
 
 def assert_same_signature(async_fn: Any, sync_fn: Any, name: str) -> None:
@@ -159,8 +183,13 @@ def test_check_fails_clearly_on_a_stale_file(
     assert "-    def get_bal" in err
 
 
-def test_generated_file_says_it_is_generated() -> None:
-    """The header tells a reader not to edit it and how to regenerate it."""
-    header = _codegen.OUTPUT.read_text().split('"""')[1]
-    assert "GENERATED" in header
-    assert "python -m platfone_async._sync._codegen" in header
+def test_the_sync_client_is_documented_in_sync_terms() -> None:
+    """help(Platfone) and its session tell a sync user to write ``with`` and call
+    ``close()``, never ``async with``, ``await`` or ``aclose()``."""
+    twins = _twin_map(_sync)
+    for sync_cls in twins.values():
+        docs = [inspect.getdoc(sync_cls) or ""]
+        docs += [inspect.getdoc(v) or "" for v in _public_members(sync_cls).values()]
+        assert [] == [d for d in docs if _ASYNC_WORDS.search(d)], sync_cls.__name__
+    assert "``with client.activation(" in (inspect.getdoc(Platfone.activation) or "")
+    assert "``close()`` leaves it open" in (inspect.getdoc(Platfone) or "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from collections.abc import AsyncGenerator
 from typing import cast
 
@@ -27,17 +28,9 @@ from tests._support import ACTIVATION, Server, json_response
 
 AID_LENGTH = 24
 
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
-def emulator(clock: VirtualClock) -> PlatfoneEmulator:
-    emulator = PlatfoneEmulator(clock=clock, success_rate_check=False)
-    emulator.catalog.set_offers("telegram", "uk", [Offer(100, 0.8, 100)])
-    return emulator
+pytestmark = pytest.mark.emulator(
+    success_rate_check=False, offers={("telegram", "uk"): [Offer(100, 0.8, 100)]}
+)
 
 
 def client_of(emulator: PlatfoneEmulator, max_retries: int = 0) -> AsyncPlatfone:
@@ -303,3 +296,62 @@ async def test_a_bad_timeout_is_refused_before_any_request(
         with pytest.raises(InvalidParameterError):
             await client.wait_for_sms("a" * AID_LENGTH, timeout=timeout)  # type: ignore[arg-type]
     assert 0 == emulator.request_count()
+
+
+async def _poll_times(seed: int, watchers: int = 40, rounds: int = 3) -> list[list[float]]:
+    """Start ``watchers`` watches at one instant (each on its own number, no SMS) and
+    return, per watcher, the times of its polls after the first."""
+    clock = VirtualClock()
+    emulator = PlatfoneEmulator(
+        clock=clock, success_rate_check=False, rate_limits=None, max_active=watchers
+    )
+    emulator.catalog.set_offers("telegram", "uk", [Offer(100, 0.8, watchers)])
+    times: dict[str, list[float]] = {}
+    async with clock.autojump():
+        client = emulator.client(
+            rate_limits=None, max_retries=0, max_active_activations=None, rng=random.Random(seed)
+        )
+        async with client:
+            ids = [
+                (await client.create_activation("telegram", "uk")).activation_id
+                for _ in range(watchers)
+            ]
+
+            async def watch(aid: str) -> None:
+                async for _ in client.watch_activation(aid):
+                    pass
+
+            async with anyio.create_task_group() as tg:
+                for aid in ids:
+                    tg.start_soon(watch, aid)
+                await clock.sleep(rounds * 10 + 5)
+                tg.cancel_scope.cancel()
+    for record in emulator.requests:
+        if record.route == "get_activation":
+            times.setdefault(record.path.rsplit("/", 1)[-1], []).append(record.time)
+    return [times[aid][1:] for aid in ids]
+
+
+@pytest.mark.anyio
+async def test_many_watchers_started_together_spread_their_polls() -> None:
+    """Forty watchers started at one instant do not poll in lockstep: each pause is the
+    interval +- 5 % jitter, so their second and later polls spread over most of the
+    +- 0.5 s band instead of landing on one instant, and no two watchers share a schedule."""
+    per_watcher = await _poll_times(seed=1)
+    first_repolls = sorted(polls[0] for polls in per_watcher)
+    assert 0.6 <= first_repolls[-1] - first_repolls[0] <= 1.0
+    assert len(per_watcher) == len({round(t, 6) for t in first_repolls})
+    assert len(per_watcher) == len({tuple(polls) for polls in per_watcher})
+
+
+def _schedule(per_watcher: list[list[float]]) -> list[float]:
+    return sorted(t for polls in per_watcher for t in polls)
+
+
+@pytest.mark.anyio
+async def test_a_seeded_client_polls_on_the_same_schedule_every_run() -> None:
+    """The watch jitter is drawn from the client's ``rng``: one seed, one schedule of
+    polls (which watcher draws first at one instant is the scheduler's choice)."""
+    seven = _schedule(await _poll_times(seed=7, watchers=5))
+    assert seven == _schedule(await _poll_times(seed=7, watchers=5))
+    assert seven != _schedule(await _poll_times(seed=8, watchers=5))

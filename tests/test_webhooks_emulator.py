@@ -25,17 +25,9 @@ from platfone_async.webhooks._push import PUSH_INTERVAL_FACTOR
 
 SECRET = "whsec-emulator-7f3a"
 
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
-def emulator(clock: VirtualClock) -> PlatfoneEmulator:
-    emulator = PlatfoneEmulator(clock=clock, success_rate_check=False, rate_limits=None)
-    emulator.catalog.set_offers("telegram", "uk", [Offer(100, 0.8, 100)])
-    return emulator
+pytestmark = pytest.mark.emulator(
+    success_rate_check=False, rate_limits=None, offers={("telegram", "uk"): [Offer(100, 0.8, 100)]}
+)
 
 
 @pytest.fixture

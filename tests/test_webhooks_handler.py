@@ -46,11 +46,6 @@ def delivery(
 
 
 @pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
 def handler(clock: VirtualClock) -> WebhookHandler:
     return WebhookHandler(SECRET, clock=clock)
 

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from typing import Any
 
 import pytest
@@ -167,6 +168,96 @@ def test_hex_base64_and_v1_prefix_all_pass() -> None:
         verify(BODY, headers, SECRET, now=NOW)
 
 
+def _encoded(digest: bytes, encoding: str) -> str:
+    return digest.hex() if encoding == "hex" else base64.b64encode(digest).decode()
+
+
+def _true_digest(secret: str = SECRET) -> bytes:
+    message = signing_string(WEBHOOK_ID, str(NOW), BODY)
+    return hmac.new(secret.encode(), message, hashlib.sha256).digest()
+
+
+@pytest.mark.parametrize("encoding", ["hex", "base64"])
+def test_a_signature_wrong_in_any_one_byte_fails(encoding: str) -> None:
+    """Changing any single one of the 32 bytes of the signature - first, middle, last -
+    makes it fail, alone, with "v1,", or beside another secret's valid signature."""
+    good = _true_digest()
+    other = _encoded(_true_digest("another-secret"), encoding)
+    verify(BODY, {**headers_for(), "x-signature": _encoded(good, encoding)}, SECRET, now=NOW)
+    for position in range(len(good)):
+        for flip in (0x01, 0x80):
+            bad = bytearray(good)
+            bad[position] ^= flip
+            text = _encoded(bytes(bad), encoding)
+            for header in (text, f"v1,{text}", f"v1,{other} v1,{text}", f"{text} {other}"):
+                assert "no signature" in reason(BODY, {**headers_for(), "x-signature": header})
+
+
+def test_signatures_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every offered signature is compared through ``hmac.compare_digest`` (constant
+    time, whole digests), never with ``==``: each pair goes through it, even after a match."""
+    compared: list[tuple[bytes, bytes]] = []
+    constant_time = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((bytes(a), bytes(b)))
+        return constant_time(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    good, other = _true_digest(), _true_digest("another-secret")
+    headers = {**headers_for(), "x-signature": f"v1,{good.hex()} v1,{other.hex()}"}
+    verify(BODY, headers, SECRET, now=NOW)
+    assert [(good, good), (good, other)] == compared
+
+
+def test_sign_and_signed_headers_encode_as_asked() -> None:
+    """sign() and signed_headers() give the HMAC in hex by default, in base64 when asked."""
+    digest = _true_digest()
+    hex_sig = sign(BODY, SECRET, webhook_id=WEBHOOK_ID, timestamp=NOW)
+    b64_sig = sign(BODY, SECRET, webhook_id=WEBHOOK_ID, timestamp=NOW, encoding="base64")
+    headers = signed_headers(BODY, SECRET, webhook_id=WEBHOOK_ID, timestamp=NOW, encoding="base64")
+    assert (digest.hex(), base64.b64encode(digest).decode()) == (hex_sig, b64_sig)
+    assert b64_sig == headers["x-signature"]
+
+
+def test_url_safe_base64_with_both_of_its_own_characters_passes() -> None:
+    """URL-safe base64 uses "-" and "_" for "+" and "/": a signature holding both still
+    verifies (its body is chosen so that it does)."""
+    for n in range(1_000):
+        body = payload(data=dict(HISTORY_ACTIVATION, sms_code=str(n)))
+        message = signing_string(WEBHOOK_ID, str(NOW), body)
+        digest = hmac.new(SECRET.encode(), message, hashlib.sha256).digest()
+        urlsafe = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        if "-" in urlsafe and "_" in urlsafe:
+            break
+    else:
+        raise AssertionError("no body in 1,000 gives a signature with both - and _")
+    verify(body, {**headers_for(body), "x-signature": urlsafe}, SECRET, now=NOW)
+
+
+def test_a_base64_signature_with_a_stray_character_fails() -> None:
+    """A token is read as it is: characters that are not base64 are not skipped over."""
+    b64 = _encoded(_true_digest(), "base64")
+    for stray in ("!", "*", "."):
+        token = b64[:10] + stray + b64[10:]
+        assert "no signature" in reason(BODY, {**headers_for(), "x-signature": token})
+
+
+def test_a_token_of_another_version_does_not_hide_the_next_one() -> None:
+    """Tokens of other versions are skipped, and the valid v1 token after them counts."""
+    good = headers_for()["x-signature"]
+    verify(BODY, {**headers_for(), "x-signature": f"v1a,abc v2,{good} v1,{good}"}, SECRET, now=NOW)
+
+
+def test_without_now_the_timestamp_is_judged_against_the_wall_clock() -> None:
+    """now= defaults to time.time(): a delivery stamped now passes, one from 2026's first
+    day (NOW) is long too old."""
+    stamp = int(time.time())
+    verify(BODY, headers_for(timestamp=stamp), SECRET)
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        verify(BODY, headers_for(), SECRET)
+
+
 def test_other_signature_versions_are_not_checked() -> None:
     """A "v2," or "v1a," token is not an HMAC of ours, even if its digest would match."""
     hex_sig = sign(BODY, SECRET, webhook_id=WEBHOOK_ID, timestamp=NOW)
@@ -208,11 +299,40 @@ def test_errors_never_show_the_secret_or_signature() -> None:
     assert headers_for()["x-signature"] not in message
 
 
-@pytest.mark.parametrize("secret", ["", [], [""]])
-def test_empty_secret_is_refused(secret: Any) -> None:
-    """An empty secret would verify forgeries: it is an InvalidParameterError."""
-    with pytest.raises(InvalidParameterError):
+@pytest.mark.parametrize(
+    ("secret", "rule"),
+    [
+        ("", "must not be empty"),
+        ([], "give at least one webhook secret"),
+        ([""], "must not be empty"),
+        ([SECRET, ""], "must not be empty"),
+        ([SECRET.encode()], "must be a str"),
+        ([SECRET, 42], "must be a str"),
+    ],
+)
+def test_a_missing_empty_or_non_text_secret_is_refused(secret: Any, rule: str) -> None:
+    """An empty secret would verify forgeries, and bytes or a number are a mistake: each
+    is an InvalidParameterError naming the secret and the rule, before any check."""
+    with pytest.raises(InvalidParameterError) as caught:
         verify(BODY, headers_for(), secret, now=NOW)
+    assert ("secret", rule) == (caught.value.parameter, caught.value.rule)
+
+
+@pytest.mark.parametrize("tolerance", [-1, float("nan"), float("inf"), True, "300", None])
+def test_a_tolerance_that_is_not_seconds_is_refused(tolerance: Any) -> None:
+    """tolerance must be a finite number of seconds >= 0 (not a bool, text or None)."""
+    with pytest.raises(InvalidParameterError) as caught:
+        verify(BODY, headers_for(), SECRET, tolerance=tolerance, now=NOW)
+    not_a_number = isinstance(tolerance, (bool, str)) or tolerance is None
+    rule = "must be a number of seconds" if not_a_number else "must be finite and >= 0"
+    assert ("tolerance", rule) == (caught.value.parameter, caught.value.rule)
+
+
+def test_a_zero_tolerance_accepts_only_the_current_second() -> None:
+    """tolerance=0: a delivery stamped now passes, one a second off either way does not."""
+    verify(BODY, headers_for(), SECRET, tolerance=0, now=NOW)
+    assert "too old" in reason(BODY, headers_for(timestamp=NOW - 1), tolerance=0)
+    assert "too new" in reason(BODY, headers_for(timestamp=NOW + 1), tolerance=0)
 
 
 # -- parse_event ----------------------------------------------------------------------

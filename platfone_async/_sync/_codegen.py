@@ -18,7 +18,8 @@ regenerated (``platfone_async`` loads it lazily), so a stale one never stands in
 Mapping rules, for each public member of the async class (in source order):
 
 - ``async def`` -> a blocking method of the same name, parameters, defaults, annotations
-  and docstring (``aclose`` becomes ``close``);
+  and docstring (``aclose`` becomes ``close``), the docstring told in sync terms
+  (:func:`sync_doc`: ``async with`` -> ``with``, ``await x`` -> ``x``, ...);
 - an async generator function, or a method annotated to return ``AsyncIterator[T]``,
   ``AsyncIterable[T]`` or ``AsyncGenerator[T, ...]`` -> a method returning ``Iterator[T]``
   (the async generator is driven by one task on the loop, and closed there when the
@@ -45,6 +46,7 @@ import collections.abc
 import contextlib
 import difflib
 import inspect
+import re
 import subprocess
 import sys
 import textwrap
@@ -117,9 +119,30 @@ def _doc_literal(doc: str, indent: str) -> str:
     return f'{prefix}"""{body}"""'
 
 
+#: How an async docstring's words read for the blocking twin, in order.
+_SYNC_WORDS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\basync with\b"), "with"),
+    (re.compile(r"\basync for\b"), "for"),
+    (re.compile(r"\bawait\s+"), ""),
+    (re.compile(r"\baclose\b"), "close"),
+    (re.compile(r"\b([Aa])n async (iterator|iterable|generator)\b"), r"\1n \2"),
+    (re.compile(r"\b([Aa])n async context manager\b"), r"\1 context manager"),
+    (re.compile(r"\basync (iterator|iterable|generator|context manager)"), r"\1"),
+)
+
+
+def sync_doc(doc: str) -> str:
+    """``doc`` as the blocking twin's docstring: ``async with`` -> ``with``, ``async for``
+    -> ``for``, ``await x`` -> ``x``, ``aclose()`` -> ``close()``, an async iterator or
+    context manager -> an iterator or context manager."""
+    for pattern, replacement in _SYNC_WORDS:
+        doc = pattern.sub(replacement, doc)
+    return doc
+
+
 def _raw_doc(function: Any) -> str | None:
     doc = getattr(function, "__doc__", None)
-    return inspect.cleandoc(doc) if isinstance(doc, str) else None
+    return sync_doc(inspect.cleandoc(doc)) if isinstance(doc, str) else None
 
 
 def _parameters(
@@ -216,7 +239,7 @@ def _method(member: Member, cls: type, ctx: _Context, namespace: dict[str, Any],
 
 
 def _root_doc(cls: type, name: str) -> str:
-    doc = inspect.cleandoc(cls.__doc__ or "")
+    doc = sync_doc(inspect.cleandoc(cls.__doc__ or ""))
     lines = doc.splitlines()
     args: list[str] = []
     if "Args:" in lines:
@@ -266,7 +289,7 @@ def _class(cls: type, ctx: _Context, root: bool) -> str:
     else:
         doc = f"The blocking twin of :class:`{cls.__name__}`."
         if cls.__doc__:
-            doc += "\n\n" + inspect.cleandoc(cls.__doc__)
+            doc += "\n\n" + sync_doc(inspect.cleandoc(cls.__doc__))
         out.append(f"class {name}(Twin[{cls.__name__}]):\n")
         out.append(f"    {_doc_literal(doc, '    ')}\n\n")
     for member in members:

@@ -10,6 +10,7 @@ this file is stale.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import TextIO
@@ -45,7 +46,7 @@ __all__ = ["Platfone", "SyncActivationSession"]
 class SyncActivationSession(Twin[ActivationSession]):
     """The blocking twin of :class:`ActivationSession`.
 
-    A number held by ``async with client.activation(...) as session:``.
+    A number held by ``with client.activation(...) as session:``.
 
     ``activation`` is the latest state the session knows; every method updates it.
     ``outcome`` is None while the block runs, then a :class:`SessionOutcome`.
@@ -139,7 +140,7 @@ class Platfone(Root[AsyncPlatfone]):
             is unlimited, and ``rate_limits=None`` turns client-side limiting off.
         http_client: An ``httpx.AsyncClient`` to send through (transport, proxies, pool,
             hooks). Requests use absolute URLs, so its own ``base_url`` does not matter.
-            ``aclose()`` leaves it open: it is yours.
+            ``close()`` leaves it open: it is yours.
         proxy: A proxy every request goes through (``"http://user:pass@proxy:3128"``, an
             ``httpx.Proxy``), for the client the SDK makes; with ``http_client``, give it
             to that client instead. ``HTTPS_PROXY`` and friends are honoured by default.
@@ -161,6 +162,9 @@ class Platfone(Root[AsyncPlatfone]):
             :class:`RedisBackend` to share them - the windows, the slots, the blocks, the
             success rate and reconciliation - with every process and host on the key.
             Without it, ``PLATFONE_REDIS_URL`` (if set) selects a Redis backend.
+        rng: The source of every random choice the client makes (the jitter of retry
+            backoffs and of watch polls); tests pass ``random.Random(seed)`` for a
+            reproducible run. None: a generator of its own, seeded by the system.
 
     It runs its own event loop in a daemon thread, started on first use, on which the
     :class:`AsyncPlatfone` and everything it holds live; so it works alike in Jupyter (where
@@ -190,6 +194,7 @@ class Platfone(Root[AsyncPlatfone]):
         rate_limit_wait: float = 60.0,
         limits_backend: RateLimitBackend | None = None,
         proxy: str | httpx.Proxy | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         super().__init__(
             lambda: AsyncPlatfone(
@@ -209,6 +214,7 @@ class Platfone(Root[AsyncPlatfone]):
                 rate_limit_wait=rate_limit_wait,
                 limits_backend=limits_backend,
                 proxy=proxy,
+                rng=rng,
             ),
             AsyncPlatfone.aclose,
         )
@@ -217,6 +223,11 @@ class Platfone(Root[AsyncPlatfone]):
     def base_url(self) -> str:
         """The API root every request goes to."""
         return self._target().base_url
+
+    @property
+    def clock(self) -> Clock:
+        """The clock this client reads and sleeps on (the ``clock=`` it was given)."""
+        return self._target().clock
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -231,7 +242,7 @@ class Platfone(Root[AsyncPlatfone]):
         retry_policy: RetryPolicy | None = None,
     ) -> Platfone:
         """This client with another timeout or retry policy, for one call or a block:
-        ``await client.with_options(timeout=5).get_balance()``.
+        ``client.with_options(timeout=5).get_balance()``.
 
         A light copy: it shares the connection pool, the limits, the catalog cache and
         the emulator wiring with this client; closing it closes nothing (close this one).
@@ -440,7 +451,7 @@ class Platfone(Root[AsyncPlatfone]):
     ) -> AbstractContextManager[SyncActivationSession]:
         """Order a number and hold it for the block; settle it whatever ends the block.
 
-        ``async with client.activation("telegram", "uk") as session:`` orders a number
+        ``with client.activation("telegram", "uk") as session:`` orders a number
         and yields a session (``.activation`` is the latest state; ``.wait_for_sms()``,
         ``.retry()``, ``.watch()``, ``.finalize()``, ``.cancel()``, ``.report(...)``).
         With ``price_ceiling``, a :class:`MaxPriceExceededError` is answered by ordering

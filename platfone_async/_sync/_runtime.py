@@ -486,6 +486,11 @@ class Root(Twin[_A]):
         target = self._runtime.target
         return cast(_A, target if target is not None else self._runtime.open())
 
+    def __async_target__(self) -> _A:
+        """The async object this sync client drives (started on its loop thread if need
+        be): the one hook the rest of the SDK (the webhook handler) uses to reach it."""
+        return self._target()
+
     def __enter__(self: _Self) -> _Self:
         return self
 

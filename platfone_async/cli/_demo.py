@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import anyio
-
-from platfone_async import Activation, AsyncPlatfone, Balance
+from platfone_async import Activation, AsyncPlatfone, Balance, Clock
 from platfone_async.testing import PlatfoneEmulator, SmsPolicy
 
 __all__ = ["run_demo"]
@@ -28,10 +26,18 @@ def _show_balance(out: Callable[[str], None], balance: Balance) -> None:
 
 
 async def run_demo(
-    out: Callable[[str], None] = print, *, sms_delay: float = 2.5, poll_interval: float = 0.5
+    out: Callable[[str], None] = print,
+    *,
+    sms_delay: float = 2.5,
+    poll_interval: float = 0.5,
+    clock: Clock | None = None,
 ) -> int:
-    """Order a number, wait for its SMS, finalize; return the exit status."""
-    emulator = PlatfoneEmulator(sms_policy=SmsPolicy(delay=sms_delay))
+    """Order a number, wait for its SMS, finalize; return the exit status.
+
+    ``clock``: the emulator's and the client's (tests pass a virtual one); real time
+    by default.
+    """
+    emulator = PlatfoneEmulator(clock=clock, sms_policy=SmsPolicy(delay=sms_delay))
     out(f"Emulator running in-process at {emulator.base_url} (nothing leaves this machine)")
     async with emulator.client() as client:
         _show_balance(out, await client.get_balance())
@@ -65,12 +71,13 @@ async def _wait_for_sms(
     out: Callable[[str], None],
     interval: float,
 ) -> Activation:
-    started = anyio.current_time()
+    clock = client.clock
+    started = clock.monotonic()
     while str(activation.activation_status) == "active":
-        await anyio.sleep(interval)
+        await clock.sleep(interval)
         activation = await client.get_activation(activation)
         if str(activation.sms_status) in _RECEIVED:
             break
-        waited = anyio.current_time() - started
+        waited = clock.monotonic() - started
         out(f"  waiting for the SMS... {waited:4.1f} s ({activation.sms_status})")
     return activation

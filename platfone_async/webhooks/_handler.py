@@ -136,7 +136,7 @@ class WebhookHandler:
         if hub not in self._hubs:
             self._hubs.append(hub)
         if self._clock is None:
-            self._clock = target._http.clock
+            self._clock = target.clock
 
     def detach(self, client: AsyncPlatfone | Platfone) -> None:
         """Stop pushing updates to ``client``'s watchers."""
@@ -221,10 +221,10 @@ def _async_client(client: AsyncPlatfone | Platfone) -> AsyncPlatfone:
 
     if isinstance(client, AsyncPlatfone):
         return client
-    # The sync facade's twin protocol: _target() opens (if need be) and returns the
+    # The sync facade's hook: __async_target__() starts (if need be) and returns the
     # AsyncPlatfone that runs on its loop thread.
-    target = getattr(client, "_target", None)
-    inner = target() if callable(target) else None
+    hook = getattr(client, "__async_target__", None)
+    inner = hook() if callable(hook) else None
     if not isinstance(inner, AsyncPlatfone):
         raise TypeError(f"attach an AsyncPlatfone or a Platfone, not {type(client).__name__}")
     return inner

@@ -123,7 +123,7 @@ def hub_for(client: AsyncPlatfone) -> PushHub:
     with _hubs_lock:
         hub = _hubs.get(client)
         if hub is None:
-            hub = _hubs[client] = PushHub(client._http.clock)
+            hub = _hubs[client] = PushHub(client.clock)
         return hub
 
 

@@ -6,6 +6,7 @@ If a change makes any of these lines a type error, users' code breaks the same w
 from __future__ import annotations
 
 import datetime as dt
+import random
 
 import platfone_async
 from platfone_async import (
@@ -14,6 +15,7 @@ from platfone_async import (
     AsyncPlatfone,
     Balance,
     CatalogMatch,
+    Clock,
     Country,
     MaxPriceExceededError,
     Page,
@@ -76,8 +78,10 @@ def sync_user() -> None:
 def test_helpers() -> None:
     clock = VirtualClock()
     emulator = PlatfoneEmulator(clock=clock)
-    client: AsyncPlatfone = emulator.client()
+    client: AsyncPlatfone = emulator.client(rng=random.Random(7))
+    seen: Clock = client.clock
     handler = WebhookHandler("secret", client=client)
+    del seen
 
     @handler.on("activation.updated")
     def on_update(event: ActivationUpdated) -> None:
