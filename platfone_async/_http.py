@@ -72,6 +72,8 @@ MAX_ERROR_BYTES = 1024 * 1024
 #: Transport errors raised before the request could leave: nothing reached the server.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
+_BUILD_REQUEST = httpx.AsyncClient.build_request
+
 
 @attrs.frozen
 class Reply:
@@ -105,15 +107,18 @@ class HTTPPipeline:
         proxy: str | httpx.Proxy | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._absolute = httpx.URL(self.base_url).is_absolute_url  # else httpx joins its own
         self._headers = {
             "X-Api-Key": api_key,
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
         }
-        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self._set_timeout(timeout)
         self.retry = retry
         self.owns_client = http_client is None
         self.client = http_client if http_client is not None else httpx.AsyncClient(proxy=proxy)
+        self._base_raw: list[tuple[bytes, bytes]] | None = None  # client.headers last merged
+        self._merged_headers = httpx.Headers()
         self.clock = clock
         #: The key's shared limiters, activation slots and success-rate tracker.
         self.limits = limits
@@ -121,6 +126,63 @@ class HTTPPipeline:
 
     def __repr__(self) -> str:
         return f"<HTTPPipeline {self.base_url!r}>"
+
+    def _set_timeout(self, timeout: float | httpx.Timeout | None) -> None:
+        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self._timeout_dict = self._timeout.as_dict()
+
+    def _build_request(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        json_body: Mapping[str, Any] | None,
+        files: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Request:
+        """The request ``client.build_request`` would build, built for less.
+
+        httpx's ``build_request`` merges the client's headers with ours on every call,
+        a third of the SDK's own cost per call (profiled: ``_merge_headers``, and a
+        ``Timeout`` made and turned into a dict). Here the merge is reused until the
+        client's headers change; the rest is the same public steps: the client's params
+        merged with ours, its cookies, our absolute URL (a ``base_url`` on the client
+        never applies to one). A relative URL, a call with headers of its own and a
+        client class that overrides ``build_request`` go httpx's own way.
+        """
+        client = self.client
+        if (
+            headers is not None
+            or not self._absolute
+            or type(client).build_request is not _BUILD_REQUEST
+        ):
+            return client.build_request(
+                method,
+                url,
+                params=params,
+                json=json_body,
+                files=files,
+                headers=self._headers if headers is None else {**self._headers, **headers},
+                timeout=self._timeout,
+            )
+        base = client.headers
+        raw = base.raw
+        if raw != self._base_raw:
+            merged = httpx.Headers(base)
+            merged.update(self._headers)
+            self._merged_headers, self._base_raw = merged, raw
+        query = client.params
+        return httpx.Request(
+            method,
+            url,
+            params=query.merge(params) if query else params,
+            json=json_body,
+            files=files,
+            headers=self._merged_headers,
+            cookies=client.cookies or None,
+            # fresh dicts, as build_request makes: a hook may write to a request's own
+            extensions={"timeout": dict(self._timeout_dict)},
+        )
 
     @property
     def timeout(self) -> httpx.Timeout:
@@ -132,7 +194,7 @@ class HTTPPipeline:
         """A pipeline like this one with another timeout and policy: the same connection
         pool (which it leaves open), limits, clock and headers."""
         copy = copy_module.copy(self)
-        copy._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        copy._set_timeout(timeout)
         copy.retry = retry
         copy.owns_client = False
         return copy
@@ -222,20 +284,11 @@ class HTTPPipeline:
         clock = self.clock
         deadline = None if policy.deadline is None else clock.monotonic() + policy.deadline
         url = self.base_url + path
-        request_headers = self._headers if headers is None else {**self._headers, **headers}
         attempt = 0
         rate_limit_waits = 0
         last_error: PlatfoneError | None = None
         while True:
-            request = self.client.build_request(
-                method,
-                url,
-                params=params,
-                json=json_body,
-                files=files,
-                headers=request_headers,
-                timeout=self._timeout,
-            )
+            request = self._build_request(method, url, params, json_body, files, headers)
             permit = self.limits.acquire(endpoint)
             if not await _enter(permit, deadline, clock):
                 raise APITimeoutError(
