@@ -16,7 +16,7 @@ import contextlib
 import copy as _copy
 import os
 import random
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from types import TracebackType
 from typing import Any, TextIO, TypeVar
 
@@ -464,9 +464,9 @@ class AsyncPlatfone:
 
     # -- watching and holding ---------------------------------------------------------------
 
-    async def watch_activation(
+    def watch_activation(
         self, activation: str | Activation, *, interval: float = 10.0
-    ) -> AsyncIterator[Activation]:
+    ) -> AsyncGenerator[Activation, None]:
         """Yield the activation's state now, then each change, until it is settled.
 
         Polls ``get_activation`` every ``interval`` seconds (with a little jitter) and
@@ -475,11 +475,13 @@ class AsyncPlatfone:
         passed (one last poll confirms it). Connection errors, 5xx and rate-limit waits
         do not end the watch; a permanent error (401, 404) is raised. After
         ``retry_activation``, a new watch waits for the next SMS. Breaking out of the
-        loop leaves nothing running.
+        loop leaves nothing running (``aclose()`` the iterator to end it at once).
         """
-        async with contextlib.aclosing(_watch.watch(self, activation, interval=interval)) as states:
-            async for state in states:
-                yield state
+        # The watch itself, not a generator around it: ten thousand watchers hold one
+        # frame each, and each state passes one layer.
+        _watch.check_interval(interval)
+        _watch.id_of(activation)
+        return _watch.watch(self, activation, interval=interval)
 
     async def wait_for_sms(
         self,

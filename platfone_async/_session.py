@@ -15,7 +15,7 @@ import enum
 import logging
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import TYPE_CHECKING, TextIO, cast
+from typing import TYPE_CHECKING, TextIO
 
 import anyio
 import anyio.lowlevel
@@ -148,11 +148,8 @@ class ActivationSession:
 
     async def watch(self, *, interval: float = 10.0) -> AsyncGenerator[Activation, None]:
         """Yield the state now, then each change, until settled (as ``watch_activation``)."""
-        # watch_activation is an async generator: close it with this one.
-        states = cast(
-            AsyncGenerator[Activation, None],
-            self._client.watch_activation(self._activation, interval=interval),
-        )
+        # watch_activation returns an async generator: close it with this one.
+        states = self._client.watch_activation(self._activation, interval=interval)
         async with contextlib.aclosing(states):
             async for state in states:
                 self._activation = state

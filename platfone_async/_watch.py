@@ -58,6 +58,7 @@ __all__ = [
     "SessionOutcome",
     "check_interval",
     "check_timeout",
+    "id_of",
     "open_session",
     "wait_for_sms",
     "watch",
@@ -103,7 +104,7 @@ def check_timeout(timeout: object) -> float | None:
     return float(timeout)
 
 
-def _id_of(activation: str | Activation) -> str:
+def id_of(activation: str | Activation) -> str:
     if isinstance(activation, Activation):
         return activation.activation_id
     return check.activation_id(activation)
@@ -193,7 +194,7 @@ async def watch(
     server sent is not lost. Any other error is raised.
     """
     interval = check_interval(interval)
-    activation_id = _id_of(activation)
+    activation_id = id_of(activation)
     clock = client.clock
     rng = client._rng
     # A given Activation may be stale (e.g. from before a retry): it only tells the
@@ -232,6 +233,7 @@ async def watch(
                 if state != last:
                     last = state
                     yield state
+                state = last  # an equal new state is dropped: one is kept while asleep
                 if is_settled(state):
                     return
                 pause = _poll_interval(interval, registration)
@@ -252,7 +254,10 @@ async def watch(
                 return
             at, confirming = scheduled
             registration = _register(client, activation_id, registration)
-            await _sleep_until(clock, at, registration)
+            if registration is None:  # no webhooks: the plain sleep, one coroutine less
+                await clock.sleep(at - clock.time())
+            else:
+                await _sleep_until(clock, at, registration)
             if registration is not None and registration.pushed:
                 confirming = False  # woken early by a push: this poll confirms nothing
     finally:
@@ -334,7 +339,7 @@ async def wait_for_sms(
     """
     interval = check_interval(interval)
     timeout = check_timeout(timeout)
-    _id_of(activation)
+    id_of(activation)
     if progress is True or hasattr(progress, "write"):
         stream = None if progress is True else cast(TextIO, progress)
         return await _wait_shown(client, activation, timeout, interval, stream)
@@ -416,7 +421,7 @@ async def _wait(
     if not outcome:
         last = seen[-1] if seen else (activation if isinstance(activation, Activation) else None)
         raise WaitTimeoutError(
-            f"no SMS for activation {_id_of(activation)} within {timeout:g} s", activation=last
+            f"no SMS for activation {id_of(activation)} within {timeout:g} s", activation=last
         )
     if isinstance(outcome[0], Exception):
         raise outcome[0]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import AsyncGenerator
-from typing import cast
 
 import anyio
 import pytest
@@ -165,7 +163,7 @@ async def test_breaking_out_of_the_loop_stops_polling(
     """A ``break`` leaves nothing that polls, before and after the iterator is closed."""
     async with clock.autojump(), client_of(emulator) as client:
         aid = (await client.create_activation("telegram", "uk")).activation_id
-        states = cast(AsyncGenerator[Activation, None], client.watch_activation(aid))
+        states = client.watch_activation(aid)
         async for _ in states:
             break
         await clock.sleep(3600)

@@ -406,7 +406,7 @@ class Platfone(Root[AsyncPlatfone]):
         passed (one last poll confirms it). Connection errors, 5xx and rate-limit waits
         do not end the watch; a permanent error (401, 404) is raised. After
         ``retry_activation``, a new watch waits for the next SMS. Breaking out of the
-        loop leaves nothing running.
+        loop leaves nothing running (``close()`` the iterator to end it at once).
         """
         return self._iterate(AsyncPlatfone.watch_activation, activation, interval=interval)
 
