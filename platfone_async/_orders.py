@@ -47,12 +47,13 @@ from ._errors import (
 )
 from ._http import HTTPPipeline
 from ._models import Activation, Page
-from ._ratelimit import SlotToken, SuccessRateCheck
+from ._ratelimit import SlotToken
+from ._retry import SendTrace
 
 if TYPE_CHECKING:
+    from ._ratelimit import SuccessRateCheck
     from ._ratelimit._redis import RedisSlotToken
-from ._reconcile import OrderBook, PendingOrder, Verdict, VerdictKind, book_for, reconcile
-from ._retry import SendTrace
+    from ._reconcile import OrderBook, PendingOrder, Verdict
 
 __all__ = ["Orders", "Reader", "SuccessRateGuard"]
 
@@ -101,7 +102,17 @@ class Orders:
         self._slot_timeout = slot_timeout
         self._success_rate_guard: SuccessRateGuard = success_rate_guard
         self._success_rate_floor = success_rate_floor
-        self.book: OrderBook = book_for(http.limits)
+        self._book: OrderBook | None = None
+
+    @property
+    def book(self) -> OrderBook:
+        """The key's order book, made (and ``_reconcile`` loaded) on the first order: a
+        client that only reads never imports the reconciliation machinery."""
+        if self._book is None:
+            from ._reconcile import book_for
+
+            self._book = book_for(self._http.limits)
+        return self._book
 
     def with_pipeline(self, http: HTTPPipeline) -> Orders:
         """The same order flow (and the key's order book) through another pipeline."""
@@ -206,6 +217,8 @@ class Orders:
         back) or the caller is being interrupted after it left (the slot stays taken).
         Raises :class:`OrderOutcomeUnknownError` when it cannot tell.
         """
+        from ._reconcile import Verdict, VerdictKind, reconcile
+
         if not order.trace.reached or _refused(exc):
             self.book.close(order)
             if slot is not None:

@@ -146,6 +146,47 @@ def test_import_loads_neither_the_webhook_machinery_nor_redis() -> None:
     assert "['platfone_async.webhooks._push']" == out.strip()
 
 
+def test_reconciliation_and_snapshots_load_when_first_used() -> None:
+    """Reading needs neither the reconciliation machinery nor the limiters' snapshot
+    classes; the first order loads the one, ``rate_limit_state()`` the other (a fresh
+    interpreter, against the in-process emulator)."""
+    import subprocess
+    import sys
+
+    probe = """
+import sys, anyio
+import platfone_async
+from platfone_async.testing import PlatfoneEmulator, Offer
+
+def loaded():
+    names = ("platfone_async._reconcile", "platfone_async._ratelimit._state")
+    return [name for name in names if name in sys.modules]
+
+async def main():
+    emulator = PlatfoneEmulator(success_rate_check=False)
+    emulator.catalog.set_offers("telegram", "uk", [Offer(10, 0.8, 5)])
+    async with emulator.client(success_rate_guard="off") as client:
+        print(loaded())
+        await client.get_balance()
+        print(loaded())
+        await client.create_activation("telegram", "uk")
+        print(loaded())
+        await client.rate_limit_state()
+        print(loaded())
+
+anyio.run(main)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert [
+        "[]",
+        "[]",
+        "['platfone_async._reconcile']",
+        "['platfone_async._reconcile', 'platfone_async._ratelimit._state']",
+    ] == out[:4]
+
+
 def test_public_webhook_classes_show_their_public_path() -> None:
     """Every class ``platfone_async.webhooks`` exports says so in its ``__module__``."""
     import platfone_async.webhooks as webhooks

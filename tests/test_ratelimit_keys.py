@@ -18,7 +18,8 @@ from platfone_async._ratelimit import (
     get_key_limits,
     key_fingerprint,
 )
-from platfone_async._ratelimit._success import DAY, SuccessRateCheck, SuccessRateTracker
+from platfone_async._ratelimit._state import SuccessRateCheck
+from platfone_async._ratelimit._success import DAY, SuccessRateTracker
 from platfone_async.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio

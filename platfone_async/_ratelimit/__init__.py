@@ -34,20 +34,19 @@ import attrs
 
 from .._clock import Clock, SystemClock
 from .._errors import RateLimitBackendError
-from ._slots import ActivationSlots, SlotsState, SlotToken
+from ._slots import ActivationSlots, SlotToken
 from ._success import (
     GuardMode,
-    SuccessRateCheck,
-    SuccessRateState,
     SuccessRateTracker,
     apply_guard,
     check_counts,
 )
 from ._wait import ErrorSource, logger, make_error
-from ._window import LimiterState, SlidingWindowLimiter
+from ._window import SlidingWindowLimiter
 
 if TYPE_CHECKING:
     from ._redis import RedisFleet, RedisSlotToken
+    from ._state import LimiterState, SlotsState, SuccessRateCheck, SuccessRateState
 
 __all__ = [
     "DOCUMENTED_RATE_LIMITS",
@@ -70,6 +69,17 @@ __all__ = [
     "get_key_limits",
     "key_fingerprint",
 ]
+
+_STATES = frozenset({"LimiterState", "SlotsState", "SuccessRateCheck", "SuccessRateState"})
+
+
+def __getattr__(name: str) -> object:
+    # The snapshots live in ._state, loaded on first use (see there).
+    if name in _STATES:
+        from . import _state
+
+        return getattr(_state, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @attrs.frozen
@@ -500,6 +510,8 @@ class KeyLimits:
             slots, windows, fleet_blocked = await self.fleet.state(shared, slots)
             limiters.update(windows)
             orders, successes = await self.fleet.success_counts()
+            from ._state import SuccessRateState
+
             success = SuccessRateState(
                 orders=orders, successes=successes, rate=successes / orders if orders else None
             )

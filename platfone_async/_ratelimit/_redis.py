@@ -38,9 +38,9 @@ import attrs
 from .._clock import Clock
 from .._errors import AccountBlockedError, RateLimitBackendError
 from . import _scripts
-from ._slots import SlotsState
+from ._state import LimiterState, SlotsState
 from ._wait import ErrorSource, Waiter, WaitQueue, logger, make_error
-from ._window import LimiterState, SlidingWindowLimiter, default_margin
+from ._window import SlidingWindowLimiter, default_margin
 
 __all__ = [
     "OnBackendError",

@@ -23,40 +23,23 @@ import itertools
 import math
 import threading
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import anyio.lowlevel
-import attrs
 
 from .._clock import Clock
 from ._wait import ErrorSource, Waiter, WaitQueue, logger, make_error
 
-__all__ = ["ActivationSlots", "SlotToken", "SlotsState"]
+if TYPE_CHECKING:
+    from ._state import SlotsState
+
+__all__ = ["ActivationSlots", "SlotToken"]
 
 _HELD, _BOUND, _RELEASED = "held", "bound", "released"
 
 
 def _unix(moment: float | datetime) -> float:
     return moment.timestamp() if isinstance(moment, datetime) else float(moment)
-
-
-@attrs.frozen
-class SlotsState:
-    """A snapshot of the activation slots, for dashboards.
-
-    ``in_use`` slots are held here (``bound`` of them to an open activation, the rest by
-    orders in flight); ``external`` are believed held elsewhere, so ``effective_capacity``
-    is ``capacity - external``; ``next_expiry_in`` is when the next bound slot comes
-    back by itself (seconds).
-    """
-
-    capacity: int
-    effective_capacity: int
-    external: int
-    in_use: int
-    bound: int
-    available: int
-    waiters: int
-    next_expiry_in: float | None
 
 
 class SlotToken:
@@ -202,6 +185,8 @@ class ActivationSlots:
         free = self._free(now, probe=False)
         effective = self.capacity - self._external
         next_expiry = self._next_expiry()
+        from ._state import SlotsState
+
         return SlotsState(
             capacity=self.capacity,
             effective_capacity=effective,

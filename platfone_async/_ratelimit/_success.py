@@ -13,18 +13,17 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Literal
-
-import attrs
+from typing import TYPE_CHECKING, Literal
 
 from .._clock import Clock
 from ._wait import logger
 
+if TYPE_CHECKING:
+    from ._state import SuccessRateCheck, SuccessRateState
+
 __all__ = [
     "DAY",
     "GuardMode",
-    "SuccessRateCheck",
-    "SuccessRateState",
     "SuccessRateTracker",
     "apply_guard",
     "check_counts",
@@ -35,41 +34,6 @@ DAY = 86_400.0
 
 GuardMode = Literal["warn", "raise", "off"]
 _MODES = ("warn", "raise", "off")
-
-
-@attrs.frozen
-class SuccessRateState:
-    """Orders placed and first SMS seen over the window; ``rate`` is None before any order."""
-
-    orders: int
-    successes: int
-    rate: float | None
-
-
-@attrs.frozen
-class SuccessRateCheck:
-    """What placing the next order would do to the rate.
-
-    ``projected_rate`` is ``successes / (orders + 1)``: the next order has no SMS yet.
-    ``ok`` is False when that order would be at least the ``min_orders``-th of the window
-    and ``projected_rate`` is under ``floor``.
-    """
-
-    ok: bool
-    orders: int
-    successes: int
-    projected_rate: float
-    floor: float
-    min_orders: int
-
-    def message(self) -> str:
-        """A sentence for a log line or an exception."""
-        return (
-            f"first-SMS success rate over the last 24 h would fall to "
-            f"{self.projected_rate:.1%} ({self.successes} of {self.orders + 1} orders), "
-            f"under the {self.floor:.0%} floor; Platfone blocks an account for 24 h "
-            f"below 7 %"
-        )
 
 
 class SuccessRateTracker:
@@ -121,6 +85,8 @@ class SuccessRateTracker:
     def state(self) -> SuccessRateState:
         """The counts over the window, as one consistent snapshot."""
         orders, successes = self._counts()
+        from ._state import SuccessRateState
+
         return SuccessRateState(
             orders=orders, successes=successes, rate=successes / orders if orders else None
         )
@@ -163,6 +129,8 @@ class SuccessRateTracker:
 def check_counts(orders: int, successes: int, floor: float, min_orders: int) -> SuccessRateCheck:
     """What ordering once more does to a rate of ``successes`` in ``orders``."""
     projected = successes / (orders + 1)
+    from ._state import SuccessRateCheck
+
     return SuccessRateCheck(
         ok=orders + 1 < min_orders or projected >= floor,
         orders=orders,

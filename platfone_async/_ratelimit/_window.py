@@ -15,14 +15,17 @@ import math
 import threading
 from collections import deque
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import anyio.lowlevel
-import attrs
 
 from .._clock import Clock
 from ._wait import ErrorSource, Waiter, WaitQueue, logger, make_error
 
-__all__ = ["DEFAULT_MARGIN", "LimiterState", "SlidingWindowLimiter", "default_margin"]
+if TYPE_CHECKING:
+    from ._state import LimiterState
+
+__all__ = ["DEFAULT_MARGIN", "SlidingWindowLimiter", "default_margin"]
 
 #: The largest margin added to a token's return time, in seconds.
 DEFAULT_MARGIN = 0.05
@@ -31,27 +34,6 @@ DEFAULT_MARGIN = 0.05
 def default_margin(period: float) -> float:
     """50 ms, or 0.5 % of ``period`` when that is less (short test periods lose little)."""
     return min(DEFAULT_MARGIN, period * 0.005)
-
-
-@attrs.frozen
-class LimiterState:
-    """A snapshot of one limiter, for dashboards.
-
-    ``available`` tokens could leave now (0 while blocked), ``in_use`` are held by requests
-    in flight, ``cooling`` were spent and return within ``period + margin`` of their
-    response, ``waiters`` are queued; ``blocked_for`` is how long a server 429 still closes
-    the bucket and ``next_return_in`` when the next cooling token comes back (seconds).
-    """
-
-    name: str
-    calls: int
-    period: float
-    available: int
-    in_use: int
-    cooling: int
-    waiters: int
-    blocked_for: float
-    next_return_in: float | None
 
 
 class SlidingWindowLimiter:
@@ -141,6 +123,8 @@ class SlidingWindowLimiter:
             now = self._clock.monotonic()
             free = self._free(now)
             blocked_for = max(0.0, self._blocked_until - now)
+            from ._state import LimiterState
+
             return LimiterState(
                 name=self.name,
                 calls=self.calls,
