@@ -285,6 +285,20 @@ async def test_a_bad_interval_is_refused_before_any_request(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("activation", "interval"), [("a" * AID_LENGTH, 0), ("a" * AID_LENGTH, "10"), ("", 10.0)]
+)
+async def test_watch_activation_checks_its_arguments_when_called(
+    emulator: PlatfoneEmulator, activation: str, interval: object
+) -> None:
+    """The call raises, not the first step: an iterator is never made for bad arguments."""
+    async with client_of(emulator) as client:
+        with pytest.raises(InvalidParameterError):
+            client.watch_activation(activation, interval=interval)  # type: ignore[arg-type]
+    assert 0 == emulator.request_count()
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("timeout", [-1, math.nan, math.inf, "5"])
 async def test_a_bad_timeout_is_refused_before_any_request(
     emulator: PlatfoneEmulator, timeout: object
