@@ -88,12 +88,8 @@ def _structure_bool(value: object, _: object) -> bool:
 
 
 def _structure_datetime(value: object, _: object) -> dt.datetime:
-    if type(value) is int:  # what the API sends: skip the checks a float needs
-        try:
-            return dt.datetime.fromtimestamp(value, tz=_UTC)
-        except (OverflowError, OSError, ValueError):
-            _fail("a Unix timestamp", value)
-    seconds = _structure_float(value, float)
+    # An int is what the API sends: it skips the checks a float or a string needs.
+    seconds = value if type(value) is int else _structure_float(value, float)
     try:
         return dt.datetime.fromtimestamp(seconds, tz=_UTC)
     except (OverflowError, OSError, ValueError):
