@@ -40,25 +40,8 @@ from ._errors import (
     WebhookPayloadError,
     WebhookVerificationError,
 )
-from ._find import CatalogMatch
 from ._logging import configure_from_environment as _configure_logging
-from ._models import (
-    Activation,
-    Balance,
-    Country,
-    CountryPrice,
-    CountryPrices,
-    Page,
-    Price,
-    PriceInfo,
-    Quality,
-    Report,
-    ReportReason,
-    ReportResult,
-    Service,
-    ServicePrice,
-    ServicePrices,
-)
+from ._models import Activation, Balance, Page
 from ._ratelimit import DOCUMENTED_RATE_LIMITS, RateLimit
 from ._retry import RetryPolicy
 from ._session import ActivationSession, SessionOutcome
@@ -136,12 +119,26 @@ def _publish(obj: object) -> None:
         obj.__module__ = "platfone_async"
 
 
-# The sync facade brings in asyncio and anyio's thread portal, the Redis backend its
-# scripts: loaded on first use, so that `import platfone_async` stays light.
+# Loaded on first use, so that `import platfone_async` stays light: the sync facade
+# brings in asyncio and anyio's thread portal, the Redis backend its scripts, and the
+# catalog and report models and catalog search are a dozen attrs classes to create.
 _LAZY = {
+    "CatalogMatch": "._find",
+    "Country": "._models._catalog",
+    "CountryPrice": "._models._catalog",
+    "CountryPrices": "._models._catalog",
     "Platfone": "._sync._facade",
-    "SyncActivationSession": "._sync._facade",
+    "Price": "._models._catalog",
+    "PriceInfo": "._models._catalog",
+    "Quality": "._models._catalog",
     "RedisBackend": "._ratelimit._redis",
+    "Report": "._models._reports",
+    "ReportReason": "._models._reports",
+    "ReportResult": "._models._reports",
+    "Service": "._models._catalog",
+    "ServicePrice": "._models._catalog",
+    "ServicePrices": "._models._catalog",
+    "SyncActivationSession": "._sync._facade",
 }
 
 
@@ -157,7 +154,25 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'platfone_async' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    """The names loaded on first use too, for completion in a shell or a notebook."""
+    return sorted({*globals(), *__all__})
+
+
 if TYPE_CHECKING:
+    from ._find import CatalogMatch
+    from ._models._catalog import (
+        Country,
+        CountryPrice,
+        CountryPrices,
+        Price,
+        PriceInfo,
+        Quality,
+        Service,
+        ServicePrice,
+        ServicePrices,
+    )
+    from ._models._reports import Report, ReportReason, ReportResult
     from ._ratelimit._redis import RedisBackend
     from ._sync._facade import Platfone, SyncActivationSession
 

@@ -18,42 +18,29 @@ import os
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from types import TracebackType
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import anyio
 import anyio.to_thread
 import attrs
 import httpx
 
-from . import _find, _watch
 from . import _validate as check
+from . import _watch
 from ._clock import Clock, SystemClock
 from ._errors import InvalidParameterError
-from ._find import CatalogMatch
 from ._http import HTTPPipeline
-from ._models import (
-    Activation,
-    Balance,
-    Country,
-    CountryPrices,
-    Page,
-    PriceInfo,
-    Report,
-    ReportReason,
-    ReportResult,
-    Service,
-    ServicePrices,
-)
+from ._models import Activation, Balance, Page
 from ._orders import Orders, SuccessRateGuard
-from ._ratelimit import (
-    DOCUMENTED_RATE_LIMITS,
-    KeyLimitsState,
-    RateLimit,
-    RateLimitBackend,
-    get_key_limits,
-)
+from ._ratelimit import DOCUMENTED_RATE_LIMITS, RateLimit, RateLimitBackend, get_key_limits
 from ._retry import RetryPolicy, client_policy
 from ._validate import Evidence
+
+if TYPE_CHECKING:  # loaded when first used (see _models); the methods import them then
+    from ._find import CatalogMatch
+    from ._models._catalog import Country, CountryPrices, PriceInfo, Service, ServicePrices
+    from ._models._reports import Report, ReportReason, ReportResult
+    from ._ratelimit import KeyLimitsState
 
 __all__ = ["NOT_GIVEN", "PRODUCTION_URL", "SANDBOX_URL", "AsyncPlatfone", "NotGiven"]
 
@@ -551,6 +538,8 @@ class AsyncPlatfone:
 
     async def get_price(self, service_id: str, country_id: str) -> PriceInfo:
         """Price range, quality and stock for one service in one country."""
+        from ._models._catalog import PriceInfo
+
         sid = check.service_id(service_id)
         cid = check.country_id(country_id)
         reply = await self._http.fetch(
@@ -563,6 +552,8 @@ class AsyncPlatfone:
 
     async def get_prices_by_country(self, country_id: str | None = None) -> list[CountryPrices]:
         """The price list by country: every country, or only ``country_id``."""
+        from ._models._catalog import CountryPrices
+
         params = {} if country_id is None else {"country_id": check.country_id(country_id)}
         reply = await self._http.fetch(
             "get_prices_by_country",
@@ -575,6 +566,8 @@ class AsyncPlatfone:
 
     async def get_prices_by_service(self, service_id: str | None = None) -> list[ServicePrices]:
         """The price list by service: every service, or only ``service_id``."""
+        from ._models._catalog import ServicePrices
+
         params = {} if service_id is None else {"service_id": check.service_id(service_id)}
         reply = await self._http.fetch(
             "get_prices_by_service",
@@ -587,14 +580,20 @@ class AsyncPlatfone:
 
     async def get_countries(self) -> list[Country]:
         """Every country numbers can be ordered in (cached; revalidated by ETag)."""
+        from ._models._catalog import Country
+
         return await self._get_catalog("get_countries", "/activation/countries", Country)
 
     async def get_services(self) -> list[Service]:
         """Every service numbers can be ordered for (cached; revalidated by ETag)."""
+        from ._models._catalog import Service
+
         return await self._get_catalog("get_services", "/activation/services", Service)
 
     async def get_popular_services(self) -> list[Service]:
         """The most popular services (cached; revalidated by ETag)."""
+        from ._models._catalog import Service
+
         return await self._get_catalog(
             "get_popular_services", "/activation/services/popular", Service
         )
@@ -609,8 +608,10 @@ class AsyncPlatfone:
         start with it, contain it or look like it), or none. Prohibited services are
         never offered.
         """
+        from ._find import rank
+
         services = [s for s in await self.get_services() if not s.prohibited]
-        return _find.rank(services, query, limit=limit)
+        return rank(services, query, limit=limit)
 
     async def find_country(self, query: str, *, limit: int = 5) -> list[CatalogMatch[Country]]:
         """The countries ``query`` may mean, best first, from the cached catalog.
@@ -619,7 +620,9 @@ class AsyncPlatfone:
         ``alt_name`` or a part of a name, without case, accents or punctuation; exact
         matches alone, else up to ``limit`` close ones, or none.
         """
-        return _find.rank(await self.get_countries(), query, limit=limit)
+        from ._find import rank
+
+        return rank(await self.get_countries(), query, limit=limit)
 
     async def _get_catalog(self, endpoint: str, path: str, item_cls: type[T]) -> list[T]:
         cached = self._catalog.get(path)
@@ -644,6 +647,8 @@ class AsyncPlatfone:
 
     async def get_report_reasons(self, activation_id: str | Activation) -> list[ReportReason]:
         """The reasons a report may be filed for, given the activation's current state."""
+        from ._models._reports import ReportReason
+
         aid = _activation_id(activation_id)
         reply = await self._http.fetch(
             "get_report_reasons", "GET", f"/activation/{aid}/report/reasons", idempotent=True
@@ -669,6 +674,8 @@ class AsyncPlatfone:
 
         Sent as ``multipart/form-data``. A declined report carries a ``decline_id``.
         """
+        from ._models._reports import ReportResult
+
         aid = _activation_id(activation_id)
         fields: dict[str, Any] = {
             "reason_id": (None, str(check.int_in_range(reason_id, "reason_id", 1)))
@@ -692,6 +699,8 @@ class AsyncPlatfone:
 
     async def get_report(self, activation_id: str | Activation) -> Report:
         """The report filed for an activation."""
+        from ._models._reports import Report
+
         aid = _activation_id(activation_id)
         reply = await self._http.fetch(
             "get_report", "GET", f"/activation/{aid}/report", idempotent=True
@@ -700,6 +709,8 @@ class AsyncPlatfone:
 
     async def get_reports(self, *, page: int = 1, limit: int = 10) -> Page[Report]:
         """One page of the account's reports (``limit`` 1-100)."""
+        from ._models._reports import Report
+
         params = {
             "page": check.int_in_range(page, "page", 1),
             "limit": check.int_in_range(limit, "limit", 1, 100),

@@ -31,12 +31,13 @@ from ._errors import (
     NotFoundError,
     WaitTimeoutError,
 )
-from ._models import Activation, ReportResult
+from ._models import Activation
 from ._progress import phone_of
 from ._validate import Evidence
 
 if TYPE_CHECKING:
     from ._client import AsyncPlatfone
+    from ._models._reports import ReportResult
 
 __all__ = ["ActivationSession", "SessionOutcome", "open_session"]
 

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import platfone_async as pf
+from platfone_async import Activation, Balance, Country, PriceInfo, Report, ReportResult
 from platfone_async._http import HTTPPipeline
-from platfone_async._models import Activation, Balance, Country, PriceInfo, Report, ReportResult
 
 from ._support import ACTIVATION, HISTORY_ACTIVATION, PRICE, REPORT
 

@@ -187,6 +187,50 @@ anyio.run(main)
     ] == out[:4]
 
 
+def test_catalog_and_report_models_load_when_first_used() -> None:
+    """The catalog, price and report models and catalog search load on the first call
+    that needs them, and say ``platfone_async`` whichever way they were first reached: a
+    call, the public name, or a pickle (a fresh interpreter, against the emulator)."""
+    import subprocess
+    import sys
+
+    probe = """
+import pickle, sys, anyio
+import platfone_async
+from platfone_async.testing import PlatfoneEmulator
+
+def loaded():
+    names = ("_models._catalog", "_models._reports", "_find")
+    return [name for name in names if "platfone_async." + name in sys.modules]
+
+async def main():
+    emulator = PlatfoneEmulator(success_rate_check=False)
+    async with emulator.client(success_rate_guard="off") as client:
+        print(loaded(), "Country" in dir(platfone_async), "Platfone" in dir(platfone_async))
+        await client.get_activation_history()
+        print(loaded())
+        country = (await client.get_countries())[0]
+        print(loaded(), type(country).__module__, repr(country).startswith("Country("))
+        match = (await client.find_country(country.country_id))[0]
+        print(loaded(), type(match).__module__)
+    print(pickle.loads(pickle.dumps(country)) == country)
+
+anyio.run(main)
+print(platfone_async.Report.__module__, loaded())
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert [
+        "[] True True",
+        "[]",
+        "['_models._catalog'] platfone_async True",
+        "['_models._catalog', '_find'] platfone_async",
+        "True",
+        "platfone_async ['_models._catalog', '_models._reports', '_find']",
+    ] == out[:6]
+
+
 def test_public_webhook_classes_show_their_public_path() -> None:
     """Every class ``platfone_async.webhooks`` exports says so in its ``__module__``."""
     import platfone_async.webhooks as webhooks

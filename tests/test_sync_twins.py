@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections.abc
 import contextlib
 import inspect
+import os
 import re
 import typing
 from pathlib import Path
@@ -13,9 +14,22 @@ from typing import Any
 
 import pytest
 
+import platfone_async
 from platfone_async import AsyncPlatfone, Platfone
 from platfone_async._sync import _codegen
 from platfone_async._sync import _facade as _sync
+
+#: The async client imports the models it loads on first use only for type checking, so
+#: its annotations resolve against the public names (and the one private snapshot), and
+#: `Evidence`'s "os.PathLike[str]" against `os`.
+_NAMES = {name: getattr(platfone_async, name) for name in platfone_async.__all__}
+_NAMES["KeyLimitsState"] = platfone_async._ratelimit.KeyLimitsState
+_NAMES["os"] = os
+
+
+def _hints(value: Any) -> dict[str, Any]:
+    return typing.get_type_hints(value, localns=_NAMES)
+
 
 _ASYNC_ITERATORS = (
     collections.abc.AsyncIterator,
@@ -36,7 +50,7 @@ def _async_kind(value: Any) -> str | None:
         return "iterate"
     if inspect.isasyncgenfunction(inspect.unwrap(value)):
         return "context"
-    origin = typing.get_origin(typing.get_type_hints(value).get("return"))
+    origin = typing.get_origin(_hints(value).get("return"))
     if origin in _ASYNC_ITERATORS:
         return "iterate"
     if origin is contextlib.AbstractAsyncContextManager:
@@ -111,14 +125,14 @@ def assert_twins(async_cls: type, sync_cls: type, twins: dict[type, type]) -> No
         twin = sync_members[sync_name]
         if kind == "property":
             assert isinstance(twin, property)
-            async_hints = typing.get_type_hints(value.fget)
-            sync_hints = typing.get_type_hints(twin.fget)
+            async_hints = _hints(value.fget)
+            sync_hints = _hints(twin.fget)
             expected = _expected_return(kind, async_hints["return"], twins)
             assert expected == sync_hints["return"], name
             assert_docs_speak_sync(value, twin, name)
             continue
         assert_same_signature(value, twin, name)
-        async_hints, sync_hints = typing.get_type_hints(value), typing.get_type_hints(twin)
+        async_hints, sync_hints = _hints(value), _hints(twin)
         expected = _expected_return(kind, async_hints.get("return"), twins)
         assert expected == sync_hints.get("return"), f"{name} returns {sync_hints.get('return')}"
         assert_docs_speak_sync(value, twin, name)
@@ -131,7 +145,7 @@ def assert_same_signature(async_fn: Any, sync_fn: Any, name: str) -> None:
     assert [(p.name, p.kind) for p in async_params] == [(p.name, p.kind) for p in sync_params]
     for a, s in zip(async_params, sync_params, strict=True):
         assert a.default is s.default or a.default == s.default, f"{name}({a.name}=...)"
-    async_hints, sync_hints = typing.get_type_hints(async_fn), typing.get_type_hints(sync_fn)
+    async_hints, sync_hints = _hints(async_fn), _hints(sync_fn)
     for param in async_params:
         assert async_hints.get(param.name) == sync_hints.get(param.name), f"{name}({param.name})"
 

@@ -46,7 +46,13 @@ from ._window import SlidingWindowLimiter
 
 if TYPE_CHECKING:
     from ._redis import RedisFleet, RedisSlotToken
-    from ._state import LimiterState, SlotsState, SuccessRateCheck, SuccessRateState
+    from ._state import (
+        KeyLimitsState,
+        LimiterState,
+        SlotsState,
+        SuccessRateCheck,
+        SuccessRateState,
+    )
 
 __all__ = [
     "DOCUMENTED_RATE_LIMITS",
@@ -70,7 +76,9 @@ __all__ = [
     "key_fingerprint",
 ]
 
-_STATES = frozenset({"LimiterState", "SlotsState", "SuccessRateCheck", "SuccessRateState"})
+_STATES = frozenset(
+    {"KeyLimitsState", "LimiterState", "SlotsState", "SuccessRateCheck", "SuccessRateState"}
+)
 
 
 def __getattr__(name: str) -> object:
@@ -82,12 +90,18 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _float(value: float) -> float:
+    # Not `converter=float`: attrs reads a converter's signature, and a builtin's is parsed
+    # from its text by `tokenize`, whose first use compiles a large regex (~2 ms at import).
+    return float(value)
+
+
 @attrs.frozen
 class RateLimit:
     """At most ``calls`` requests in any rolling window of ``period`` seconds."""
 
     calls: int = attrs.field(validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)])
-    period: float = attrs.field(converter=float, validator=attrs.validators.gt(0.0))
+    period: float = attrs.field(converter=_float, validator=attrs.validators.gt(0.0))
 
 
 #: The per-endpoint limits of the reference's "Rate limits" table, by method name.
@@ -167,22 +181,6 @@ DEFAULT_BACKEND = InMemoryBackend()
 
 
 # -- one key's limits ------------------------------------------------------------------
-
-
-@attrs.frozen
-class KeyLimitsState:
-    """A snapshot of everything one key's limits hold, for dashboards.
-
-    ``account_blocked_for`` is how long an account-wide block still lasts (seconds;
-    ``math.inf`` until lifted by hand, 0 when not blocked).
-    """
-
-    key: str
-    base_url: str
-    limiters: Mapping[str, LimiterState]
-    slots: SlotsState
-    success_rate: SuccessRateState
-    account_blocked_for: float
 
 
 class _Unlimited:
@@ -497,6 +495,8 @@ class KeyLimits:
     async def state(self) -> KeyLimitsState:
         """A snapshot of every limiter, the slots, the success rate and the block - the
         fleet's, on a shared backend."""
+        from . import _state
+
         blocked_for = 0.0
         if self.account_blocked:
             blocked_for = self._block_until - self.clock.time()
@@ -510,13 +510,11 @@ class KeyLimits:
             slots, windows, fleet_blocked = await self.fleet.state(shared, slots)
             limiters.update(windows)
             orders, successes = await self.fleet.success_counts()
-            from ._state import SuccessRateState
-
-            success = SuccessRateState(
+            success = _state.SuccessRateState(
                 orders=orders, successes=successes, rate=successes / orders if orders else None
             )
             blocked_for = max(blocked_for, fleet_blocked)
-        return KeyLimitsState(
+        return _state.KeyLimitsState(
             key=self.key,
             base_url=self.base_url,
             limiters=limiters,

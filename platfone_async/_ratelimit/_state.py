@@ -8,9 +8,17 @@ someone asks for a snapshot, or an order is checked against the success-rate flo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import attrs
 
-__all__ = ["LimiterState", "SlotsState", "SuccessRateCheck", "SuccessRateState"]
+__all__ = [
+    "KeyLimitsState",
+    "LimiterState",
+    "SlotsState",
+    "SuccessRateCheck",
+    "SuccessRateState",
+]
 
 
 @attrs.frozen
@@ -87,3 +95,19 @@ class SuccessRateCheck:
             f"under the {self.floor:.0%} floor; Platfone blocks an account for 24 h "
             f"below 7 %"
         )
+
+
+@attrs.frozen
+class KeyLimitsState:
+    """A snapshot of everything one key's limits hold, for dashboards.
+
+    ``account_blocked_for`` is how long an account-wide block still lasts (seconds;
+    ``math.inf`` until lifted by hand, 0 when not blocked).
+    """
+
+    key: str
+    base_url: str
+    limiters: Mapping[str, LimiterState]
+    slots: SlotsState
+    success_rate: SuccessRateState
+    account_blocked_for: float

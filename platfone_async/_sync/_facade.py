@@ -20,21 +20,12 @@ import httpx
 from .._client import NOT_GIVEN, AsyncPlatfone, NotGiven
 from .._clock import Clock
 from .._find import CatalogMatch
-from .._models import (
-    Activation,
-    Balance,
-    Country,
-    CountryPrices,
-    Page,
-    PriceInfo,
-    Report,
-    ReportReason,
-    ReportResult,
-    Service,
-    ServicePrices,
-)
+from .._models import Activation, Balance, Page
+from .._models._catalog import Country, CountryPrices, PriceInfo, Service, ServicePrices
+from .._models._reports import Report, ReportReason, ReportResult
 from .._orders import SuccessRateGuard
-from .._ratelimit import DOCUMENTED_RATE_LIMITS, KeyLimitsState, RateLimit, RateLimitBackend
+from .._ratelimit import DOCUMENTED_RATE_LIMITS, RateLimit, RateLimitBackend
+from .._ratelimit._state import KeyLimitsState
 from .._retry import RetryPolicy
 from .._session import ActivationSession, SessionOutcome
 from .._validate import Evidence

@@ -13,6 +13,8 @@ import collections.abc
 import contextlib
 import enum
 import functools
+import importlib
+import importlib.util
 import inspect
 import sys
 import typing
@@ -100,7 +102,9 @@ def function_node(function: Any) -> ast.FunctionDef | ast.AsyncFunctionDef:
 
 
 def namespace_of(cls: type) -> dict[str, Any]:
-    """The globals of the module that defines ``cls`` (whatever its ``__module__`` says)."""
+    """The names the module that defines ``cls``'s methods (whatever its ``__module__``
+    says) can use in annotations: its globals, and what it imports under
+    ``if TYPE_CHECKING:``."""
     for value in vars(cls).values():
         function = inspect.unwrap(getattr(value, "fget", value) or value)
         code = getattr(function, "__code__", None)
@@ -109,11 +113,63 @@ def namespace_of(cls: type) -> dict[str, Any]:
             and not code.co_filename.startswith("<")
             and function.__qualname__.startswith(cls.__qualname__ + ".")
         ):
-            return function.__globals__  # type: ignore[no-any-return]
-    module = sys.modules.get(cls.__module__)
+            return _with_annotation_imports(function.__globals__)
+    module = sys.modules.get(cls.__module__)  # no methods of its own: nothing to annotate
     if module is None:
         raise CodegenError(f"cannot find the module of {cls.__qualname__}")
     return vars(module)
+
+
+def _with_annotation_imports(namespace: dict[str, Any]) -> dict[str, Any]:
+    name, filename = namespace.get("__name__"), namespace.get("__file__")
+    if not isinstance(name, str) or not isinstance(filename, str) or not filename.endswith(".py"):
+        return namespace
+    extra = annotation_imports(name, filename)
+    return {**extra, **namespace} if extra else namespace
+
+
+@functools.cache
+def annotation_imports(module: str, filename: str) -> dict[str, Any]:
+    """What ``module`` imports under a top-level ``if TYPE_CHECKING:`` (names its
+    annotations use but it loads only when first needed), imported now; a module that
+    cannot be imported (an extra not installed) is left out."""
+    package = module if filename.endswith("__init__.py") else module.rpartition(".")[0]
+    found: dict[str, Any] = {}
+    for node in module_ast(filename).body:
+        if not (isinstance(node, ast.If) and dotted(node.test) in _TYPE_CHECKING):
+            continue
+        for statement in node.body:
+            with contextlib.suppress(ImportError):
+                found.update(_imported_by(statement, package))
+    return found
+
+
+def _imported_by(statement: ast.stmt, package: str) -> dict[str, Any]:
+    """The names an ``import`` or ``from ... import`` statement binds, imported."""
+    if isinstance(statement, ast.ImportFrom):
+        source = "." * statement.level + (statement.module or "")
+        module = importlib.import_module(importlib.util.resolve_name(source, package))
+        names = {}
+        for alias in statement.names:
+            value = getattr(module, alias.name, MISSING)
+            if value is MISSING:  # a submodule, as in `from . import _x`
+                value = importlib.import_module(f"{module.__name__}.{alias.name}")
+            names[alias.asname or alias.name] = value
+        return names
+    if isinstance(statement, ast.Import):
+        names = {}
+        for alias in statement.names:
+            module = importlib.import_module(alias.name)
+            if alias.asname:
+                names[alias.asname] = module
+            else:
+                top = alias.name.partition(".")[0]
+                names[top] = sys.modules[top]
+        return names
+    return {}
+
+
+_TYPE_CHECKING = (["TYPE_CHECKING"], ["typing", "TYPE_CHECKING"])
 
 
 def _classify(value: Any, returns: object) -> Kind | None:
