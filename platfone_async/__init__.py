@@ -44,7 +44,6 @@ from ._logging import configure_from_environment as _configure_logging
 from ._models import Activation, Balance, Page
 from ._ratelimit import DOCUMENTED_RATE_LIMITS, RateLimit
 from ._retry import RetryPolicy
-from ._session import ActivationSession, SessionOutcome
 from ._version import __version__
 
 __all__ = [
@@ -120,9 +119,11 @@ def _publish(obj: object) -> None:
 
 
 # Loaded on first use, so that `import platfone_async` stays light: the sync facade
-# brings in asyncio and anyio's thread portal, the Redis backend its scripts, and the
-# catalog and report models and catalog search are a dozen attrs classes to create.
+# brings in asyncio and anyio's thread portal, the Redis backend its scripts, the
+# catalog and report models and catalog search are a dozen attrs classes to create,
+# and the session is the first `client.activation()`'s.
 _LAZY = {
+    "ActivationSession": "._session",
     "CatalogMatch": "._find",
     "Country": "._models._catalog",
     "CountryPrice": "._models._catalog",
@@ -138,6 +139,7 @@ _LAZY = {
     "Service": "._models._catalog",
     "ServicePrice": "._models._catalog",
     "ServicePrices": "._models._catalog",
+    "SessionOutcome": "._session",
     "SyncActivationSession": "._sync._facade",
 }
 
@@ -174,6 +176,7 @@ if TYPE_CHECKING:
     )
     from ._models._reports import Report, ReportReason, ReportResult
     from ._ratelimit._redis import RedisBackend
+    from ._session import ActivationSession, SessionOutcome
     from ._sync._facade import Platfone, SyncActivationSession
 
 for _name in __all__:

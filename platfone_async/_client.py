@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # loaded when first used (see _models); the methods import th
     from ._models._catalog import Country, CountryPrices, PriceInfo, Service, ServicePrices
     from ._models._reports import Report, ReportReason, ReportResult
     from ._ratelimit import KeyLimitsState
+    from ._session import ActivationSession
 
 __all__ = ["NOT_GIVEN", "PRODUCTION_URL", "SANDBOX_URL", "AsyncPlatfone", "NotGiven"]
 
@@ -505,7 +506,7 @@ class AsyncPlatfone:
         price_ceiling: int | None = None,
         quality_factor: float | None = None,
         wait_for_slot: bool = True,
-    ) -> AsyncIterator[_watch.ActivationSession]:
+    ) -> AsyncIterator[ActivationSession]:
         """Order a number and hold it for the block; settle it whatever ends the block.
 
         ``async with client.activation("telegram", "uk") as session:`` orders a number
@@ -523,7 +524,9 @@ class AsyncPlatfone:
         warning on the ``platfone_async`` logger, on stderr when logging is not set up),
         and a second Ctrl-C leaves the number to expire and returns at once, saying so.
         """
-        async with _watch.open_session(
+        from ._session import open_session
+
+        async with open_session(
             self,
             service_id,
             country_id,

@@ -31,7 +31,7 @@ from ._errors import (
     NotFoundError,
     WaitTimeoutError,
 )
-from ._models import Activation
+from ._models import Activation, publish
 from ._progress import phone_of
 from ._validate import Evidence
 
@@ -449,3 +449,6 @@ async def open_session(
         await session._close(error)
         raise
     await session._close(None)
+
+
+publish(ActivationSession, SessionOutcome)  # loaded on first use: label it here

@@ -46,23 +46,12 @@ from ._errors import (
     WaitTimeoutError,
 )
 from ._models import Activation
-from ._progress import TextProgress
-from ._session import ActivationSession, SessionOutcome, open_session
 from .webhooks._push import PUSH_INTERVAL_FACTOR, Registration, hub_of
 
 if TYPE_CHECKING:
     from ._client import AsyncPlatfone
 
-__all__ = [
-    "ActivationSession",
-    "SessionOutcome",
-    "check_interval",
-    "check_timeout",
-    "id_of",
-    "open_session",
-    "wait_for_sms",
-    "watch",
-]
+__all__ = ["check_interval", "check_timeout", "id_of", "wait_for_sms", "watch"]
 
 logger = logging.getLogger("platfone_async")
 
@@ -360,6 +349,8 @@ async def _wait_shown(
     stream: TextIO | None,
 ) -> Activation:
     """:func:`_wait` with a :class:`TextProgress` redrawn every second."""
+    from ._progress import TextProgress  # loaded by the first wait shown
+
     clock = client.clock
     display = TextProgress(clock, stream)
     outcome: list[Activation | Exception] = []
