@@ -21,7 +21,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import anyio
-import anyio.to_thread
 import attrs
 import httpx
 

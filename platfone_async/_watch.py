@@ -25,12 +25,12 @@ from __future__ import annotations
 import logging
 import math
 import random
+import sys
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from typing import TYPE_CHECKING, TextIO, cast
 
 import anyio
-import anyio.lowlevel
 
 from . import _validate as check
 from ._clock import Clock
@@ -46,10 +46,13 @@ from ._errors import (
     WaitTimeoutError,
 )
 from ._models import Activation
-from .webhooks._push import PUSH_INTERVAL_FACTOR, Registration, hub_of
 
 if TYPE_CHECKING:
     from ._client import AsyncPlatfone
+    from .webhooks._push import Registration
+
+#: Where the hubs live; loaded by the first ``WebhookHandler`` attached to a client.
+_PUSH = "platfone_async.webhooks._push"
 
 __all__ = ["check_interval", "check_timeout", "id_of", "wait_for_sms", "watch"]
 
@@ -116,7 +119,10 @@ def _register(
     """Register the watcher once its client has a hub (a handler may attach later)."""
     if registration is not None:
         return registration
-    hub = hub_of(client)
+    push = sys.modules.get(_PUSH)
+    if push is None:  # no handler was ever made: no client has a hub (nor will, unloaded)
+        return None
+    hub = push.hub_of(client)
     return None if hub is None else hub.register(activation_id)
 
 
@@ -134,6 +140,8 @@ async def _sleep_until(clock: Clock, deadline: float, registration: Registration
 def _poll_interval(interval: float, registration: Registration | None) -> float:
     """``interval``, or longer while webhooks are flowing (polling is the fallback)."""
     if registration is not None and registration.hub.flowing():
+        from .webhooks._push import PUSH_INTERVAL_FACTOR
+
         return interval * PUSH_INTERVAL_FACTOR
     return interval
 

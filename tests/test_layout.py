@@ -130,22 +130,41 @@ def test_the_facade_imports_the_async_client_and_the_runtime_nothing_else() -> N
 
 
 def test_import_loads_neither_the_webhook_machinery_nor_redis() -> None:
-    """``import platfone_async`` stays light: the webhook handler, events and signatures,
-    the Redis backend and redis itself, the session and the progress display load on
-    first use (a fresh interpreter)."""
+    """``import platfone_async`` stays light: the webhook handler, events, signatures and
+    the hub that wakes watchers, the Redis backend and redis itself, the session and the
+    progress display load on first use (a fresh interpreter)."""
     import subprocess
     import sys
 
     probe = (
         "import sys, platfone_async; "
-        "print(sorted(m for m in sys.modules if m.startswith(('platfone_async.webhooks.', "
+        "print(sorted(m for m in sys.modules if m.startswith(('platfone_async.webhooks', "
         "'platfone_async._ratelimit._redis', 'redis', 'platfone_async._sync', "
         "'platfone_async._session', 'platfone_async._progress'))))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
-    assert "['platfone_async.webhooks._push']" == out.strip()
+    assert "[]" == out.strip()
+
+
+def test_import_loads_nothing_of_the_dependencies_beyond_what_importing_them_does() -> None:
+    """After ``import httpx, attrs, cattrs, anyio``, ``import platfone_async`` adds only
+    its own modules and standard-library ones: anyio's event-loop core, its lowlevel and
+    to_thread load with the first call that needs them (a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; import httpx, attrs, cattrs, anyio; before = set(sys.modules); "
+        "import platfone_async; "
+        "print(sorted(m for m in set(sys.modules) - before if not m.startswith('platfone_async')"
+        " and m.partition('.')[0].lstrip('_') not in sys.stdlib_module_names))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert "[]" == out.strip()
 
 
 def test_reconciliation_and_snapshots_load_when_first_used() -> None:
@@ -187,6 +206,55 @@ anyio.run(main)
         "['platfone_async._reconcile']",
         "['platfone_async._reconcile', 'platfone_async._ratelimit._state']",
     ] == out[:4]
+
+
+def test_a_watcher_started_before_any_webhook_machinery_is_woken_once_a_handler_attaches() -> None:
+    """The hubs load with the first handler; a watcher that began before then joins its
+    client's hub at its next poll, and from then on a push wakes it (a fresh interpreter,
+    virtual time: polls at 0 s and 600 s, handler at 10 s, SMS at 700 s)."""
+    import subprocess
+    import sys
+
+    probe = """
+import sys, anyio
+from platfone_async.testing import Offer, PlatfoneEmulator, VirtualClock
+
+async def main():
+    clock = VirtualClock()
+    emulator = PlatfoneEmulator(clock=clock, success_rate_check=False, rate_limits=None)
+    emulator.catalog.set_offers("telegram", "uk", [Offer(100, 0.8, 5)])
+    async with clock.autojump(), emulator.client(rate_limits=None, max_retries=0) as client:
+        activation = await client.create_activation("telegram", "uk")
+        start = clock.time()
+        done = []
+
+        async def watch():
+            async for state in client.watch_activation(activation, interval=600):
+                done.append((round(clock.time() - start), state.sms_code))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch)
+            await clock.sleep(10)
+            print("platfone_async.webhooks._push" in sys.modules)
+            from platfone_async.webhooks import WebhookHandler
+
+            handler = WebhookHandler("whsec-late")
+            handler.attach(client)
+            emulator.configure_webhooks(app=handler.asgi_app(), secret="whsec-late")
+            async with emulator.webhooks.running():
+                await clock.sleep(690)
+                emulator.deliver_sms(activation.activation_id, "5150")
+                with anyio.fail_after(300):
+                    while len(done) < 2:
+                        await clock.sleep(1)
+        print(done, emulator.request_count("get_activation"))
+
+anyio.run(main)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert ["False", "[(0, None), (700, '5150')] 3"] == out[:2]
 
 
 def test_catalog_and_report_models_load_when_first_used() -> None:

@@ -25,7 +25,7 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import anyio.lowlevel
+import anyio
 
 from .._clock import Clock
 from ._wait import ErrorSource, Waiter, WaitQueue, logger, make_error

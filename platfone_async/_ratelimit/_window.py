@@ -17,7 +17,7 @@ from collections import deque
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-import anyio.lowlevel
+import anyio
 
 from .._clock import Clock
 from ._wait import ErrorSource, Waiter, WaitQueue, logger, make_error
