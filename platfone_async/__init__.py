@@ -41,7 +41,7 @@ from ._errors import (
     WebhookVerificationError,
 )
 from ._logging import configure_from_environment as _configure_logging
-from ._models import Activation, Balance, Page
+from ._models import Activation
 from ._ratelimit import DOCUMENTED_RATE_LIMITS, RateLimit
 from ._retry import RetryPolicy
 from ._version import __version__
@@ -120,14 +120,16 @@ def _publish(obj: object) -> None:
 
 # Loaded on first use, so that `import platfone_async` stays light: the sync facade
 # brings in asyncio and anyio's thread portal, the Redis backend its scripts, the
-# catalog and report models and catalog search are a dozen attrs classes to create,
+# models but the activation and catalog search are fourteen attrs classes to create,
 # and the session is the first `client.activation()`'s.
 _LAZY = {
     "ActivationSession": "._session",
+    "Balance": "._models._account",
     "CatalogMatch": "._find",
     "Country": "._models._catalog",
     "CountryPrice": "._models._catalog",
     "CountryPrices": "._models._catalog",
+    "Page": "._models._page",
     "Platfone": "._sync._facade",
     "Price": "._models._catalog",
     "PriceInfo": "._models._catalog",
@@ -163,6 +165,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from ._find import CatalogMatch
+    from ._models._account import Balance
     from ._models._catalog import (
         Country,
         CountryPrice,
@@ -174,6 +177,7 @@ if TYPE_CHECKING:
         ServicePrice,
         ServicePrices,
     )
+    from ._models._page import Page
     from ._models._reports import Report, ReportReason, ReportResult
     from ._ratelimit._redis import RedisBackend
     from ._session import ActivationSession, SessionOutcome

@@ -29,7 +29,7 @@ from . import _watch
 from ._clock import Clock, SystemClock
 from ._errors import InvalidParameterError
 from ._http import HTTPPipeline
-from ._models import Activation, Balance, Page
+from ._models import Activation
 from ._orders import Orders, SuccessRateGuard
 from ._ratelimit import DOCUMENTED_RATE_LIMITS, RateLimit, RateLimitBackend, get_key_limits
 from ._retry import RetryPolicy, client_policy
@@ -37,7 +37,9 @@ from ._validate import Evidence
 
 if TYPE_CHECKING:  # loaded when first used (see _models); the methods import them then
     from ._find import CatalogMatch
+    from ._models._account import Balance
     from ._models._catalog import Country, CountryPrices, PriceInfo, Service, ServicePrices
+    from ._models._page import Page
     from ._models._reports import Report, ReportReason, ReportResult
     from ._ratelimit import KeyLimitsState
     from ._session import ActivationSession
@@ -642,6 +644,8 @@ class AsyncPlatfone:
 
     async def get_balance(self) -> Balance:
         """The account balance in USD cents (``available`` = total - reserved)."""
+        from ._models._account import Balance
+
         reply = await self._http.fetch("get_balance", "GET", "/user/balance", idempotent=True)
         return self._http.decode_reply(reply, Balance)
 

@@ -24,7 +24,7 @@ import time
 import warnings
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
 import httpx
@@ -41,10 +41,12 @@ from ._errors import (
     ResponseDecodeError,
     make_api_error,
 )
-from ._models import Page
 from ._ratelimit import KeyLimits
 from ._retry import RetryPolicy, SendTrace
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._models._page import Page
 
 __all__ = [
     "MAX_ERROR_BYTES",

@@ -46,11 +46,12 @@ from ._errors import (
     SuccessRateGuardError,
 )
 from ._http import HTTPPipeline
-from ._models import Activation, Page
+from ._models import Activation
 from ._ratelimit import SlotToken
 from ._retry import SendTrace
 
 if TYPE_CHECKING:
+    from ._models._page import Page
     from ._ratelimit import SuccessRateCheck
     from ._ratelimit._redis import RedisSlotToken
     from ._reconcile import OrderBook, PendingOrder, Verdict

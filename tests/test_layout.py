@@ -257,10 +257,11 @@ anyio.run(main)
     assert ["False", "[(0, None), (700, '5150')] 3"] == out[:2]
 
 
-def test_catalog_and_report_models_load_when_first_used() -> None:
-    """The catalog, price and report models and catalog search load on the first call
-    that needs them, and say ``platfone_async`` whichever way they were first reached: a
-    call, the public name, or a pickle (a fresh interpreter, against the emulator)."""
+def test_models_but_the_activation_load_when_first_used() -> None:
+    """The catalog, price, report, balance and page models and catalog search load on
+    the first call that needs them, and say ``platfone_async`` whichever way they were
+    first reached: a call, the public name, or a pickle (a fresh interpreter, against
+    the emulator)."""
     import subprocess
     import sys
 
@@ -270,20 +271,23 @@ import platfone_async
 from platfone_async.testing import PlatfoneEmulator
 
 def loaded():
-    names = ("_models._catalog", "_models._reports", "_find")
-    return [name for name in names if "platfone_async." + name in sys.modules]
+    names = ("_account", "_catalog", "_page", "_reports")
+    found = [name for name in names if "platfone_async._models." + name in sys.modules]
+    return found + ["_find"] * ("platfone_async._find" in sys.modules)
 
 async def main():
     emulator = PlatfoneEmulator(success_rate_check=False)
     async with emulator.client(success_rate_guard="off") as client:
         print(loaded(), "Country" in dir(platfone_async), "Platfone" in dir(platfone_async))
-        await client.get_activation_history()
-        print(loaded())
+        page = await client.get_activation_history()
+        print(loaded(), type(page).__module__)
+        balance = await client.get_balance()
+        print(loaded(), type(balance).__module__)
         country = (await client.get_countries())[0]
         print(loaded(), type(country).__module__, repr(country).startswith("Country("))
         match = (await client.find_country(country.country_id))[0]
         print(loaded(), type(match).__module__)
-    print(pickle.loads(pickle.dumps(country)) == country)
+    print(pickle.loads(pickle.dumps(country)) == country, pickle.loads(pickle.dumps(page)) == page)
 
 anyio.run(main)
 print(platfone_async.Report.__module__, loaded())
@@ -293,12 +297,13 @@ print(platfone_async.Report.__module__, loaded())
     ).stdout.split("\n")
     assert [
         "[] True True",
-        "[]",
-        "['_models._catalog'] platfone_async True",
-        "['_models._catalog', '_find'] platfone_async",
-        "True",
-        "platfone_async ['_models._catalog', '_models._reports', '_find']",
-    ] == out[:6]
+        "['_page'] platfone_async",
+        "['_account', '_page'] platfone_async",
+        "['_account', '_catalog', '_page'] platfone_async True",
+        "['_account', '_catalog', '_page', '_find'] platfone_async",
+        "True True",
+        "platfone_async ['_account', '_catalog', '_page', '_reports', '_find']",
+    ] == out[:7]
 
 
 def test_public_webhook_classes_show_their_public_path() -> None:

@@ -403,7 +403,7 @@ def test_the_window_widens_to_the_clock_difference_it_has_seen() -> None:
     trace.sending(clock.time())
     order = book.open("netflix", "us", None, trace)
     created = int(clock.time()) - 30
-    activation = converter.structure({**ACTIVATION, "created_at": created}, pf.Activation)
+    activation = converter().structure({**ACTIVATION, "created_at": created}, pf.Activation)
     book.handed_out(order, activation, clock.time())
     assert 30.0 == book.skew(5.0)
     assert book.is_known(activation.activation_id)

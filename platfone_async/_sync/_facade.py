@@ -20,8 +20,10 @@ import httpx
 from .._client import NOT_GIVEN, AsyncPlatfone, NotGiven
 from .._clock import Clock
 from .._find import CatalogMatch
-from .._models import Activation, Balance, Page
+from .._models import Activation
+from .._models._account import Balance
 from .._models._catalog import Country, CountryPrices, PriceInfo, Service, ServicePrices
+from .._models._page import Page
 from .._models._reports import Report, ReportReason, ReportResult
 from .._orders import SuccessRateGuard
 from .._ratelimit import DOCUMENTED_RATE_LIMITS, RateLimit, RateLimitBackend
