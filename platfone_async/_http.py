@@ -419,7 +419,6 @@ class HTTPPipeline:
         response.stream = httpx.ByteStream(response.content)
         return response, oversized
 
-
     async def _on_rate_limited(
         self, endpoint: str, error: RateLimitError, response: httpx.Response
     ) -> float | None:
