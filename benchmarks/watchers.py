@@ -252,7 +252,7 @@ def main() -> None:
     args = parser.parse_args()
     n = args.watchers or (1_000 if args.quick else 10_000)
     rounds = args.rounds or (2 if args.quick else 3)
-    repeats = 1 if args.quick else 3
+    repeats = 1 if args.quick else 5
     if args.child:
         runner: Callable[[], Awaitable[dict[str, float]]] = lambda: scenario(args.child, n, rounds)  # noqa: E731
         print(json.dumps(anyio.run(runner)))
