@@ -9,7 +9,9 @@ limits, the 20-active limit and the success-rate check off; the client made with
 (a) baseline: N bare tasks, each sleeping on the same virtual clock;
 (b) watchers: N tasks, each iterating ``client.watch_activation(activation)`` through one
     shared client, for a few poll intervals;
-(c) raw: ``client.get_activation`` called in a plain loop against the same emulator.
+(c) raw: ``client.get_activation`` called in a plain loop against the same emulator;
+(d) logic: the watch's own work per poll that finds no change, alone - a stand-in
+    client answers at once and its clock's sleep returns without suspending.
 
 Memory is the peak resident set size sampled while the tasks run, above the size just
 before they started, per task; the figure that matters is a watcher's excess over a bare
@@ -30,6 +32,8 @@ line. Asserts nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime as dt
 import gc
 import heapq
 import itertools
@@ -41,11 +45,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import anyio
 import anyio.lowlevel
+import attrs
 
 from platfone_async import Activation, AsyncPlatfone
+from platfone_async._watch import watch
 from platfone_async.testing import Offer, PlatfoneEmulator
 
 INTERVAL = 10.0
@@ -162,11 +169,59 @@ async def drive(
     return polls, peak
 
 
+class _Stop(Exception):
+    pass
+
+
+class _InstantClock:
+    def time(self) -> float:
+        return START
+
+    def monotonic(self) -> float:
+        return START
+
+    async def sleep(self, seconds: float) -> None:
+        return None
+
+
+class _Answering:
+    """What ``watch`` needs of a client: the same state at once, ``polls`` times."""
+
+    def __init__(self, state: Activation, polls: int) -> None:
+        self.clock = _InstantClock()
+        self._rng = random.Random(1)
+        self._state = state
+        self._polls = polls
+
+    async def get_activation(self, activation_id: str) -> Activation:
+        self._polls -= 1
+        if self._polls < 0:
+            raise _Stop
+        return self._state
+
+
+async def watch_logic(activation: Activation, polls: int) -> float:
+    """Seconds of the watch's own work per poll that finds no change."""
+    state = attrs.evolve(activation, expire_at=dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc))
+    watching = watch(cast(AsyncPlatfone, _Answering(state, polls)), state, interval=INTERVAL)
+    await anext(watching)  # the first state
+    cpu = time.process_time()
+    with contextlib.suppress(_Stop):
+        await anext(watching)  # every later poll finds the same state, until _Stop
+    return (time.process_time() - cpu) / polls
+
+
 async def scenario(kind: str, n: int, rounds: int) -> dict[str, float]:
     clock, emulator, client, activations = await setup(n)
     rng = random.Random(1)
     result: dict[str, float] = {}
     collector = CollectorTime()
+    if kind == "logic":
+        await watch_logic(activations[0], 1_000)
+        best = min([await watch_logic(activations[0], 20_000) for _ in range(5)])
+        result["cpu_per_poll_us"] = best * 1e6
+        await client.aclose()
+        return result
     if kind == "raw":
         calls = max(1_000, n // 2)
         for _ in range(200):
@@ -248,7 +303,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="about 1,000 watchers, seconds")
     parser.add_argument("--watchers", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=None, help="poll intervals watched")
-    parser.add_argument("--child", choices=["bare", "watch", "poll", "raw"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", choices=["bare", "watch", "poll", "raw", "logic"], help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     n = args.watchers or (1_000 if args.quick else 10_000)
     rounds = args.rounds or (2 if args.quick else 3)
@@ -260,7 +317,13 @@ def main() -> None:
 
     # Alternate the scenarios and keep each one's best CPU: noise on a shared machine
     # only ever adds. Memory is about the same every time; keep its lowest too.
-    runs: dict[str, list[dict[str, float]]] = {"bare": [], "watch": [], "poll": [], "raw": []}
+    runs: dict[str, list[dict[str, float]]] = {
+        "bare": [],
+        "watch": [],
+        "poll": [],
+        "raw": [],
+        "logic": [],
+    }
     for _ in range(repeats):
         for kind, results in runs.items():
             results.append(run_child(kind, n, rounds))
@@ -268,6 +331,7 @@ def main() -> None:
     watch = min(runs["watch"], key=lambda r: r["cpu_s"] / r["polls"])
     poll = min(runs["poll"], key=lambda r: r["cpu_s"] / r["polls"])
     raw = min(runs["raw"], key=lambda r: r["cpu_per_call_us"])
+    logic_us = min(r["cpu_per_poll_us"] for r in runs["logic"])
     bare_rss = min(r["rss_per_task"] for r in runs["bare"])
     watch_rss = min(r["rss_per_task"] for r in runs["watch"])
     excess = watch_rss - bare_rss
@@ -296,6 +360,7 @@ def main() -> None:
             f"{poll_gc_us:,.1f} us a poll, {raw['gc_per_call_us']:,.1f} us a raw call",
         ),
         ("  watcher / raw call, collector's share out", f"{net_ratio:.2f}x"),
+        ("the watch's own work per unchanged poll", f"{logic_us:,.2f} us   (no I/O, no sleep)"),
     ]
     width = max(len(name) for name, _ in rows)
     print(f"watchers benchmark, Python {sys.version.split()[0]}, {sys.platform}")
@@ -317,6 +382,7 @@ def main() -> None:
                 "watcher_poll_gc_us": round(poll_gc_us, 2),
                 "raw_get_activation_gc_us": round(raw["gc_per_call_us"], 2),
                 "poll_cpu_ratio_without_gc": round(net_ratio, 3),
+                "watch_logic_us": round(logic_us, 2),
             }
         )
     )
