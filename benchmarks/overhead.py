@@ -7,10 +7,11 @@
 (b) in-process: the same through ``httpx.MockTransport`` (no sockets), which isolates the
     SDK's own work (validation, pipeline, error mapping, decoding into attrs);
 (c) import time of ``platfone_async`` vs ``httpx, attrs, cattrs, anyio`` in fresh processes,
-    both from bytecode (see ``_import_time``), as in a base install: httpx imports its
-    command line (click, rich, pygments: ~70 ms) whenever click is importable, as it is
-    in the dev environment, which would make the SDK's share look half as large. A
-    second row shows the ratio with them, as this environment has it.
+    timed around the imports, both from bytecode (see ``_import_time``), as in a base
+    install: httpx imports its command line (click, rich, pygments: ~70 ms) whenever
+    click is importable, as it is in the dev environment, which would make the SDK's
+    share look half as large. A second row shows the ratio with them, as this
+    environment has it.
 
 Prints a table, then one JSON object on the last line. Asserts nothing.
 """
@@ -121,33 +122,46 @@ async def _compare(
     return min(raw_t), min(sdk_t)
 
 
-#: Run first in the base-install rows: httpx's `from ._main import main` then fails at
+#: Run first in the base-install row: httpx's `from ._main import main` then fails at
 #: `import click`, as it does where click is not installed.
 BASE_INSTALL = "import sys; sys.modules['click'] = None; "
 
 
-def _import_time(statements: list[str], runs: int) -> list[float]:
-    """The best wall time of a fresh interpreter running each statement, alternated (best
-    of: the machine's noise only ever adds).
+DEPENDENCIES = "import httpx, attrs, cattrs, anyio"
+
+
+def _import_time(prologue: str, runs: int) -> tuple[float, float]:
+    """(the dependencies' import, ``import platfone_async`` with them) in seconds: each
+    fresh interpreter times the dependencies' import and then the SDK's own on top,
+    around the statements alone (start-up and shut-down are the same for both and only
+    add noise). Each part is the best of ``runs``: the machine's noise only ever adds,
+    and two parts of one run share its noise.
 
     Both sides run from bytecode, as an installed wheel does (pip compiles it): the
     interpreter is free to write it (``PYTHONDONTWRITEBYTECODE`` dropped) into a cache
-    of this run's own (``PYTHONPYCACHEPREFIX``), and a first run of each statement,
-    not timed, compiles it. Without that, an editable checkout would be timed
-    compiling the SDK's source against dependencies loaded from bytecode.
+    of this run's own (``PYTHONPYCACHEPREFIX``), and a first run, not timed, compiles
+    it. Without that, an editable checkout would be timed compiling the SDK's source
+    against dependencies loaded from bytecode.
     """
+    code = (
+        f"{prologue}import time; a = time.perf_counter(); {DEPENDENCIES}; "
+        "b = time.perf_counter(); import platfone_async; c = time.perf_counter(); "
+        "print(b - a, c - b)"
+    )
     with tempfile.TemporaryDirectory() as cache:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["PYTHONPYCACHEPREFIX"] = cache
-        for statement in statements:
-            subprocess.run([sys.executable, "-c", statement], check=True, env=env)
-        times: list[list[float]] = [[] for _ in statements]
+        subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
+        deps: list[float] = []
+        own: list[float] = []
         for _ in range(runs):
-            for i, statement in enumerate(statements):
-                start = time.perf_counter()
-                subprocess.run([sys.executable, "-c", statement], check=True, env=env)
-                times[i].append(time.perf_counter() - start)
-    return [min(t) for t in times]
+            out = subprocess.run(
+                [sys.executable, "-c", code], check=True, env=env, capture_output=True
+            )
+            first, second = map(float, out.stdout.split())
+            deps.append(first)
+            own.append(second)
+    return min(deps), min(deps) + min(own)
 
 
 async def _main(quick: bool) -> dict[str, float]:
@@ -160,11 +174,9 @@ async def _main(quick: bool) -> dict[str, float]:
         proc.wait()
     mock = httpx.MockTransport(lambda request: httpx.Response(200, content=BODY))
     mock_raw, mock_sdk = await _compare("http://bench.test/api/v1", mock, n * 2, rounds)
-    runs = 5 if quick else 21
-    deps, sdk = "import httpx, attrs, cattrs, anyio", "import platfone_async"
-    imp_deps, imp_sdk, env_deps, env_sdk = _import_time(
-        [BASE_INSTALL + deps, BASE_INSTALL + sdk, deps, sdk], runs
-    )
+    runs = 5 if quick else 41
+    imp_deps, imp_sdk = _import_time(BASE_INSTALL, runs)
+    env_deps, env_sdk = _import_time("", runs)
     return {
         "loopback_raw_us": loop_raw * 1e6,
         "loopback_sdk_us": loop_sdk * 1e6,

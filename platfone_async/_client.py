@@ -25,7 +25,6 @@ import attrs
 import httpx
 
 from . import _validate as check
-from . import _watch
 from ._clock import Clock, SystemClock
 from ._errors import InvalidParameterError
 from ._http import HTTPPipeline
@@ -466,6 +465,8 @@ class AsyncPlatfone:
         ``retry_activation``, a new watch waits for the next SMS. Breaking out of the
         loop leaves nothing running (``aclose()`` the iterator to end it at once).
         """
+        from . import _watch  # loaded by the first watch
+
         # The watch itself, not a generator around it: ten thousand watchers hold one
         # frame each, and each state passes one layer.
         _watch.check_interval(interval)
@@ -493,6 +494,8 @@ class AsyncPlatfone:
                 first (``.activation`` is the last state).
             WaitTimeoutError: ``timeout`` seconds passed first (also a ``TimeoutError``).
         """
+        from . import _watch
+
         return await _watch.wait_for_sms(
             self, activation, timeout=timeout, interval=interval, progress=progress
         )

@@ -56,7 +56,19 @@ if TYPE_CHECKING:
     from ._ratelimit._redis import RedisSlotToken
     from ._reconcile import OrderBook, PendingOrder, Verdict
 
-__all__ = ["Orders", "Reader", "SuccessRateGuard"]
+    # For type checking only: a protocol is a class to create, and nothing checks it at
+    # run time.
+    class Reader(Protocol):
+        """The reads the order flow needs: the client's own, through its limits."""
+
+        async def get_activation(self, activation_id: str | Activation) -> Activation: ...
+
+        async def get_activation_history(
+            self, *, page: int = 1, limit: int = 10
+        ) -> Page[Activation]: ...
+
+
+__all__ = ["Orders", "SuccessRateGuard"]
 
 #: A slot of the 20-active limit: in this process, or in the fleet's Redis.
 Slot: TypeAlias = "SlotToken | RedisSlotToken"
@@ -74,16 +86,6 @@ _UPSTREAM_TIMEOUT = frozenset({504, 524})
 
 _NO_SMS_YET = frozenset({SmsStatus.SMS_REQUESTED})
 _PAID = frozenset({BillingStatus.BILLED, BillingStatus.REFUNDED})
-
-
-class Reader(Protocol):
-    """The reads the order flow needs: the client's own, through its limits."""
-
-    async def get_activation(self, activation_id: str | Activation) -> Activation: ...
-
-    async def get_activation_history(
-        self, *, page: int = 1, limit: int = 10
-    ) -> Page[Activation]: ...
 
 
 class Orders:

@@ -131,8 +131,8 @@ def test_the_facade_imports_the_async_client_and_the_runtime_nothing_else() -> N
 
 def test_import_loads_neither_the_webhook_machinery_nor_redis() -> None:
     """``import platfone_async`` stays light: the webhook handler, events, signatures and
-    the hub that wakes watchers, the Redis backend and redis itself, the session and the
-    progress display load on first use (a fresh interpreter)."""
+    the hub that wakes watchers, the Redis backend and redis itself, the session, the
+    watch and the progress display load on first use (a fresh interpreter)."""
     import subprocess
     import sys
 
@@ -140,7 +140,7 @@ def test_import_loads_neither_the_webhook_machinery_nor_redis() -> None:
         "import sys, platfone_async; "
         "print(sorted(m for m in sys.modules if m.startswith(('platfone_async.webhooks', "
         "'platfone_async._ratelimit._redis', 'redis', 'platfone_async._sync', "
-        "'platfone_async._session', 'platfone_async._progress'))))"
+        "'platfone_async._session', 'platfone_async._progress', 'platfone_async._watch'))))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
