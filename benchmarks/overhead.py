@@ -8,9 +8,9 @@
     SDK's own work (validation, pipeline, error mapping, decoding into attrs);
 (c) import time of ``platfone_async`` vs ``httpx, attrs, cattrs, anyio`` in fresh processes,
     timed around the imports, both from bytecode (see ``_import_time``), as in a base
-    install: httpx imports its command line (click, rich, pygments: ~70 ms) whenever
-    click is importable, as it is in the dev environment, which would make the SDK's
-    share look half as large. A second row shows the ratio with them, as this
+    install: httpx imports its command line (click, rich, pygments: 30 ms or more)
+    whenever click is importable, as it is in the dev environment, which would make the
+    SDK's share look smaller. A second row shows the ratio with them, as this
     environment has it.
 
 Prints a table, then one JSON object on the last line. Asserts nothing.
