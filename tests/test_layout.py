@@ -38,6 +38,15 @@ def _sdk_modules() -> set[str]:
     return top | _modules("platfone_async.webhooks", PACKAGE / "webhooks")
 
 
+def _fresh(probe: str) -> str:
+    """What ``probe`` prints, run in a fresh interpreter (nothing of this one loaded)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return done.stdout
+
+
 def _layered() -> set[str]:
     names: set[str] = set()
     for line in _contract("Layers")["layers"]:
@@ -133,18 +142,13 @@ def test_import_loads_neither_the_webhook_machinery_nor_redis() -> None:
     """``import platfone_async`` stays light: the webhook handler, events, signatures and
     the hub that wakes watchers, the Redis backend and redis itself, the session, the
     watch and the progress display load on first use (a fresh interpreter)."""
-    import subprocess
-    import sys
-
     probe = (
         "import sys, platfone_async; "
         "print(sorted(m for m in sys.modules if m.startswith(('platfone_async.webhooks', "
         "'platfone_async._ratelimit._redis', 'redis', 'platfone_async._sync', "
         "'platfone_async._session', 'platfone_async._progress', 'platfone_async._watch'))))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout
+    out = _fresh(probe)
     assert "[]" == out.strip()
 
 
@@ -152,18 +156,13 @@ def test_import_loads_nothing_of_the_dependencies_beyond_what_importing_them_doe
     """After ``import httpx, attrs, cattrs, anyio``, ``import platfone_async`` adds only
     its own modules and standard-library ones: anyio's event-loop core, its lowlevel and
     to_thread load with the first call that needs them (a fresh interpreter)."""
-    import subprocess
-    import sys
-
     probe = (
         "import sys; import httpx, attrs, cattrs, anyio; before = set(sys.modules); "
         "import platfone_async; "
         "print(sorted(m for m in set(sys.modules) - before if not m.startswith('platfone_async')"
         " and m.partition('.')[0].lstrip('_') not in sys.stdlib_module_names))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout
+    out = _fresh(probe)
     assert "[]" == out.strip()
 
 
@@ -171,9 +170,6 @@ def test_reconciliation_and_snapshots_load_when_first_used() -> None:
     """Reading needs neither the reconciliation machinery nor the limiters' snapshot
     classes; the first order loads the one, ``rate_limit_state()`` the other (a fresh
     interpreter, against the in-process emulator)."""
-    import subprocess
-    import sys
-
     probe = """
 import sys, anyio
 import platfone_async
@@ -197,9 +193,7 @@ async def main():
 
 anyio.run(main)
 """
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout.split("\n")
+    out = _fresh(probe).split("\n")
     assert [
         "[]",
         "[]",
@@ -212,9 +206,6 @@ def test_a_watcher_started_before_any_webhook_machinery_is_woken_once_a_handler_
     """The hubs load with the first handler; a watcher that began before then joins its
     client's hub at its next poll, and from then on a push wakes it (a fresh interpreter,
     virtual time: polls at 0 s and 600 s, handler at 10 s, SMS at 700 s)."""
-    import subprocess
-    import sys
-
     probe = """
 import sys, anyio
 from platfone_async.testing import Offer, PlatfoneEmulator, VirtualClock
@@ -251,9 +242,7 @@ async def main():
 
 anyio.run(main)
 """
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout.split("\n")
+    out = _fresh(probe).split("\n")
     assert ["False", "[(0, None), (700, '5150')] 3"] == out[:2]
 
 
@@ -262,9 +251,6 @@ def test_models_but_the_activation_load_when_first_used() -> None:
     the first call that needs them, and say ``platfone_async`` whichever way they were
     first reached: a call, the public name, or a pickle (a fresh interpreter, against
     the emulator)."""
-    import subprocess
-    import sys
-
     probe = """
 import pickle, sys, anyio
 import platfone_async
@@ -292,9 +278,7 @@ async def main():
 anyio.run(main)
 print(platfone_async.Report.__module__, loaded())
 """
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout.split("\n")
+    out = _fresh(probe).split("\n")
     assert [
         "[] True True",
         "['_page'] platfone_async",
