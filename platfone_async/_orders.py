@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import copy as _copy
 import datetime as dt
-import enum
 import logging
 from collections.abc import Awaitable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeAlias
 
 import anyio
 import httpx
@@ -417,9 +416,26 @@ async def _shielded(operation: Awaitable[object]) -> None:
         await operation
 
 
-class _Failure(enum.Enum):
-    SETTLED = "settled"
-    NOT_PLACED = "not placed"
+class _Failure:
+    """What a failed order came to when it opened nothing: ``SETTLED`` or ``NOT_PLACED``.
+
+    Two plain sentinels: an enum class costs ~0.1 ms of ``import platfone_async``.
+    """
+
+    __slots__ = ("_name",)
+
+    SETTLED: ClassVar[_Failure]
+    NOT_PLACED: ClassVar[_Failure]
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return f"<_Failure.{self._name}>"
+
+
+_Failure.SETTLED = _Failure("SETTLED")
+_Failure.NOT_PLACED = _Failure("NOT_PLACED")
 
 
 def _refused(exc: BaseException) -> bool:

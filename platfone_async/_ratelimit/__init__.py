@@ -158,15 +158,33 @@ class RateLimitBackend(Protocol):
         ...
 
 
-@attrs.frozen(kw_only=True)
 class InMemoryBackend:
     """Buckets in this process (the default). ``margin``: see ``SlidingWindowLimiter``.
 
     Two backends with the same settings are equal, so clients that each build their own
-    still share one key's buckets.
+    still share one key's buckets. A plain class of one field: as an attrs class it cost
+    ~0.4 ms of ``import platfone_async``.
     """
 
-    margin: float | None = None
+    __slots__ = ("_margin",)
+
+    def __init__(self, *, margin: float | None = None) -> None:
+        self._margin = margin
+
+    @property
+    def margin(self) -> float | None:
+        return self._margin  # read-only: a backend is a key of the limits registry
+
+    def __repr__(self) -> str:
+        return f"InMemoryBackend(margin={self.margin!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not InMemoryBackend:
+            return NotImplemented
+        return self.margin == other.margin
+
+    def __hash__(self) -> int:
+        return hash((InMemoryBackend, self.margin))
 
     def create_limiter(
         self, scope: str, name: str, limit: RateLimit, clock: Clock
