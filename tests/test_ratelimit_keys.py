@@ -62,6 +62,18 @@ def test_different_key_url_clock_or_backend_do_not_share() -> None:
     assert [False, False, False, False] == [other is first for other in others]
 
 
+def test_in_memory_backends_with_one_margin_are_one_read_only_key() -> None:
+    """Backends are registry keys: equal and hashing alike by their margin, never changed."""
+    assert InMemoryBackend(margin=0.5) == InMemoryBackend(margin=0.5)
+    assert hash(InMemoryBackend(margin=0.5)) == hash(InMemoryBackend(margin=0.5))
+    assert InMemoryBackend() != InMemoryBackend(margin=0.5)
+    assert "InMemoryBackend(margin=0.5)" == repr(InMemoryBackend(margin=0.5))
+    with pytest.raises(AttributeError):
+        InMemoryBackend().margin = 1.0  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        InMemoryBackend(0.5)  # type: ignore[call-arg]
+
+
 def test_every_system_clock_counts_as_one_and_keeps_its_budget() -> None:
     """Clients on the real clock share by key even with distinct SystemClock instances, and
     the budget outlives the clients (a new short-lived client does not start afresh)."""
