@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import anyio
 import pytest
 
 from platfone_async import (
@@ -51,6 +52,30 @@ async def test_latency_runs_on_the_emulator_clock(
         balance = await client.get_balance()
     assert 1_000 == balance.total
     assert start + 30 == emulator.requests[0].time
+
+
+@pytest.mark.anyio
+async def test_a_late_answer_comes_after_the_order_is_placed(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """``answer_delay``: the order is in the emulator's state at once, its answer 20 s
+    later - while the client still waits, the history already shows the activation."""
+    emulator.inject_fault("create_activation", Fault(answer_delay=20))
+    start = clock.time()
+    seen_meanwhile: list[str] = []
+    async with clock.autojump(), client_of(emulator) as client:
+
+        async def look() -> None:
+            await clock.sleep(5)
+            seen_meanwhile.extend(a["activation_id"] for a in emulator.activations())
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(look)
+            activation = await client.create_activation("telegram", "uk")
+            answered = clock.time() - start
+    assert [activation.activation_id] == seen_meanwhile
+    assert 20 <= answered < 21
+    assert start == emulator.requests[0].time
 
 
 @pytest.mark.anyio
@@ -160,6 +185,8 @@ def test_a_fault_is_one_thing() -> None:
         Fault(drop=True, status=500)
     with pytest.raises(ValueError, match="delay"):
         Fault(delay=-1)
+    with pytest.raises(ValueError, match="answer_delay"):
+        Fault(answer_delay=-1)
 
 
 @pytest.mark.anyio

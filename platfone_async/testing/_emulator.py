@@ -188,6 +188,8 @@ class PlatfoneEmulator:
         else:
             response = self._handle(route, request)
             if fault is not None:
+                if fault.answer_delay:
+                    await self._sleep(fault.answer_delay)
                 response = await spoil(send, response, fault, self.clock.time())
         record.status = response.status
         await send_response(send, response)

@@ -36,6 +36,10 @@ class Fault:
       placed, a cancel happens) and only its answer is lost to ``status`` or ``drop``.
       ``malformed`` always is after processing.
 
+    - ``answer_delay``: seconds between handling the request and sending its answer
+      (on the emulator's clock): an order is placed at once, its answer arrives late -
+      the client still waiting when the activation is already in the history.
+
     ``Fault(delay=2.0)`` alone is plain latency; the request then goes on normally.
     """
 
@@ -48,10 +52,13 @@ class Fault:
     truncated: bool = False
     after_processing: bool = False
     reset_in: float | None = None
+    answer_delay: float = 0.0
 
     def __attrs_post_init__(self) -> None:
         if self.delay < 0:
             raise ValueError("delay must be >= 0")
+        if self.answer_delay < 0:
+            raise ValueError("answer_delay must be >= 0")
         if self.drop and self.status is not None:
             raise ValueError("a fault either drops the connection or answers a status")
         if self.status is not None and not 100 <= self.status <= 599:
