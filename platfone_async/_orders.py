@@ -154,9 +154,13 @@ class Orders:
             if slot is None:
                 slot = await self._take_slot(wait_for_slot)
             order = self.book.open(sid, cid, max_price, SendTrace())
+            flight: str | None = None
             try:
+                # The fleet sees the order in flight until it lands (see ``_reconcile``).
+                flight = await limits.flight_start(sid, cid, max_price)
                 activation = await self._send(body, order.trace)
             except ActiveActivationsLimitError:
+                await _shielded(limits.flight_end(flight))
                 # Activations opened elsewhere fill the account: learn it, and queue again.
                 self.book.close(order)
                 if slot is None:
@@ -167,6 +171,7 @@ class Orders:
                     raise
                 continue
             except BaseException as exc:
+                await _shielded(limits.flight_end(flight))
                 outcome = await self._after_failure(order, exc, slot, reader)
                 if isinstance(outcome, Activation):
                     return await self._opened(outcome, slot)
@@ -184,7 +189,10 @@ class Orders:
                         await _shielded(limits.release_slot(slot))
                 raise
             self.book.handed_out(order, activation, self._http.clock.time())
-            return await self._opened(activation, slot)
+            try:
+                return await self._opened(activation, slot)  # claims it for the fleet
+            finally:
+                await _shielded(limits.flight_end(flight))
 
     async def _send(self, body: Mapping[str, Any], trace: SendTrace) -> Activation:
         reply = await self._http.fetch(
@@ -249,6 +257,7 @@ class Orders:
                 fetch_one=reader.get_activation,
                 activation_id=exc.activation_id if isinstance(exc, ResponseDecodeError) else None,
                 known_elsewhere=self._http.limits.known_elsewhere,
+                flights_elsewhere=self._http.limits.flights_elsewhere,
             )
         except BaseException:
             await self._hold_unknown(order, slot)

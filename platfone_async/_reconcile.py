@@ -13,7 +13,9 @@ it is not sent again blindly: the SDK looks for the order it may have placed.
    of this key in this process (the :class:`OrderBook` remembers every id it handed out).
 3. **Who owns what.** Every order of the key whose request has left and whose outcome is
    not settled is in the book. A candidate that an order still in flight could own is
-   not judged until that order has its answer (it may be that order's number).
+   not judged until that order has its answer (it may be that order's number). On a
+   shared backend the fleet's orders in flight count too: each process tells Redis
+   when an order leaves and when it lands, after claiming its activation.
    Candidates are then matched to the failed orders whose windows hold them, oldest
    first, each to the order whose window closes first: an order gets the candidate
    matched to it. A candidate none of our orders can explain was placed by someone else
@@ -73,6 +75,9 @@ _IN_FLIGHT_WAIT = 120.0
 FetchPage = Callable[..., Awaitable[Page[Activation]]]
 FetchOne = Callable[[str], Awaitable[Activation]]
 KnownElsewhere = Callable[[Iterable[str]], Awaitable[set[str]]]
+#: (service_id, country_id, max_price) of an order.
+Offer = tuple[str, str, "int | None"]
+FlightsElsewhere = Callable[[], Awaitable[list[Offer]]]
 
 
 class VerdictKind(enum.Enum):
@@ -126,6 +131,21 @@ class PendingOrder:
             return self.window[0] <= created <= self.window[1]
         sent_at = self.trace.sent_at
         return self.trace.reached and sent_at is not None and created >= sent_at - skew
+
+
+def _could_own(flights: Iterable[Offer], candidates: Iterable[Activation]) -> bool:
+    """Whether an order in flight for one of ``flights`` could have opened a candidate.
+
+    Another process's order is judged by its offer alone: when it left is on that
+    process's clock, and it is in flight for seconds, so waiting for it costs little.
+    """
+    return any(
+        activation.service_id == service_id
+        and activation.country_id == country_id
+        and (max_price is None or activation.price <= max_price)
+        for service_id, country_id, max_price in flights
+        for activation in candidates
+    )
 
 
 @attrs.frozen
@@ -282,18 +302,39 @@ class OrderBook:
     # -- matching ----------------------------------------------------------------------
 
     async def match(
-        self, order: PendingOrder, snapshot: _Snapshot, skew: float
+        self,
+        order: PendingOrder,
+        snapshot: _Snapshot,
+        skew: float,
+        flights_elsewhere: FlightsElsewhere | None = None,
+        known_elsewhere: KnownElsewhere | None = None,
     ) -> tuple[Activation | None, tuple[Activation, ...]]:
         """(the activation matched to ``order``, or None; the foreign candidates, if any).
 
         Waits while an order still in flight could own one of the candidates (for at
-        most ``_IN_FLIGHT_WAIT``; then they count as not ours).
+        most ``_IN_FLIGHT_WAIT``; then they count as not ours): an order of this book,
+        or one that another process of a fleet has in flight (``flights_elsewhere``).
+        Such an order, once answered, claims its activation for the fleet before it
+        lands: each look reads the fleet's orders in flight, then which candidates the
+        fleet handed out meanwhile (``known_elsewhere``), which are no candidates.
         """
         give_up = self.clock.time() + _IN_FLIGHT_WAIT
         while True:
+            flights: list[Offer] = []
+            if flights_elsewhere is not None:
+                flights = await flights_elsewhere()
+                if known_elsewhere is not None:
+                    # Read after the flights: an order lands only once its activation
+                    # is claimed, so one no longer in flight has its id among these.
+                    with self._lock:
+                        ids = [c.activation_id for c in self._candidates(order, snapshot)]
+                    if ids:
+                        self.learn_known(await known_elsewhere(ids))
             with self._lock:
                 candidates = self._candidates(order, snapshot)
-                if not self._blocked(order, candidates, skew):
+                if not self._blocked(order, candidates, skew) and not _could_own(
+                    flights, candidates
+                ):
                     return self._assign(order, candidates)
                 if self.clock.time() >= give_up:
                     return None, tuple(candidates)
@@ -412,12 +453,15 @@ async def reconcile(
     fetch_one: FetchOne,
     activation_id: str | None = None,
     known_elsewhere: KnownElsewhere | None = None,
+    flights_elsewhere: FlightsElsewhere | None = None,
 ) -> Verdict:
     """Find out whether ``order`` (whose request just failed) was placed; see the module.
 
     ``activation_id`` is an id read from an answer that could not be decoded: it is
     looked up first. ``known_elsewhere`` says which ids other processes of a fleet
-    handed out (so their orders are never taken for foreign ones).
+    handed out (so their orders are never taken for foreign ones), and
+    ``flights_elsewhere`` which orders they have in flight (so that an activation one
+    of those may own is not taken before that order has its answer).
     """
     clock = book.clock
     skew = book.mark_failed(order, policy.clock_skew)
@@ -449,7 +493,13 @@ async def reconcile(
                 window,
                 reason=f"the window lies more than {_MAX_PAGES * _PAGE_SIZE} activations back",
             )
-        mine, foreign = await book.match(order, snapshot, skew)
+        try:
+            mine, foreign = await book.match(
+                order, snapshot, skew, flights_elsewhere, known_elsewhere
+            )
+        except PlatfoneError as error:
+            reason = f"the fleet's orders in flight could not be read ({error})"
+            continue
         if mine is not None:
             return Verdict(VerdictKind.FOUND, window, mine)
         if foreign:

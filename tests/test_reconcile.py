@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import anyio
@@ -13,7 +14,7 @@ import pytest
 
 import platfone_async as pf
 from platfone_async._convert import converter
-from platfone_async._reconcile import OrderBook
+from platfone_async._reconcile import OrderBook, VerdictKind, _Snapshot, reconcile
 from platfone_async._retry import SendTrace
 from platfone_async.testing import Fault, Offer, PlatfoneEmulator, VirtualClock
 
@@ -337,41 +338,27 @@ async def test_concurrent_lost_answers_each_get_their_own_order() -> None:
     assert 1 == _history_reads(emulator)
 
 
-class _SlowAnswers(httpx.AsyncBaseTransport):
-    """Holds back the answer to the first order for ``delay`` seconds, after it is placed."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, clock: VirtualClock) -> None:
-        self.inner = inner
-        self.clock = clock
-        self.first = True
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        if request.method == "POST" and self.first:
-            self.first = False
-            await response.aread()
-            await self.clock.sleep(3)
-        return response
-
-
 async def test_an_order_in_flight_keeps_its_number_from_a_reconciliation() -> None:
     """Order A is placed but its answer is slow; order B's answer is lost at the same
     moment: B waits for A's answer before judging, so each gets its own number."""
     clock = VirtualClock()
     emulator = new_emulator(clock)
     got: dict[str, str] = {}
-    async with clock.autojump(), anyio.create_task_group() as background:
-        wrap = functools.partial(_SlowAnswers, clock=clock)
-        async with new_client(emulator, clock, background, wrap=wrap) as client:
+    emulator.inject_fault("create_activation", Fault(answer_delay=3))
+    async with (
+        clock.autojump(),
+        anyio.create_task_group() as background,
+        new_client(emulator, clock, background) as client,
+    ):
 
-            async def order(name: str) -> None:
-                got[name] = (await client.create_activation("telegram", "uk")).activation_id
+        async def order(name: str) -> None:
+            got[name] = (await client.create_activation("telegram", "uk")).activation_id
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(order, "A")
-                await clock.sleep(0.5)
-                emulator.inject_fault("create_activation", Fault(status=502, after_processing=True))
-                tg.start_soon(order, "B")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(order, "A")
+            await clock.sleep(0.5)
+            emulator.inject_fault("create_activation", Fault(status=502, after_processing=True))
+            tg.start_soon(order, "B")
     assert 2 == len(set(got.values()))
     assert set(got.values()) == {a["activation_id"] for a in emulator.activations()}
 
@@ -407,3 +394,78 @@ def test_the_window_widens_to_the_clock_difference_it_has_seen() -> None:
     book.handed_out(order, activation, clock.time())
     assert 30.0 == book.skew(5.0)
     assert book.is_known(activation.activation_id)
+
+
+async def test_an_order_in_flight_in_another_process_holds_back_the_match() -> None:
+    """The fleet's view in flight: while another process has an order of the same offer
+    in flight, the candidate waits; once that order lands, having claimed it, it is no
+    candidate. An order of another service in flight holds nothing back."""
+    clock = VirtualClock()
+    start = clock.time()
+    book = OrderBook(clock)
+    trace = SendTrace()
+    trace.sending(clock.time())
+    order = book.open("netflix", "us", None, trace)
+    created = int(clock.time())
+    theirs = converter().structure({**ACTIVATION, "created_at": created}, pf.Activation)
+    book.mark_failed(order, 5.0)
+    snapshot = _Snapshot(1, clock.time(), float("-inf"), (theirs,))
+    flying: list[tuple[str, str, int | None]] = [("netflix", "us", None)]
+    claimed: set[str] = set()
+    looks: list[float] = []
+
+    async def flights() -> list[tuple[str, str, int | None]]:
+        looks.append(clock.time())
+        if clock.time() >= start + 3.0:  # their answer arrived: claimed, then landed
+            claimed.add(theirs.activation_id)
+            return []
+        return flying
+
+    async def known(ids: Iterable[str]) -> set[str]:
+        return claimed & set(ids)
+
+    async with clock.autojump():
+        mine, foreign = await book.match(order, snapshot, 5.0, flights, known)
+    assert (None, ()) == (mine, foreign)
+    assert looks[-1] - start >= 3.0  # it looked until that order landed
+    assert len(looks) > 2
+
+    other_book = OrderBook(clock)
+    other = other_book.open("netflix", "us", None, trace)
+    other_book.mark_failed(other, 5.0)
+
+    async def elsewhere() -> list[tuple[str, str, int | None]]:
+        return [("telegram", "us", None), ("netflix", "us", theirs.price - 1)]
+
+    async def none_known(ids: Iterable[str]) -> set[str]:
+        return set()
+
+    async with clock.autojump():
+        mine, _ = await other_book.match(other, snapshot, 5.0, elsewhere, none_known)
+    assert theirs == mine  # nobody in flight could own it: the failed order's own
+
+
+async def test_the_fleets_orders_in_flight_unreadable_leave_the_outcome_unknown() -> None:
+    """Redis cannot say which orders are in flight: the order is undecided, not found."""
+    clock = VirtualClock()
+    book = OrderBook(clock)
+    trace = SendTrace()
+    trace.sending(clock.time())
+    order = book.open("netflix", "us", None, trace)
+    theirs = converter().structure({**ACTIVATION, "created_at": int(clock.time())}, pf.Activation)
+
+    async def page(**kwargs: Any) -> pf.Page[pf.Activation]:
+        return pf.Page(items=[theirs], page=1, limit=50, pages=1, total=1)
+
+    async def flights() -> list[tuple[str, str, int | None]]:
+        raise pf.RateLimitBackendError("redis is down")
+
+    async def one(activation_id: str) -> pf.Activation:
+        raise AssertionError("not looked up by id")
+
+    async with clock.autojump():
+        verdict = await reconcile(
+            book, order, pf.RetryPolicy(), fetch_page=page, fetch_one=one, flights_elsewhere=flights
+        )
+    assert VerdictKind.UNDECIDED is verdict.kind
+    assert "in flight could not be read" in verdict.reason

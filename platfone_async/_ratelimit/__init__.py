@@ -508,6 +508,49 @@ class KeyLimits:
                 raise
             return set()
 
+    async def flight_start(
+        self, service_id: str, country_id: str, max_price: int | None
+    ) -> str | None:
+        """An order is about to leave: on a shared backend, the fleet sees it in flight
+        until :meth:`flight_end`, so that no other process reconciling an order of its
+        own takes this order's activation for its own (None in memory: the order book
+        knows). Raises :class:`RateLimitBackendError` (nothing is sent) unless the
+        backend falls back to local limits."""
+        if self.fleet is None:
+            return None
+        price = "" if max_price is None else str(max_price)
+        try:
+            return await self.fleet.flight_start(f"{service_id}|{country_id}|{price}")
+        except RateLimitBackendError as exc:
+            if not self._fall_back("sharing an order in flight", exc):
+                raise
+            return None
+
+    async def flight_end(self, flight: str | None) -> None:
+        """The order of ``flight_start`` landed: answered (and its id claimed) or failed."""
+        if flight is not None and self.fleet is not None:
+            await self._shared(
+                "ending an order's flight", self.fleet.flight_end(flight), quiet=True
+            )
+
+    async def flights_elsewhere(self) -> list[tuple[str, str, int | None]]:
+        """(service, country, max_price) of each order other processes of the fleet
+        have in flight (none in memory)."""
+        if self.fleet is None:
+            return []
+        try:
+            offers = await self.fleet.flights_elsewhere()
+        except RateLimitBackendError as exc:
+            if not self._fall_back("reading the fleet's orders in flight", exc):
+                raise
+            return []
+        flights = []
+        for offer in offers:
+            service_id, _, rest = offer.partition("|")
+            country_id, _, price = rest.partition("|")
+            flights.append((service_id, country_id, int(price) if price else None))
+        return flights
+
     # -- dashboards ---------------------------------------------------------------------
 
     async def state(self) -> KeyLimitsState:

@@ -529,6 +529,9 @@ class RedisFleet:
     #: The success-rate window, and how long handed-out ids are remembered.
     window = 86_400.0
     known_for = 3_600.0
+    #: How long an order in flight stays visible to the fleet if its process dies
+    #: before it lands (a live order ends its flight when answered or failed).
+    flight_hold = 600.0
 
     def __init__(self, backend: RedisBackend, scope: str, capacity: int, clock: Clock) -> None:
         self.backend = backend
@@ -540,6 +543,7 @@ class RedisFleet:
         self._account_key = key(scope, "account")
         self._success_keys = [key(scope, "success", "orders"), key(scope, "success", "sms")]
         self._known_key = key(scope, "known")
+        self._flights_key = key(scope, "flights")
         self._waiter_id = uuid.uuid4().hex
         self._stale = 3 * backend.max_sleep + 5.0
         self._ttl = _ms(self.pending_hold + 3600.0)
@@ -785,6 +789,29 @@ class RedisFleet:
             return set()
         reply = await self.backend.run(_scripts.KNOWN_FILTER, [self._known_key], activation_ids)
         return {aid for aid, flag in zip(activation_ids, reply, strict=True) if int(flag)}
+
+    async def flight_start(self, offer: str) -> str:
+        """An order of this process is about to leave: tell the fleet (see
+        ``KeyLimits.flight_start``); the member to end it with."""
+        member = f"{self._waiter_id}:{uuid.uuid4().hex}|{offer}"
+        await self.backend.run(
+            _scripts.FLIGHT_ADD,
+            [self._flights_key],
+            [member, repr(self.flight_hold), _ms(self.flight_hold + 60)],
+        )
+        return member
+
+    async def flight_end(self, member: str) -> None:
+        """The order landed (answered, its id claimed, or failed)."""
+        await self.backend.run(_scripts.REMOVE, [self._flights_key], [member])
+
+    async def flights_elsewhere(self) -> list[str]:
+        """The offers of the orders other processes of the fleet have in flight."""
+        reply = await self.backend.run(_scripts.FLIGHT_LIST, [self._flights_key], [])
+        mine = self._waiter_id + ":"
+        return [
+            member.partition("|")[2] for member in map(_text, reply) if not member.startswith(mine)
+        ]
 
     # -- dashboards --
 

@@ -20,6 +20,8 @@ __all__ = [
     "ACCOUNT_BLOCK",
     "ACCOUNT_READ",
     "FLEET_STATE",
+    "FLIGHT_ADD",
+    "FLIGHT_LIST",
     "KNOWN_CLAIM",
     "KNOWN_FILTER",
     "LEAVE_QUEUE",
@@ -224,8 +226,8 @@ return 1
 """
 )
 
-#: Take a member out of a sorted set: a slot given back, a token granted but not spent.
-#: KEYS: the set.  ARGV: member.
+#: Take a member out of a sorted set: a slot given back, a token granted but not spent,
+#: an order that landed. KEYS: the set.  ARGV: member.
 REMOVE = """
 return redis.call('ZREM', KEYS[1], ARGV[1])
 """
@@ -337,6 +339,27 @@ for i = 1, #ARGV do
 end
 return out
 """
+
+#: An order of the fleet is in flight (sent, not yet answered): its member, kept until
+#: it lands or until ``hold`` seconds pass on Redis's clock (its process may have died).
+#: KEYS: flights.  ARGV: member, hold, ttl_ms.
+FLIGHT_ADD = (
+    _NOW
+    + """
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+)
+
+#: Every order of the fleet in flight now. KEYS: flights.
+FLIGHT_LIST = (
+    _NOW
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+"""
+)
 
 #: The fleet's view for dashboards. KEYS: slots, slot queue, external, account, then per
 #: endpoint tokens, queue, block. ARGV: grace, then per endpoint its hold.

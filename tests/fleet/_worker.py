@@ -4,9 +4,10 @@
 
 Modes: ``balance`` (``--calls`` get_balance calls at once), ``sessions`` (``--sessions``
 ``activation()`` sessions at once, each waiting for its SMS), ``hold`` (order
-``--sessions`` numbers, print their ids, then wait to be killed). The worker waits for
-``--start-at`` (a ``time.time()``) so that every worker of a test starts together, and
-prints one JSON object with what it did.
+``--sessions`` numbers, print their ids, then wait to be killed), ``order`` (one
+``create_activation``; reconciliation looks ``--reconcile-delays`` after a failure).
+The worker waits for ``--start-at`` (a ``time.time()``) so that every worker of a test
+starts together, and prints one JSON object with what it did.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from platfone_async import AsyncPlatfone, PlatfoneError, RateLimit, RedisBackend
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tests.fleet._worker")
-    parser.add_argument("mode", choices=["balance", "sessions", "hold"])
+    parser.add_argument("mode", choices=["balance", "sessions", "hold", "order"])
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--redis", required=True)
@@ -36,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--capacity", type=int, default=20, help="max_active_activations")
     parser.add_argument("--slot-grace", type=float, default=5.0)
     parser.add_argument("--start-at", type=float, default=0.0)
+    parser.add_argument("--reconcile-delays", default="1,4,10", help="seconds, comma-separated")
     return parser
 
 
@@ -47,7 +49,11 @@ def _client(args: argparse.Namespace, backend: RedisBackend) -> AsyncPlatfone:
         rate_limits={"get_balance": RateLimit(args.limit, args.period)},
         max_active_activations=args.capacity,
         success_rate_guard="off",
-        retry_policy=RetryPolicy(max_server_wait=0.0, max_rate_limit_waits=0),
+        retry_policy=RetryPolicy(
+            max_server_wait=0.0,
+            max_rate_limit_waits=0,
+            reconcile_delays=[float(d) for d in args.reconcile_delays.split(",")],
+        ),
         timeout=30.0,
     )
 
@@ -95,6 +101,14 @@ async def _hold(client: AsyncPlatfone, sessions: int) -> None:
     await anyio.sleep(3600)  # until killed
 
 
+async def _order(client: AsyncPlatfone) -> dict[str, Any]:
+    try:
+        activation = await client.create_activation("telegram", "uk")
+    except PlatfoneError as exc:
+        return {"activation_id": None, "error": f"{type(exc).__name__}: {exc}"}
+    return {"activation_id": activation.activation_id, "error": None}
+
+
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
     backend = RedisBackend.from_url(args.redis, prefix=args.prefix, slot_grace=args.slot_grace)
     try:
@@ -106,6 +120,8 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 return await _balance(client, args.calls)
             if args.mode == "sessions":
                 return await _sessions(client, args.sessions)
+            if args.mode == "order":
+                return await _order(client)
             await _hold(client, args.sessions)
             return {}
     finally:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from platfone_async.testing import PlatfoneEmulator, SmsPolicy
+from platfone_async.testing import Fault, PlatfoneEmulator, SmsPolicy
 
 from ._servers import max_in_window, serve
 
@@ -170,6 +170,48 @@ def test_a_worker_killed_holding_slots_frees_them_when_they_expire(
     expiry = max(emulator.activation(aid)["expire_at"] for aid in held)
     late = [r.time for r in orders[5:]]
     assert all(at >= expiry for at in late), (late, expiry, killed_at)
+
+
+def test_an_order_in_flight_in_one_process_keeps_its_activation_from_another(
+    redis_url: str, prefix: str
+) -> None:
+    """Worker A's order is placed at once but answered 3 s later; worker B's order, half
+    a second after, meets a 502 that placed nothing, and B's reconciliation finds A's
+    activation in its window while A still waits. B waits until A's order lands (A
+    claims its activation first), sees its own order absent and sends it once more:
+    each worker gets an activation of its own, and each activation goes to one worker."""
+    emulator = PlatfoneEmulator(rate_limits=None, sms_policy=None)
+    emulator.inject_fault("create_activation", Fault(answer_delay=3.0))
+    with serve(emulator) as base_url:
+        start_at = time.time() + 2.0  # both imported and connected by then
+        workers = [
+            _worker(
+                "order",
+                base_url,
+                emulator.api_key,
+                redis_url,
+                prefix,
+                "--start-at",
+                str(start_at + delay),
+                "--reconcile-delays",
+                "0.5,1,1.5",
+            )
+            for delay in (0.0, 0.5)
+        ]
+        deadline = time.monotonic() + 30
+        while not emulator.request_count("create_activation"):  # A's order has arrived
+            assert time.monotonic() < deadline, "worker A never ordered"
+            time.sleep(0.01)
+        emulator.inject_fault("create_activation", Fault(status=502))
+        a, b = _results(workers)
+    posts = [r for r in emulator.requests if r.route == "create_activation"]
+    reads = [r for r in emulator.requests if r.route == "get_activation_history"]
+    # What this proves needs B to have read the history while A's answer was on its way.
+    assert [200, 502, 200] == [r.status for r in posts]
+    assert reads[0].time < posts[0].time + 3.0
+    placed = [x["activation_id"] for x in emulator.activations()]
+    assert [None, None] == [a["error"], b["error"]]
+    assert placed == [a["activation_id"], b["activation_id"]]
 
 
 def test_the_sync_client_shares_the_fleet_limits(redis_url: str, prefix: str) -> None:
