@@ -21,6 +21,8 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 SCRIPT = textwrap.dedent(
     """
+    import faulthandler, signal
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # see _finish
     import json, sys, time
     import anyio, httpx
     from platfone_async import AsyncPlatfone, Platfone
@@ -68,6 +70,20 @@ SCRIPT = textwrap.dedent(
 )
 
 
+def _finish(process: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    """The rest of the script's output once it exits. A script still running after
+    ``timeout`` seconds fails the test with the stacks of all its threads (SIGUSR1
+    makes faulthandler write them to stderr), so that a hang says where it hangs."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)
+        time.sleep(0.5)  # the dump is written by the script's own C handler: real time
+        process.kill()
+        out, err = process.communicate()
+        pytest.fail(f"the script hung for {timeout} s; its output:\n{out}\nits stderr:\n{err}")
+
+
 @pytest.mark.parametrize("mode", ["sync", "asyncio", "trio"])
 def test_two_sigints_in_a_wait_announce_then_leave_the_number_to_expire(mode: str) -> None:
     """Ctrl-C: "cancelling ... in 1xx s; Ctrl-C again ..." at once; Ctrl-C again: "left
@@ -87,7 +103,7 @@ def test_two_sigints_in_a_wait_announce_then_leave_the_number_to_expire(mode: st
         notice = process.stderr.readline()
         noticed = time.monotonic() - started
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=20)
+        out, err = _finish(process, timeout=20)
         finished = time.monotonic() - started
     finally:
         if process.poll() is None:
@@ -107,6 +123,8 @@ def test_two_sigints_in_a_wait_announce_then_leave_the_number_to_expire(mode: st
 
 CLI_SCRIPT = textwrap.dedent(
     """
+    import faulthandler, signal
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # see _finish
     import json, sys
     import anyio, httpx
     from platfone_async.cli import amain
@@ -152,7 +170,7 @@ def test_one_sigint_to_order_wait_cancels_at_once_when_it_can() -> None:
         while (line := process.stdout.readline()) != "polling\n":  # the order's lines
             assert line, "the script never polled"
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=20)
+        out, err = _finish(process, timeout=20)
     finally:
         if process.poll() is None:
             process.kill()
