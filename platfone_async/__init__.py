@@ -72,6 +72,8 @@ __all__ = [
     "CountryPrices",
     "InsufficientBalanceError",
     "InvalidParameterError",
+    "KeyLimitsState",
+    "LimiterState",
     "MaxPriceExceededError",
     "NoNumbersAvailableError",
     "NotFoundError",
@@ -100,8 +102,10 @@ __all__ = [
     "ServicePrice",
     "ServicePrices",
     "SessionOutcome",
+    "SlotsState",
     "SmsStatus",
     "SuccessRateGuardError",
+    "SuccessRateState",
     "SyncActivationSession",
     "SystemClock",
     "WaitTimeoutError",
@@ -121,7 +125,8 @@ def _publish(obj: object) -> None:
 # Loaded on first use, so that `import platfone_async` stays light: the sync facade
 # brings in asyncio and anyio's thread portal, the Redis backend its scripts, the
 # models but the activation and catalog search are fourteen attrs classes to create,
-# and the session is the first `client.activation()`'s.
+# the session is the first `client.activation()`'s, and the limits' snapshots are the
+# first `rate_limit_state()`'s.
 _LAZY = {
     "ActivationSession": "._session",
     "Balance": "._models._account",
@@ -129,6 +134,8 @@ _LAZY = {
     "Country": "._models._catalog",
     "CountryPrice": "._models._catalog",
     "CountryPrices": "._models._catalog",
+    "KeyLimitsState": "._ratelimit._state",
+    "LimiterState": "._ratelimit._state",
     "Page": "._models._page",
     "Platfone": "._sync._facade",
     "Price": "._models._catalog",
@@ -142,6 +149,8 @@ _LAZY = {
     "ServicePrice": "._models._catalog",
     "ServicePrices": "._models._catalog",
     "SessionOutcome": "._session",
+    "SlotsState": "._ratelimit._state",
+    "SuccessRateState": "._ratelimit._state",
     "SyncActivationSession": "._sync._facade",
 }
 
@@ -180,6 +189,7 @@ if TYPE_CHECKING:
     from ._models._page import Page
     from ._models._reports import Report, ReportReason, ReportResult
     from ._ratelimit._redis import RedisBackend
+    from ._ratelimit._state import KeyLimitsState, LimiterState, SlotsState, SuccessRateState
     from ._session import ActivationSession, SessionOutcome
     from ._sync._facade import Platfone, SyncActivationSession
 

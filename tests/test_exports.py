@@ -32,3 +32,26 @@ def test_every_endpoint_method_is_documented() -> None:
     for name, member in inspect.getmembers(platfone_async.AsyncPlatfone):
         if not name.startswith("_") and callable(member):
             assert member.__doc__, name
+
+
+def test_the_limits_snapshot_classes_show_their_public_path_however_reached() -> None:
+    """``rate_limit_state()`` loads them before anyone names them: still platfone_async.X,
+    and a snapshot pickles through the public path."""
+    import pickle
+
+    from platfone_async._ratelimit import _state
+
+    state = _state.SlotsState(
+        capacity=20,
+        effective_capacity=20,
+        external=0,
+        in_use=1,
+        bound=1,
+        available=19,
+        waiters=0,
+        next_expiry_in=None,
+    )
+    assert repr(state).startswith("SlotsState(")
+    assert "platfone_async" == type(state).__module__
+    assert state == pickle.loads(pickle.dumps(state))
+    assert platfone_async.SlotsState is _state.SlotsState

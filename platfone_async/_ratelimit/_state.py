@@ -111,3 +111,10 @@ class KeyLimitsState:
     slots: SlotsState
     success_rate: SuccessRateState
     account_blocked_for: float
+
+
+# Public as ``platfone_async.KeyLimitsState`` and so on: reprs, tracebacks and pickles
+# show that path however the class was first reached.
+for _cls in (LimiterState, SlotsState, SuccessRateState, KeyLimitsState):
+    _cls.__module__ = "platfone_async"
+del _cls
