@@ -233,7 +233,8 @@ def test_the_listing_and_the_errors(control: httpx.Client, api: httpx.Client) ->
 
 
 def test_faults_as_a_plain_http_client_sees_them(control: httpx.Client, api: httpx.Client) -> None:
-    """Drops, malformed/truncated bodies, a 429 with reset and latency, injected over HTTP."""
+    """Drops, malformed/truncated bodies, a 429 with reset, latency and a late answer,
+    injected over HTTP."""
 
     def fault(route: str, **spec: Any) -> None:
         body = {"route": route, "fault": spec}
@@ -275,6 +276,21 @@ def test_faults_as_a_plain_http_client_sees_them(control: httpx.Client, api: htt
         deadline = time.monotonic() + 5
         while not pending.done():  # again if the request reached the server only now
             assert time.monotonic() < deadline, "the delayed request never completed"
+            assert 200 == control.post("advance", json={"seconds": 5}).status_code
+            concurrent.futures.wait([pending], timeout=0.1)
+        assert 200 == pending.result().status_code
+
+    placed = control.get("ledger").json()["result"]["orders_placed"]
+    fault("create_activation", answer_delay=5)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(api.post, "/activation", json=order)
+        deadline = time.monotonic() + 5
+        while control.get("ledger").json()["result"]["orders_placed"] == placed:
+            assert time.monotonic() < deadline, "the order was never placed"
+            time.sleep(0.01)
+        assert not pending.done()  # placed, its answer held until the clock passes 5 s
+        while not pending.done():
+            assert time.monotonic() < deadline, "the held answer never came"
             assert 200 == control.post("advance", json={"seconds": 5}).status_code
             concurrent.futures.wait([pending], timeout=0.1)
         assert 200 == pending.result().status_code
