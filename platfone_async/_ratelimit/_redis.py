@@ -795,7 +795,7 @@ class RedisFleet:
         ``KeyLimits.flight_start``); the member to end it with."""
         member = f"{self._waiter_id}:{uuid.uuid4().hex}|{offer}"
         await self.backend.run(
-            _scripts.FLIGHT_ADD,
+            _scripts.WINDOW_RELEASE,  # a member that expires after flight_hold
             [self._flights_key],
             [member, repr(self.flight_hold), _ms(self.flight_hold + 60)],
         )

@@ -20,7 +20,6 @@ __all__ = [
     "ACCOUNT_BLOCK",
     "ACCOUNT_READ",
     "FLEET_STATE",
-    "FLIGHT_ADD",
     "FLIGHT_LIST",
     "KNOWN_CLAIM",
     "KNOWN_FILTER",
@@ -124,7 +123,8 @@ return {0, tostring(back - now)}
 )
 
 #: Stamp a spent token to come back ``hold`` seconds from now (the response arrived).
-#: KEYS: tokens.  ARGV: member, hold, ttl_ms.
+#: Also: an order of the fleet in flight, kept until it lands or until ``hold`` seconds
+#: pass (its process may have died). KEYS: tokens (flights).  ARGV: member, hold, ttl_ms.
 WINDOW_RELEASE = (
     _NOW
     + """
@@ -340,19 +340,8 @@ end
 return out
 """
 
-#: An order of the fleet is in flight (sent, not yet answered): its member, kept until
-#: it lands or until ``hold`` seconds pass on Redis's clock (its process may have died).
-#: KEYS: flights.  ARGV: member, hold, ttl_ms.
-FLIGHT_ADD = (
-    _NOW
-    + """
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
-return 1
-"""
-)
-
-#: Every order of the fleet in flight now. KEYS: flights.
+#: Every order of the fleet in flight now (added by ``WINDOW_RELEASE``, removed by
+#: ``REMOVE`` as it lands). KEYS: flights.
 FLIGHT_LIST = (
     _NOW
     + """
