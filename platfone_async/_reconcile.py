@@ -76,7 +76,7 @@ FetchPage = Callable[..., Awaitable[Page[Activation]]]
 FetchOne = Callable[[str], Awaitable[Activation]]
 KnownElsewhere = Callable[[Iterable[str]], Awaitable[set[str]]]
 #: (service_id, country_id, max_price) of an order.
-Offer = tuple[str, str, "int | None"]
+Offer = tuple[str, str, int | None]
 FlightsElsewhere = Callable[[], Awaitable[list[Offer]]]
 
 
@@ -498,7 +498,7 @@ async def reconcile(
                 order, snapshot, skew, flights_elsewhere, known_elsewhere
             )
         except PlatfoneError as error:
-            reason = f"the fleet's orders in flight could not be read ({error})"
+            reason = f"the fleet's orders in flight or handed-out ids could not be read ({error})"
             continue
         if mine is not None:
             return Verdict(VerdictKind.FOUND, window, mine)

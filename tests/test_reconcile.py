@@ -468,4 +468,4 @@ async def test_the_fleets_orders_in_flight_unreadable_leave_the_outcome_unknown(
             book, order, pf.RetryPolicy(), fetch_page=page, fetch_one=one, flights_elsewhere=flights
         )
     assert VerdictKind.UNDECIDED is verdict.kind
-    assert "in flight could not be read" in verdict.reason
+    assert "orders in flight or handed-out ids could not be read" in verdict.reason
