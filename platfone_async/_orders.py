@@ -173,8 +173,8 @@ class Orders:
             except BaseException as exc:
                 await _shielded(limits.flight_end(flight))
                 outcome = await self._after_failure(order, exc, slot, reader)
-                if isinstance(outcome, Activation):
-                    return await self._opened(outcome, slot)
+                if isinstance(outcome, Activation):  # claimed for the fleet when found
+                    return await self._opened(outcome, slot, claim=False)
                 if outcome is _Failure.NOT_PLACED:
                     if not resent and self._may_resend(exc):
                         resent = True
@@ -206,12 +206,22 @@ class Orders:
         )
         return self._http.decode_reply(reply, Activation)
 
-    async def _opened(self, activation: Activation, slot: Slot | None) -> Activation:
+    async def _opened(
+        self, activation: Activation, slot: Slot | None, *, claim: bool = True
+    ) -> Activation:
         limits = self._http.limits
         with anyio.CancelScope(shield=True):  # the number is open: account for it
             if slot is not None:
                 await limits.bind_slot(slot, activation.activation_id, activation.expire_at)
-            await limits.claim(activation.activation_id)
+            if claim and not await limits.claim(activation.activation_id):
+                # The server answered this order with it, so it is this caller's; another
+                # process reconciled an order of its own into it - only when its wait
+                # for this order's answer ran out (or Redis lost this order's flight).
+                logger.error(
+                    "activation %s: the server answered this order with it, but another "
+                    "process on this key had already handed it out by reconciliation",
+                    activation.activation_id,
+                )
             await limits.record_order(activation.activation_id)
             await self.observe(activation)
         return activation

@@ -469,3 +469,28 @@ async def test_the_fleets_orders_in_flight_unreadable_leave_the_outcome_unknown(
         )
     assert VerdictKind.UNDECIDED is verdict.kind
     assert "orders in flight or handed-out ids could not be read" in verdict.reason
+
+
+async def test_an_answered_order_whose_activation_another_process_took_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The server's answer makes the number this caller's. Should the fleet say another
+    process handed it out already (its reconciliation gave up waiting for this order),
+    the caller still gets it, and an ERROR says what happened."""
+    clock = VirtualClock()
+    emulator = new_emulator(clock)
+    async with clock.autojump(), _client(emulator) as client:
+        limits = client._http.limits
+
+        async def taken(activation_id: str) -> bool:
+            return False  # what a RedisFleet answers for an id claimed before
+
+        limits.claim = taken  # type: ignore[method-assign]
+        activation = await client.create_activation("telegram", "uk")
+    assert [activation.activation_id] == [a["activation_id"] for a in emulator.activations()]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    said = (
+        f"activation {activation.activation_id}: the server answered this order with it, "
+        "but another process on this key had already handed it out by reconciliation"
+    )
+    assert [said] == errors
