@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--slot-grace", type=float, default=5.0)
     parser.add_argument("--start-at", type=float, default=0.0)
     parser.add_argument("--reconcile-delays", default="1,4,10", help="seconds, comma-separated")
+    parser.add_argument("--event-loop", choices=["asyncio", "trio"], default="asyncio")
     return parser
 
 
@@ -130,7 +131,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> int:
     args = _parser().parse_args()
-    result = anyio.run(_main, args)
+    result = anyio.run(_main, args, backend=args.event_loop)
     print(json.dumps(result), flush=True)
     return 0
 

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from platfone_async.testing import Fault, PlatfoneEmulator, SmsPolicy
 
 from ._servers import max_in_window, serve
@@ -172,8 +174,9 @@ def test_a_worker_killed_holding_slots_frees_them_when_they_expire(
     assert all(at >= expiry for at in late), (late, expiry, killed_at)
 
 
+@pytest.mark.parametrize("event_loop", ["asyncio", "trio"])
 def test_an_order_in_flight_in_one_process_keeps_its_activation_from_another(
-    redis_url: str, prefix: str
+    redis_url: str, prefix: str, event_loop: str
 ) -> None:
     """Worker A's order is placed at once but answered 3 s later; worker B's order, half
     a second after, meets a 502 that placed nothing, and B's reconciliation finds A's
@@ -195,6 +198,8 @@ def test_an_order_in_flight_in_one_process_keeps_its_activation_from_another(
                 str(start_at + delay),
                 "--reconcile-delays",
                 "0.5,1,1.5",
+                "--event-loop",
+                event_loop,
             )
             for delay in (0.0, 0.5)
         ]
