@@ -14,8 +14,11 @@
 
 Client-side rate limiting is off (``rate_limits=None``); so are the emulator's limits.
 Each figure is the median over rounds of sequential calls (microseconds per call); the
-rounds of the variants alternate, so drift hits them alike. Prints a table, then one JSON
-object on the last line. Asserts nothing.
+rounds of the variants alternate, which goes first turning each round. The facade's
+overhead is the median of each round's own sync/async ratio (and in-process, of each
+round's difference): the machine's speed drifts between rounds by more than the hop
+costs, and a round's variants ran side by side. Prints a table, then one JSON object on
+the last line. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -74,59 +77,84 @@ def served_emulator() -> Iterator[tuple[str, str]]:
         server.stdout.close()
 
 
-def per_call_us(run: Callable[[int], None], calls: int) -> float:
-    """Microseconds per call of ``run(calls)``."""
+def per_call_us(run: Callable[[int], float], calls: int) -> float:
+    """Microseconds per call of ``run(calls)``, which returns the seconds its calls took."""
+    return run(calls) / calls * 1e6
+
+
+def timed(calls: Callable[[], None]) -> float:
     started = time.perf_counter()
-    run(calls)
-    return (time.perf_counter() - started) / calls * 1e6
+    calls()
+    return time.perf_counter() - started
 
 
 def compare(
-    variants: dict[str, Callable[[int], None]], calls: int, rounds: int
-) -> dict[str, float]:
-    """Median per-call microseconds of each variant, rounds interleaved, after a warm-up."""
+    variants: dict[str, Callable[[int], float]], calls: int, rounds: int
+) -> dict[str, list[float]]:
+    """Per-call microseconds of each variant in each round, rounds interleaved (which
+    variant goes first turns each round), after a warm-up."""
     for run in variants.values():
         run(max(calls // 10, 10))
     samples: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, run in variants.items():
+    order = list(variants.items())
+    for i in range(rounds):
+        for name, run in order[i % len(order) :] + order[: i % len(order)]:
             samples[name].append(per_call_us(run, calls))
+    return samples
+
+
+def medians(samples: dict[str, list[float]]) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def async_runner(make: Callable[[], AsyncPlatfone]) -> Callable[[int], None]:
-    """``calls`` awaited get_balance calls in a fresh asyncio.run (a client per run)."""
+def paired(samples: dict[str, list[float]], base: str, other: str) -> float:
+    """The median over rounds of ``other``/``base``: each round's two ran side by side,
+    so the machine's drift between rounds cancels out."""
+    return statistics.median(o / b for b, o in zip(samples[base], samples[other], strict=True))
 
-    async def main(calls: int) -> None:
+
+def async_runner(make: Callable[[], AsyncPlatfone]) -> Callable[[int], float]:
+    """``calls`` awaited get_balance calls in a fresh asyncio.run (a client per run); only
+    the calls are timed, not the loop's start or the client's set-up."""
+
+    async def main(calls: int) -> float:
         async with make() as client:
             await client.get_balance()  # connection set up outside the loop below
+            started = time.perf_counter()
             for _ in range(calls):
                 await client.get_balance()
+            return time.perf_counter() - started
 
     return lambda calls: asyncio.run(main(calls))
 
 
-def sync_runner(client: Platfone) -> Callable[[int], None]:
-    def run(calls: int) -> None:
-        for _ in range(calls):
-            client.get_balance()
+def sync_runner(client: Platfone) -> Callable[[int], float]:
+    def run(calls: int) -> float:
+        def loop() -> None:
+            for _ in range(calls):
+                client.get_balance()
+
+        return timed(loop)
 
     return run
 
 
-def httpx_runner(http: httpx.Client, url: str, api_key: str) -> Callable[[int], None]:
+def httpx_runner(http: httpx.Client, url: str, api_key: str) -> Callable[[int], float]:
     headers = {"X-Api-Key": api_key, "Accept": "application/json"}
 
-    def run(calls: int) -> None:
-        for _ in range(calls):
-            response = http.get(url, headers=headers)
-            response.raise_for_status()
-            json.loads(response.content)
+    def run(calls: int) -> float:
+        def loop() -> None:
+            for _ in range(calls):
+                response = http.get(url, headers=headers)
+                response.raise_for_status()
+                json.loads(response.content)
+
+        return timed(loop)
 
     return run
 
 
-def loopback(calls: int, rounds: int) -> dict[str, float]:
+def loopback(calls: int, rounds: int) -> dict[str, list[float]]:
     with (
         served_emulator() as (base_url, api_key),
         Platfone(api_key, base_url=base_url, rate_limits=None) as client,
@@ -145,7 +173,7 @@ def loopback(calls: int, rounds: int) -> dict[str, float]:
         )
 
 
-def in_process(calls: int, rounds: int) -> dict[str, float]:
+def in_process(calls: int, rounds: int) -> dict[str, list[float]]:
     emulator = PlatfoneEmulator(rate_limits=None)
 
     def make() -> AsyncPlatfone:
@@ -165,19 +193,25 @@ async def _noop() -> None:
     return None
 
 
-def hops(calls: int, rounds: int) -> dict[str, float]:
+def hops(calls: int, rounds: int) -> dict[str, list[float]]:
     """A no-op through the facade's bridge vs a bare BlockingPortal.call."""
     with start_blocking_portal() as portal, Platfone("not-used") as client:
         client._target()  # start its loop
         runtime = client._runtime
 
-        def portal_calls(n: int) -> None:
-            for _ in range(n):
-                portal.call(_noop)
+        def portal_calls(n: int) -> float:
+            def loop() -> None:
+                for _ in range(n):
+                    portal.call(_noop)
 
-        def bridge_calls(n: int) -> None:
-            for _ in range(n):
-                runtime.run(_noop)
+            return timed(loop)
+
+        def bridge_calls(n: int) -> float:
+            def loop() -> None:
+                for _ in range(n):
+                    runtime.run(_noop)
+
+            return timed(loop)
 
         return compare({"portal": portal_calls, "bridge": bridge_calls}, calls * 5, rounds)
 
@@ -190,11 +224,15 @@ def main() -> None:
     if args.serve:
         serve()
         return
-    calls, rounds = (150, 3) if args.quick else (1500, 7)
+    calls, rounds = (150, 3) if args.quick else (500, 21)
 
-    net = loopback(calls, rounds)
-    local = in_process(calls, rounds)
-    hop = hops(calls, rounds)
+    net_samples = loopback(calls, rounds)
+    local_samples = in_process(calls, rounds)
+    net, local, hop = medians(net_samples), medians(local_samples), medians(hops(calls, rounds))
+    overhead = paired(net_samples, "async", "sync") - 1
+    added = statistics.median(
+        s - a for a, s in zip(local_samples["async"], local_samples["sync"], strict=True)
+    )
 
     results: dict[str, Any] = {
         "benchmark": "sync_facade",
@@ -204,11 +242,11 @@ def main() -> None:
         "loopback_async_us": round(net["async"], 1),
         "loopback_sync_us": round(net["sync"], 1),
         "loopback_httpx_sync_us": round(net["httpx"], 1),
-        "loopback_facade_overhead_pct": round((net["sync"] / net["async"] - 1) * 100, 1),
+        "loopback_facade_overhead_pct": round(overhead * 100, 1),
         "loopback_sync_vs_httpx_ratio": round(net["sync"] / net["httpx"], 2),
         "in_process_async_us": round(local["async"], 1),
         "in_process_sync_us": round(local["sync"], 1),
-        "in_process_facade_added_us": round(local["sync"] - local["async"], 1),
+        "in_process_facade_added_us": round(added, 1),
         "bridge_noop_us": round(hop["bridge"], 1),
         "portal_call_noop_us": round(hop["portal"], 1),
         "python": platform.python_version(),
