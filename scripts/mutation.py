@@ -35,11 +35,15 @@ ROOT = Path(__file__).resolve().parent.parent
 #: module -> the tests that pin it (the run uses the union; mutmut then runs, for each
 #: mutant, only the selected tests that reached its function).
 MODULES: dict[str, list[str]] = {
-    "webhooks/_signature": ["tests/test_webhooks_verify.py", "tests/test_webhooks_handler.py"],
-    "_ratelimit/_window": ["tests/test_ratelimit.py", "tests/test_ratelimit_keys.py"],
-    "_session": ["tests/test_session.py"],
-    "_reconcile": ["tests/test_reconcile.py"],
-    "_orders": ["tests/test_reconcile.py", "tests/test_session.py", "tests/test_faults_policy.py"],
+    "webhooks/_signature": ["tests/webhooks/test_verify.py", "tests/webhooks/test_handler.py"],
+    "_ratelimit/_window": ["tests/limits/test_windows.py", "tests/limits/test_keys.py"],
+    "_session": ["tests/session/test_session.py"],
+    "_reconcile": ["tests/orders/test_reconcile.py"],
+    "_orders": [
+        "tests/orders/test_reconcile.py",
+        "tests/session/test_session.py",
+        "tests/client/test_retry_policy.py",
+    ],
 }
 QUICK = ["webhooks/_signature"]
 

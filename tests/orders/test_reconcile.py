@@ -17,9 +17,8 @@ from platfone_async._convert import converter
 from platfone_async._reconcile import OrderBook, VerdictKind, _Snapshot, reconcile
 from platfone_async._retry import SendTrace
 from platfone_async.testing import Fault, Offer, PlatfoneEmulator, VirtualClock
-
-from ._faultkit import API_KEY, RewritingTransport, new_client, new_emulator
-from ._support import ACTIVATION
+from tests._faultkit import API_KEY, RewritingTransport, new_client, new_emulator
+from tests._support import ACTIVATION
 
 pytestmark = pytest.mark.anyio
 

@@ -9,8 +9,7 @@ import pytest
 
 import platfone_async as pf
 from platfone_async.testing import VirtualClock
-
-from ._support import API_KEY, Server, json_response
+from tests._support import API_KEY, Server, json_response
 
 pytestmark = pytest.mark.anyio
 

@@ -20,8 +20,7 @@ from platfone_async import (
 )
 from platfone_async._errors import make_api_error
 from platfone_async.testing import Fault, Offer, PlatfoneEmulator, VirtualClock
-
-from ._support import Server, json_response
+from tests._support import Server, json_response
 
 pytestmark = pytest.mark.anyio
 
@@ -253,7 +252,7 @@ async def test_the_emulator_accepts_requests_with_or_without_content_type(
 
 async def test_the_sdk_sends_content_type_only_with_a_json_body(clock: VirtualClock) -> None:
     """The SDK's requests stay as they are: a GET carries no Content-Type, an order JSON."""
-    from ._support import ACTIVATION
+    from tests._support import ACTIVATION
 
     server = Server(json_response(200, {"total": 1, "reserved": 0}), json_response(200, ACTIVATION))
     async with server.client(clock, rate_limits=None) as client:

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from platfone_async import AsyncPlatfone, InvalidParameterError
-
-from ._support import ACTIVATION, PRICE, Server, json_response
+from tests._support import ACTIVATION, PRICE, Server, json_response
 
 pytestmark = pytest.mark.anyio
 

@@ -11,8 +11,7 @@ import pytest
 
 import platfone_async as pf
 from platfone_async.testing import VirtualClock
-
-from ._support import ACTIVATION, Server, json_response
+from tests._support import ACTIVATION, Server, json_response
 
 pytestmark = pytest.mark.anyio
 
@@ -67,7 +66,9 @@ async def test_post_not_resent_after_read_timeout() -> None:
         lambda r: _raise(httpx.ReadTimeout("timed out", request=r)),
         default=json_response(200, ACTIVATION),
     )
-    policy = pf.RetryPolicy(reconcile_orders=False)  # reconciliation: tests/test_reconcile.py
+    policy = pf.RetryPolicy(
+        reconcile_orders=False
+    )  # reconciliation: tests/orders/test_reconcile.py
     async with clock.autojump(), server.client(clock, retry_policy=policy) as client:
         with pytest.raises(pf.APITimeoutError):
             await client.create_activation("netflix", "us")
@@ -79,7 +80,9 @@ async def test_post_not_resent_after_server_error(status: int) -> None:
     """An order answered with a 5xx is not retried."""
     clock = VirtualClock()
     server = Server(httpx.Response(status), default=json_response(200, ACTIVATION))
-    policy = pf.RetryPolicy(reconcile_orders=False)  # reconciliation: tests/test_reconcile.py
+    policy = pf.RetryPolicy(
+        reconcile_orders=False
+    )  # reconciliation: tests/orders/test_reconcile.py
     async with clock.autojump(), server.client(clock, retry_policy=policy) as client:
         with pytest.raises(pf.ServerError):
             await client.create_activation("netflix", "us")

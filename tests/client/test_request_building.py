@@ -14,8 +14,7 @@ import pytest
 from platfone_async import AsyncPlatfone
 from platfone_async._http import USER_AGENT
 from platfone_async.testing import VirtualClock
-
-from ._support import ACTIVATION, AID, API_KEY, BASE_URL, json_response
+from tests._support import ACTIVATION, AID, API_KEY, BASE_URL, json_response
 
 pytestmark = pytest.mark.anyio
 

@@ -12,8 +12,7 @@ import httpx
 import pytest
 
 from platfone_async import AsyncPlatfone, NotFoundError
-
-from ._support import ACTIVATION, AID, API_KEY, BASE_URL, json_response
+from tests._support import ACTIVATION, AID, API_KEY, BASE_URL, json_response
 
 pytestmark = pytest.mark.anyio
 

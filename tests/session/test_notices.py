@@ -1,7 +1,7 @@
 """An interrupted session is never silent: it says at once what it will do, and when.
 
 The first interruption here is a cancellation (what Ctrl-C is under ``asyncio.run``);
-two real SIGINTs to real processes are in ``test_interrupt_process.py``.
+two real SIGINTs to real processes are in ``tests/session/test_interrupt_process.py``.
 """
 
 from __future__ import annotations

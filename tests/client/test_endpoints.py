@@ -31,8 +31,7 @@ from platfone_async import (
     ServicePrices,
     SmsStatus,
 )
-
-from ._support import (
+from tests._support import (
     ACTIVATION,
     AID,
     API_KEY,

@@ -11,8 +11,7 @@ import pytest
 
 import platfone_async as pf
 from platfone_async.testing import Fault, VirtualClock
-
-from ._faultkit import API_KEY, new_client, new_emulator
+from tests._faultkit import API_KEY, new_client, new_emulator
 
 pytestmark = pytest.mark.anyio
 

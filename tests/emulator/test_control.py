@@ -21,8 +21,7 @@ import pytest
 from platfone_async import AsyncPlatfone
 from platfone_async.testing import OPERATIONS, PlatfoneEmulator
 from platfone_async.webhooks import ActivationUpdated, WebhookHandler
-
-from ._served import Served, serve
+from tests._served import Served, serve
 
 uvicorn = pytest.importorskip("uvicorn")
 

@@ -9,8 +9,7 @@ import httpx
 import pytest
 
 import platfone_async as pf
-
-from ._support import Server, json_response
+from tests._support import Server, json_response
 
 pytestmark = pytest.mark.anyio
 

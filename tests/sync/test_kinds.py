@@ -23,8 +23,7 @@ import anyio.lowlevel
 import pytest
 
 from platfone_async._sync import _codegen
-
-from .test_sync_twins import _twin_map, assert_twins
+from tests.sync.test_twins import _twin_map, assert_twins
 
 Log = list[tuple[str, object, str]]
 

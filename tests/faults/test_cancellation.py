@@ -14,8 +14,7 @@ import pytest
 import platfone_async as pf
 from platfone_async._ratelimit import LimiterState
 from platfone_async.testing import Fault, PlatfoneEmulator, VirtualClock
-
-from ._faultkit import API_KEY, CountingTransport, new_emulator
+from tests._faultkit import API_KEY, CountingTransport, new_emulator
 
 pytestmark = pytest.mark.anyio
 

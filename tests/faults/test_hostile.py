@@ -14,8 +14,7 @@ import platfone_async as pf
 from platfone_async import _http
 from platfone_async._errors import MAX_BODY_KEPT
 from platfone_async.testing import VirtualClock
-
-from ._support import ACTIVATION, AID, Server, json_response
+from tests._support import ACTIVATION, AID, Server, json_response
 
 pytestmark = pytest.mark.anyio
 

@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 import platfone_async as pf
 from platfone_async import Activation, Balance, Country, PriceInfo, Report, ReportResult
 from platfone_async._http import HTTPPipeline
-
-from ._support import ACTIVATION, HISTORY_ACTIVATION, PRICE, REPORT
+from tests._support import ACTIVATION, HISTORY_ACTIVATION, PRICE, REPORT
 
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
 JSON = st.recursive(

@@ -15,8 +15,7 @@ import pytest
 
 import platfone_async as pf
 from platfone_async.testing import Fault, PlatfoneEmulator, VirtualClock
-
-from ._faultkit import Ledger, new_client, new_emulator
+from tests._faultkit import Ledger, new_client, new_emulator
 
 pytestmark = pytest.mark.anyio
 

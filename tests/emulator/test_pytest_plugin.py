@@ -97,5 +97,5 @@ def test_without_the_plugin_the_fixtures_are_unknown(pytester: pytest.Pytester) 
 
 def test_the_readme_shows_this_example() -> None:
     """The README's "The pytest plugin" example is the file these runs use, word for word."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     assert USER_TESTS.strip() in readme
