@@ -42,6 +42,8 @@ class Report:
     activation: Activation
     message: str | None = None
     activation_state_snapshot: str | None = None
+    #: Where the evidence uploaded with the report can be fetched (None without one).
+    evidence_url: str | None = None
 
 
 publish(Report, ReportReason, ReportResult)

@@ -43,12 +43,31 @@ class Service:
 
 @attrs.frozen
 class Country:
-    """A country; an id ending in ``_v`` holds only virtual numbers."""
+    """A country; an id ending in ``_v`` holds only virtual numbers.
+
+    Its numbers are ``codes[0]`` followed by a national number of ``national_length``
+    digits that starts with one of ``mobile_prefixes`` (a mobile range of the country).
+    Left at their defaults, they follow the plan of the country's calling code when the
+    emulator knows it (:data:`MOBILE_PLANS`), else 10 digits that do not start with 0.
+    """
 
     country_id: str
     name: str
     codes: tuple[str, ...]
     alt_name: str = ""
+    national_length: int | None = None
+    mobile_prefixes: tuple[str, ...] = ()
+
+    def phone(self, rng: random.Random) -> str:
+        """A plausible mobile number: the calling code, a mobile range, random digits."""
+        code = self.codes[0]
+        length, prefixes = MOBILE_PLANS.get(code, (10, tuple("123456789")))
+        if self.national_length is not None:
+            length = self.national_length
+        prefix = rng.choice(self.mobile_prefixes or prefixes)
+        return (
+            code + prefix + "".join(rng.choice("0123456789") for _ in range(length - len(prefix)))
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -259,6 +278,41 @@ _COUNTRIES: tuple[tuple[str, str, tuple[str, ...], float], ...] = (
     ("au", "Australia", ("61",), 1.9),
     ("jp", "Japan", ("81",), 2.2),
 )
+
+#: Calling code -> (digits of a national mobile number, the ranges it starts with), from
+#: each country's numbering plan: a UK number reads +44 7..., a French one +33 6... or 7...
+MOBILE_PLANS: dict[str, tuple[int, tuple[str, ...]]] = {
+    "1": (10, ("201", "212", "305", "312", "415", "617", "646", "702", "818", "917")),
+    "7": (10, ("700", "701", "702", "705", "707", "747", "771", "775", "777", "778")),
+    "20": (10, ("10", "11", "12", "15")),
+    "27": (9, ("6", "7", "8")),
+    "31": (9, ("6",)),
+    "33": (9, ("6", "7")),
+    "34": (9, ("6", "7")),
+    "39": (10, ("3",)),
+    "44": (10, ("7",)),
+    "46": (9, ("70", "72", "73", "76", "79")),
+    "48": (9, ("5", "6", "7", "8")),
+    "49": (11, ("151", "152", "157", "160", "162", "170", "171", "172", "176", "179")),
+    "52": (10, ("33", "55", "81")),
+    "54": (11, ("911", "9341", "9351")),
+    "55": (11, ("119", "219", "319", "419", "519", "619", "719", "819")),
+    "56": (9, ("9",)),
+    "57": (10, ("30", "31", "32", "35")),
+    "60": (9, ("11", "12", "13", "16", "17", "19")),
+    "61": (9, ("4",)),
+    "62": (11, ("81", "82", "85", "87", "88", "89")),
+    "63": (10, ("9",)),
+    "66": (9, ("6", "8", "9")),
+    "81": (10, ("70", "80", "90")),
+    "84": (9, ("3", "5", "7", "8", "9")),
+    "90": (10, ("50", "53", "54", "55")),
+    "91": (10, ("6", "7", "8", "9")),
+    "234": (10, ("70", "80", "81", "90", "91")),
+    "351": (9, ("91", "92", "93", "96")),
+    "380": (9, ("50", "63", "66", "67", "68", "73", "93", "95", "96", "97")),
+    "972": (9, ("50", "52", "53", "54", "55", "58")),
+}
 
 _POPULAR = ("google", "whatsapp", "telegram", "facebook", "instagram", "tiktok", "openai", "other")
 

@@ -22,6 +22,7 @@ import base64
 import inspect
 import json
 import math
+import mimetypes
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -166,7 +167,7 @@ class Operation:
                 continue
             value = given[param.name]
             if value is None and param.nullable:
-                arguments[param.name] = param.kind(None)
+                arguments[param.name] = None
                 continue
             try:
                 arguments[param.name] = param.kind(value)
@@ -198,8 +199,10 @@ class Operation:
         }
 
 
-def _p(name: str, kind: Callable[[Any], Any], *, required: bool = False) -> Param:
-    return Param(name, kind, required, nullable=kind in (_sms_policy, _limit))
+def _p(
+    name: str, kind: Callable[[Any], Any], *, required: bool = False, nullable: bool = False
+) -> Param:
+    return Param(name, kind, required, nullable=nullable or kind in (_sms_policy, _limit))
 
 
 _ACTIVATION = _p("activation_id", _text, required=True)
@@ -224,6 +227,20 @@ OPERATIONS: Mapping[str, Operation] = {
             (_p("policy", _sms_policy, required=True), _p("service_id", _text)),
         ),
         Operation("approve_report", "POST", (_ACTIVATION,)),
+        # the market
+        Operation(
+            "set_offer",
+            "POST",
+            (
+                _p("service_id", _text, required=True),
+                _p("country_id", _text, required=True),
+                _p("price", _integer, required=True),
+                _p("quality", _number),
+                _p("count", _integer),
+                _p("retriable", _flag),
+                _p("cancel_after", _integer, nullable=True),
+            ),
+        ),
         Operation("decline_report", "POST", (_ACTIVATION, _p("decline_id", _integer))),
         # time
         Operation("advance", "POST", (_p("seconds", _number, required=True),)),
@@ -287,6 +304,8 @@ def answer(emulator: PlatfoneEmulator, request: Request) -> Response:
     """The HTTP door: one control request in, its JSON answer out."""
     name = request.path[len(CONTROL_PREFIX) :].strip("/")
     try:
+        if name.startswith("evidence/") and request.method == "GET":
+            return _evidence(emulator, name.removeprefix("evidence/"))
         if not name:
             if request.method != "GET":
                 raise ControlError(405, "GET /_emulator/ lists the operations")
@@ -301,6 +320,15 @@ def answer(emulator: PlatfoneEmulator, request: Request) -> Response:
         return Response.json({"result": _jsonable(result)})
     except ControlError as error:
         return Response.json({"error": error.message}, error.status)
+
+
+def _evidence(emulator: PlatfoneEmulator, activation_id: str) -> Response:
+    """A report's uploaded evidence as it was sent (what a report's ``evidence_url`` names)."""
+    report = emulator.report(activation_id)
+    if report is None or report["evidence"] is None:
+        raise ControlError(404, f"no evidence was uploaded for {activation_id!r}")
+    kind = mimetypes.guess_type(report["evidence_filename"] or "")[0]
+    return Response(200, report["evidence"], {"content-type": kind or "application/octet-stream"})
 
 
 def _jsonable(value: Any) -> Any:

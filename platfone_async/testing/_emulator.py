@@ -20,7 +20,7 @@ import httpx
 
 from ._asgi import Receive, Request, Response, Scope, Send, read_request, send_response
 from ._asgi import serve_lifespan as _serve_lifespan
-from ._catalog import Catalog, default_catalog
+from ._catalog import Catalog, Offer, default_catalog
 from ._control import CONTROL_PREFIX
 from ._control import answer as answer_control
 from ._faults import Fault, FaultPlan, answer_instead, spoil
@@ -123,7 +123,7 @@ class PlatfoneEmulator:
         self._scheduler = SmsScheduler(self._rng, sms_policy)
         self._scheduler.per_service.update(sms_per_service)
         self._ledger = Ledger(self.catalog, self._rng, self._scheduler, self._emit)
-        self._reports = Reports(self._ledger)
+        self._reports = Reports(self._ledger, self._evidence_url)
         self._handlers = Handlers(self.catalog, self._ledger, self._reports)
         self._ledger.max_active = settings["max_active"]
         self._ledger.success_rate_check = settings["success_rate_check"]
@@ -193,6 +193,10 @@ class PlatfoneEmulator:
                 response = await spoil(send, response, fault, self.clock.time())
         record.status = response.status
         await send_response(send, response)
+
+    def _evidence_url(self, activation_id: str) -> str:
+        """Where a report's evidence is served: ``GET /_emulator/evidence/{id}``."""
+        return f"{self.control_url}evidence/{activation_id}"
 
     def _route(self, request: Request) -> tuple[str, dict[str, str]]:
         for prefix in _PREFIXES:
@@ -375,6 +379,32 @@ class PlatfoneEmulator:
                 self._scheduler.default = policy
             else:
                 self._scheduler.per_service[service_id] = policy
+
+    def set_offer(
+        self,
+        service_id: str,
+        country_id: str,
+        *,
+        price: int,
+        quality: float = 0.5,
+        count: int = 100,
+        retriable: bool = True,
+        cancel_after: int | None = 120,
+    ) -> None:
+        """Sell ``service_id`` in ``country_id`` from one offer: its price (cents), quality
+        (0..1: ``quality.avg`` in the price lists, and the SMS odds under an SMS policy
+        with ``follow_quality``), stock (``count``, down by one per order) and terms."""
+        if not 0.0 <= quality <= 1.0:
+            raise ValueError(f"quality must be within 0..1, got {quality!r}")
+        if price < 1 or count < 0:
+            raise ValueError(f"price must be >= 1 and count >= 0, got {price!r}, {count!r}")
+        with self._lock:
+            if service_id not in self.catalog.services or country_id not in self.catalog.countries:
+                raise KeyError(
+                    f"no service {service_id!r} or country {country_id!r} in the catalog"
+                )
+            offer = Offer(price, quality, count, retriable, cancel_after)
+            self.catalog.set_offers(service_id, country_id, [offer])
 
     def advance(self, seconds: float) -> None:
         """Move the clock forward (it needs an ``advance`` method) and apply what is due."""

@@ -281,6 +281,7 @@ class Ledger:
             expire_at=created + self.activation_lifetime,
             cancelable_after=None if offer.cancel_after is None else created + offer.cancel_after,
             is_retriable=offer.retriable,
+            quality=offer.quality,
         )
         offer.count -= 1
         account.reserved += offer.price
@@ -288,14 +289,12 @@ class Ledger:
         account.active_ids.add(activation.activation_id)
         self.activations[activation.activation_id] = activation
         heapq.heappush(self._expiries, (activation.expire_at, activation.activation_id))
-        self.scheduler.waiting_started(activation.activation_id, service_id, 0, now)
+        self.scheduler.waiting_started(activation.activation_id, service_id, 0, now, offer.quality)
         self.note_balance(account, now)
         return activation
 
     def _phone(self, country_id: str) -> str:
-        code = self.catalog.countries[country_id].codes[0]
-        digits = "".join(self.rng.choice("0123456789") for _ in range(11 - len(code)))
-        return code + digits
+        return self.catalog.countries[country_id].phone(self.rng)
 
     # -- one activation ---------------------------------------------------------------
 
@@ -317,7 +316,11 @@ class Ledger:
         activation.sms_round += 1
         activation.updated_at = unix(now)
         self.scheduler.waiting_started(
-            activation.activation_id, activation.service_id, activation.sms_round, now
+            activation.activation_id,
+            activation.service_id,
+            activation.sms_round,
+            now,
+            activation.quality,
         )
 
     def cancel(self, activation: ActivationRecord, now: float) -> None:
@@ -416,8 +419,14 @@ class Ledger:
 
     # -- lists ------------------------------------------------------------------------
 
-    def history(self, account: Account, page: int, limit: int) -> dict[str, Any]:
+    def history(
+        self, account: Account, page: int, limit: int, exclude_active: bool = False
+    ) -> dict[str, Any]:
+        """A page of the account's activations, newest first; ``exclude_active`` (sent by
+        Platfone's web app) leaves out those still active."""
         ids = account.activation_ids[::-1]
+        if exclude_active:
+            ids = [i for i in ids if i not in account.active_ids]
         items = [self.activations[i].to_json() for i in page_of(ids, page, limit)]
         return {"activations": items, **paging(len(ids), page, limit)}
 

@@ -97,6 +97,8 @@ class ActivationRecord:
     # automatic delivery promised for an earlier wait is stale.
     sms_round: int = 0
     received_sms: bool = False
+    # The quality of the offer it was sold from (a market's SMS odds follow it).
+    quality: float = 1.0
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -19,6 +19,7 @@ the 409 ``ReportCreationDeadlinePassed`` that Platfone's own clients handle.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ._ledger import Ledger, page_of, paging
@@ -62,8 +63,10 @@ MAX_EVIDENCE = 5 * 1024 * 1024
 class Reports:
     """The report side of the ledger."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, evidence_url: Callable[[str], str]) -> None:
         self.ledger = ledger
+        #: Where a report's uploaded evidence can be fetched, by activation id.
+        self.evidence_url = evidence_url
         #: Seconds after an activation's creation during which it may be reported.
         self.deadline = 86_400.0
 
@@ -168,15 +171,18 @@ class Reports:
         return report
 
     def to_json(self, report: ReportRecord) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             "reason_id": report.reason_id,
             "reason_name": report.reason_name,
-            "message": report.message,
+            "message": report.message or "",
             "activation_state_snapshot": report.activation_state_snapshot,
             "updated_at": report.updated_at,
             "created_at": report.created_at,
             "activation": self.ledger.activations[report.activation_id].to_json(),
         }
+        if report.evidence is not None:  # (the reference's example, without one, has none)
+            document["evidence_url"] = self.evidence_url(report.activation_id)
+        return document
 
     def page(self, account: Account, page: int, limit: int) -> dict[str, Any]:
         ids = account.report_ids[::-1]

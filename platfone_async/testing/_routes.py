@@ -151,7 +151,11 @@ class Handlers:
 
     def get_activation_history(self, account: Account, request: Request, now: float) -> Response:
         page, limit = _paging(request, max_limit=50)
-        return Response.json(self.ledger.history(account, page, limit))
+        raw = request.query.get("exclude_active", "false").lower()
+        if raw not in ("true", "false", "1", "0"):
+            raise bad_request("exclude_active must be true or false")
+        exclude_active = raw in ("true", "1")
+        return Response.json(self.ledger.history(account, page, limit, exclude_active))
 
     # -- reports ----------------------------------------------------------------------
 

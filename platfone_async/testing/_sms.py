@@ -34,16 +34,27 @@ class SmsPolicy:
     expires. The code has ``code_length`` digits; ``text`` is formatted with ``code``
     and ``service_id``. Deliveries happen when the emulator's clock passes their time:
     on the next request, or on :meth:`PlatfoneEmulator.tick`.
+
+    ``follow_quality=True`` makes it a market: the number's offer decides, as real
+    suppliers do. The chance becomes ``probability * quality`` (a 0.9 offer delivers
+    nine times in ten, a 0.2 one twice), and the delay is stretched by
+    ``2 - quality`` (a 0.9 offer answers in 1.1 times the drawn delay, a 0.2 one in 1.8).
     """
 
     delay: float | tuple[float, float] = attrs.field(default=2.5, validator=_check_delay)
     probability: float = attrs.field(default=1.0, validator=_check_probability)
     code_length: int = 6
     text: str = "Your {service_id} verification code is {code}"
+    follow_quality: bool = False
 
-    def draw_delay(self, rng: random.Random) -> float:
+    def draw_delay(self, rng: random.Random, quality: float = 1.0) -> float:
         low, high = self.delay if isinstance(self.delay, tuple) else (self.delay, self.delay)
-        return low if low == high else rng.uniform(low, high)
+        drawn = low if low == high else rng.uniform(low, high)
+        return drawn * (2.0 - quality) if self.follow_quality else drawn
+
+    def chance(self, quality: float) -> float:
+        """The chance that a wait on a number of this ``quality`` gets its SMS."""
+        return self.probability * quality if self.follow_quality else self.probability
 
     def draw_code(self, rng: random.Random) -> str:
         return "".join(rng.choice("0123456789") for _ in range(self.code_length))
@@ -73,14 +84,18 @@ class SmsScheduler:
     def policy_for(self, service_id: str) -> SmsPolicy | None:
         return self.per_service.get(service_id, self.default)
 
-    def waiting_started(self, activation_id: str, service_id: str, rnd: int, now: float) -> None:
-        """An activation waits for its SMS number ``rnd``: maybe promise one."""
+    def waiting_started(
+        self, activation_id: str, service_id: str, rnd: int, now: float, quality: float = 1.0
+    ) -> None:
+        """An activation (from an offer of ``quality``) waits for its SMS number ``rnd``:
+        maybe promise one."""
         policy = self.policy_for(service_id)
-        if policy is None or self._rng.random() >= policy.probability:
+        if policy is None or self._rng.random() >= policy.chance(quality):
             return
         code = policy.draw_code(self._rng)
         text = policy.text.format(code=code, service_id=service_id)
-        sms = DueSms(now + policy.draw_delay(self._rng), activation_id, rnd, code, text)
+        due = now + policy.draw_delay(self._rng, quality)
+        sms = DueSms(due, activation_id, rnd, code, text)
         heapq.heappush(self._queue, (sms.due, next(self._seq), sms))
 
     def pop_due(self, now: float) -> DueSms | None:

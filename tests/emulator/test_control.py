@@ -121,6 +121,23 @@ def test_every_operation_over_http(control: httpx.Client, api: httpx.Client) -> 
     ops.post("advance", seconds=1)
     assert 4 == len(ops.get("activation", activation_id=fifth)["sms_code"])
     ops.post("set_sms_policy", policy=None)
+    # the market: one offer, its stock going down with each order
+    ops.post(
+        "set_offer",
+        service_id="telegram",
+        country_id="uk",
+        price=321,
+        quality=0.9,
+        count=2,
+        cancel_after=None,
+    )
+    sixth = _order(api)
+    price = api.get("/activation/prices/services/telegram/countries/uk").json()
+    assert (321, 0.9, 1) == (price["price"]["min"], price["quality"]["avg"], price["count"])
+    assert (321, None) == tuple(
+        ops.get("activation", activation_id=sixth)[k] for k in ("price", "cancelable_after")
+    )
+    ops.post("expire", activation_id=sixth)
     # hold and block
     ops.post("set_on_hold")
     assert 403 == api.get("/user/balance").status_code
@@ -150,11 +167,11 @@ def test_every_operation_over_http(control: httpx.Client, api: httpx.Client) -> 
     assert [("activation.updated", False)] == [(a["type"], a["delivered"]) for a in attempts]
     # what happened
     ledger = ops.get("ledger")
-    assert {"orders_placed": 6, "billed": 3, "refunded": 1, "active": 3} == {
+    assert {"orders_placed": 7, "billed": 3, "refunded": 1, "active": 3} == {
         k: ledger[k] for k in ("orders_placed", "billed", "refunded", "active")
     }
-    assert 6 == len(ops.get("activations"))
-    assert 6 == len(ops.get("requests", route="create_activation")) - 1  # one was blocked
+    assert 7 == len(ops.get("activations"))
+    assert 7 == len(ops.get("requests", route="create_activation")) - 1  # one was blocked
     # everything
     ops.post("reset")
     assert (0, []) == (ops.get("ledger")["orders_placed"], ops.get("requests"))

@@ -281,6 +281,59 @@ async def test_an_sms_due_after_expiry_never_arrives(
     assert ("smsRequested", "expired") == (after.sms_status, after.activation_status)
 
 
+@pytest.mark.anyio
+async def test_a_market_policy_follows_each_offers_quality(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """With ``follow_quality`` the offer decides: of 200 numbers from a 0.9 offer about nine
+    in ten get their SMS, of 200 from a 0.2 offer about one in five, and each arrives after
+    the drawn delay stretched by ``2 - quality`` (11 s and 18 s for a 10 s policy)."""
+    emulator.set_balance(1_000_000)
+    emulator.set_offer("telegram", "uk", price=1, quality=0.9, count=200)
+    emulator.set_offer("telegram", "de", price=1, quality=0.2, count=200)
+    emulator.set_sms_policy(SmsPolicy(delay=10, follow_quality=True))
+    emulator.max_active = None
+    emulator.rate_limits_enabled = False
+    async with emulator.http_client(headers={"X-Api-Key": emulator.api_key}) as http:
+
+        async def order(country_id: str) -> str:
+            body = {"service_id": "telegram", "country_id": country_id}
+            answer = await http.post("/activation", json=body)
+            assert 200 == answer.status_code, answer.text
+            return str(answer.json()["activation_id"])
+
+        good = [await order("uk") for _ in range(200)]
+        poor = [await order("de") for _ in range(200)]
+    ordered_at = clock.time()
+    delivered_at: dict[str, float] = {}
+
+    def heard(event: EmulatorEvent) -> None:
+        delivered_at.setdefault(event.data["activation_id"], clock.time())
+
+    emulator.add_listener(heard)
+    for _ in range(20):
+        clock.advance(1)
+        emulator.tick()
+    got = {aid for aid in good + poor if emulator.activation(aid)["sms_code"] is not None}
+    assert 165 <= len(got.intersection(good)) <= 195
+    assert 25 <= len(got.intersection(poor)) <= 55
+    assert {11.0} == {round(delivered_at[a] - ordered_at) for a in got.intersection(good)}
+    assert {18.0} == {round(delivered_at[a] - ordered_at) for a in got.intersection(poor)}
+
+
+def test_set_offer_checks_what_it_sells(emulator: PlatfoneEmulator) -> None:
+    """set_offer takes a quality within 0..1, a price >= 1, a stock >= 0, and a service and
+    country of the catalog; a bad one changes nothing."""
+    before = emulator.catalog.offers("telegram", "uk")
+    with pytest.raises(ValueError, match="quality"):
+        emulator.set_offer("telegram", "uk", price=10, quality=1.5)
+    with pytest.raises(ValueError, match="price"):
+        emulator.set_offer("telegram", "uk", price=0)
+    with pytest.raises(KeyError, match="nowhere"):
+        emulator.set_offer("telegram", "nowhere", price=10)
+    assert before == emulator.catalog.offers("telegram", "uk")
+
+
 def test_sms_policy_checks_its_numbers() -> None:
     """Delays are >= 0 and probabilities within 0..1."""
     with pytest.raises(ValueError, match="delay"):

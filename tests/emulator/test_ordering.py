@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 
 import pytest
 
@@ -18,7 +19,7 @@ from platfone_async import (
     NotFoundError,
     PermissionDeniedError,
 )
-from platfone_async.testing import Offer, PlatfoneEmulator, VirtualClock
+from platfone_async.testing import Country, Offer, PlatfoneEmulator, VirtualClock
 
 DAY = 86_400
 
@@ -344,10 +345,28 @@ async def test_invalid_order_bodies_are_bad_requests(
 
 
 @pytest.mark.anyio
-async def test_a_phone_number_has_the_country_code(emulator: PlatfoneEmulator) -> None:
-    """Numbers start with the country's dialling code."""
-    emulator.catalog.set_offers("google", "uk", [Offer(price=100)])
+async def test_a_phone_number_follows_the_country_numbering_plan(
+    emulator: PlatfoneEmulator,
+) -> None:
+    """A number is the country's calling code, then a national mobile number of the
+    plan's length in one of its mobile ranges: +44 7 and ten digits in all, +33 6 or 7."""
+    emulator.catalog.set_offers("google", "uk", [Offer(price=100, count=50)])
+    emulator.catalog.set_offers("google", "fr", [Offer(price=100, count=50)])
     async with client_of(emulator) as client:
-        activation = await client.create_activation("google", "uk")
-    assert activation.phone.startswith("44")
-    assert 11 == len(activation.phone)
+        uk = [await client.create_activation("google", "uk") for _ in range(5)]
+        fr = [await client.create_activation("google", "fr") for _ in range(5)]
+    assert {(12, "447")} == {(len(a.phone), a.phone[:3]) for a in uk}
+    assert {11} == {len(a.phone) for a in fr}
+    assert {"6", "7"} >= {a.phone[2] for a in fr}
+    assert 10 == len({a.phone for a in uk + fr})
+
+
+def test_a_country_of_the_users_own_follows_its_stated_plan() -> None:
+    """A country added with its own plan gets numbers of that length and range; one with
+    an unknown calling code gets ten digits that never start with 0."""
+    rng = random.Random(1)
+    own = Country("xx", "Own", ("999",), national_length=8, mobile_prefixes=("55",))
+    unknown = Country("yy", "Unknown", ("998",))
+    assert all(p.startswith("99955") and 11 == len(p) for p in (own.phone(rng) for _ in range(20)))
+    numbers = [unknown.phone(rng) for _ in range(50)]
+    assert all(13 == len(p) and p[3] != "0" for p in numbers)

@@ -217,3 +217,50 @@ async def test_history_is_paginated_newest_first(emulator: PlatfoneEmulator) -> 
         too_big = await http.get("/activation/history", params={"limit": 51})
         zero = await http.get("/activation/reports", params={"page": 0})
     assert (400, 400) == (too_big.status_code, zero.status_code)
+
+
+@pytest.mark.anyio
+async def test_a_report_names_where_its_evidence_is_served(emulator: PlatfoneEmulator) -> None:
+    """A report with evidence gives ``evidence_url``, where the uploaded bytes are served as
+    sent; one without has none, and its ``message`` is a string even when none was sent."""
+    async with client_of(emulator) as client:
+        shown = await client.create_activation("telegram", "de")
+        emulator.deliver_sms(shown.activation_id, "1111")
+        await client.create_report(shown, 5, evidence=PNG)
+        plain = await client.create_activation("telegram", "uk")
+        await client.create_report(plain, 7)
+        with_evidence = await client.get_report(shown)
+        without = await client.get_report(plain)
+    assert with_evidence.evidence_url is not None
+    assert (None, "") == (without.evidence_url, without.message)
+    async with emulator.http_client() as http:
+        served = await http.get(with_evidence.evidence_url)
+        missing = await http.get(with_evidence.evidence_url.replace(shown.activation_id, "nope"))
+    assert (200, PNG) == (served.status_code, served.content)
+    assert 404 == missing.status_code
+
+
+@pytest.mark.anyio
+async def test_history_can_leave_out_active_activations(emulator: PlatfoneEmulator) -> None:
+    """``exclude_active=true`` (as Platfone's web app sends it) leaves out what is still
+    active; ``false`` or nothing lists everything; anything else is a 400."""
+    async with client_of(emulator) as client:
+        done = await client.create_activation("telegram", "uk")
+        emulator.deliver_sms(done.activation_id, "1111")
+        await client.finalize_activation(done.activation_id)
+        open_ = await client.create_activation("telegram", "uk")
+    async with emulator.http_client(headers={"X-Api-Key": emulator.api_key}) as http:
+        pages = {
+            flag: (await http.get("/activation/history", params=params)).json()
+            for flag, params in (
+                ("true", {"exclude_active": "true"}),
+                ("false", {"exclude_active": "false"}),
+                ("absent", {}),
+            )
+        }
+        wrong = await http.get("/activation/history", params={"exclude_active": "maybe"})
+    ids = {flag: [a["activation_id"] for a in page["activations"]] for flag, page in pages.items()}
+    assert [done.activation_id] == ids["true"]
+    assert 1 == pages["true"]["total"]
+    assert [open_.activation_id, done.activation_id] == ids["false"] == ids["absent"]
+    assert 400 == wrong.status_code
