@@ -78,6 +78,7 @@ __all__ = [
     "NoNumbersAvailableError",
     "NotFoundError",
     "OrderOutcomeUnknownError",
+    "Offer",
     "Page",
     "PermissionDeniedError",
     "Platfone",
@@ -136,6 +137,7 @@ _LAZY = {
     "CountryPrices": "._models._catalog",
     "KeyLimitsState": "._ratelimit._state",
     "LimiterState": "._ratelimit._state",
+    "Offer": "._offers",
     "Page": "._models._page",
     "Platfone": "._sync._facade",
     "Price": "._models._catalog",
@@ -188,6 +190,7 @@ if TYPE_CHECKING:
     )
     from ._models._page import Page
     from ._models._reports import Report, ReportReason, ReportResult
+    from ._offers import Offer
     from ._ratelimit._redis import RedisBackend
     from ._ratelimit._state import KeyLimitsState, LimiterState, SlotsState, SuccessRateState
     from ._session import ActivationSession, SessionOutcome

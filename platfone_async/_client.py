@@ -16,9 +16,9 @@ import contextlib
 import copy as _copy
 import os
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar
 
 import anyio
 import attrs
@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # loaded when first used (see _models); the methods import th
     from ._models._catalog import Country, CountryPrices, PriceInfo, Service, ServicePrices
     from ._models._page import Page
     from ._models._reports import Report, ReportReason, ReportResult
+    from ._offers import Offer
     from ._ratelimit import KeyLimitsState
     from ._session import ActivationSession
 
@@ -584,6 +585,49 @@ class AsyncPlatfone:
             idempotent=True,
         )
         return self._http.decode_reply(reply, list[ServicePrices])
+
+    async def rank_offers(
+        self,
+        service_id: str,
+        country_ids: str | Sequence[str] | None = None,
+        *,
+        prefer: Literal["balanced", "price", "quality"] = "balanced",
+        price_ceiling: int | None = None,
+    ) -> list[Offer]:
+        """The countries that sell ``service_id``, best offer first, from its price list.
+
+        ``country_ids`` limits them to these candidates (default: every country that
+        sells the service). ``prefer="price"`` ranks the cheapest first, ``"quality"``
+        the best quality first, and ``"balanced"`` (the default) by quality per price -
+        the chance of a code per cent reserved, so an offer twice the price must be
+        twice as likely to get its SMS to rank alike. A country with nothing in stock,
+        or whose cheapest number costs more than ``price_ceiling`` (1-10000 cents), is
+        left out. One request (``get_prices_by_service``); nothing is ordered.
+
+        Returns:
+            A list of :class:`Offer` (``country_id``, ``price``, ``quality``, ``count``,
+            ``score``); empty when no candidate sells the service within the ceiling.
+
+        Raises:
+            InvalidParameterError: A bad id, ``prefer`` or ``price_ceiling`` (nothing sent).
+
+        Example::
+
+            offers = await client.rank_offers("telegram", ["uk", "de", "fr"], price_ceiling=150)
+            best = offers[0]  # e.g. Offer(country_id='de', price=120, quality=0.82, ...)
+        """
+        from ._offers import check_choice, check_country_ids, rank
+
+        checked = check.service_id(service_id)
+        only = check_country_ids(country_ids)
+        chosen = check_choice(prefer)
+        if price_ceiling is not None:
+            check.max_price(price_ceiling, "price_ceiling")
+        lists = await self.get_prices_by_service(checked)
+        countries = [
+            c for listing in lists if listing.service_id == checked for c in listing.countries
+        ]
+        return rank(countries, only=only, prefer=chosen, price_ceiling=price_ceiling)
 
     async def get_countries(self) -> list[Country]:
         """Every country numbers can be ordered in (cached; revalidated by ETag)."""

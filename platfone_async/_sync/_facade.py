@@ -11,9 +11,9 @@ this file is stale.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import TextIO
+from typing import Literal, TextIO
 
 import httpx
 
@@ -25,6 +25,7 @@ from .._models._account import Balance
 from .._models._catalog import Country, CountryPrices, PriceInfo, Service, ServicePrices
 from .._models._page import Page
 from .._models._reports import Report, ReportReason, ReportResult
+from .._offers import Offer
 from .._orders import SuccessRateGuard
 from .._ratelimit import DOCUMENTED_RATE_LIMITS, RateLimit, RateLimitBackend
 from .._ratelimit._state import KeyLimitsState
@@ -481,6 +482,44 @@ class Platfone(Root[AsyncPlatfone]):
     def get_prices_by_service(self, service_id: str | None = None) -> list[ServicePrices]:
         """The price list by service: every service, or only ``service_id``."""
         return self._call(AsyncPlatfone.get_prices_by_service, service_id)
+
+    def rank_offers(
+        self,
+        service_id: str,
+        country_ids: str | Sequence[str] | None = None,
+        *,
+        prefer: Literal["balanced", "price", "quality"] = "balanced",
+        price_ceiling: int | None = None,
+    ) -> list[Offer]:
+        """The countries that sell ``service_id``, best offer first, from its price list.
+
+        ``country_ids`` limits them to these candidates (default: every country that
+        sells the service). ``prefer="price"`` ranks the cheapest first, ``"quality"``
+        the best quality first, and ``"balanced"`` (the default) by quality per price -
+        the chance of a code per cent reserved, so an offer twice the price must be
+        twice as likely to get its SMS to rank alike. A country with nothing in stock,
+        or whose cheapest number costs more than ``price_ceiling`` (1-10000 cents), is
+        left out. One request (``get_prices_by_service``); nothing is ordered.
+
+        Returns:
+            A list of :class:`Offer` (``country_id``, ``price``, ``quality``, ``count``,
+            ``score``); empty when no candidate sells the service within the ceiling.
+
+        Raises:
+            InvalidParameterError: A bad id, ``prefer`` or ``price_ceiling`` (nothing sent).
+
+        Example::
+
+            offers = client.rank_offers("telegram", ["uk", "de", "fr"], price_ceiling=150)
+            best = offers[0]  # e.g. Offer(country_id='de', price=120, quality=0.82, ...)
+        """
+        return self._call(
+            AsyncPlatfone.rank_offers,
+            service_id,
+            country_ids,
+            prefer=prefer,
+            price_ceiling=price_ceiling,
+        )
 
     def get_countries(self) -> list[Country]:
         """Every country numbers can be ordered in (cached; revalidated by ETag)."""
