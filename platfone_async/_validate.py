@@ -33,7 +33,7 @@ Evidence = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", IO[bytes
 EVIDENCE_MAX_BYTES = 5 * 1024 * 1024
 
 # The reference's own example ``7eleven`` breaks its documented pattern (a leading
-# digit), so DESIGN.md reads it as: letters, digits, ".", "-", "_", starting and ending
+# digit), so we read it as: letters, digits, ".", "-", "_", starting and ending
 # with a letter or digit.
 _SERVICE_ID = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
 _COUNTRY_ID = r"[a-zA-Z0-9]+(?:[-_]*[a-zA-Z0-9]+)*"

@@ -155,7 +155,7 @@ async def test_decode_error_names_the_bad_field() -> None:
 
 
 def test_hierarchy() -> None:
-    """The tree matches DESIGN.md: the classes a user catches contain the specific ones."""
+    """The tree matches the documented one: the classes a user catches contain the specific ones."""
     assert issubclass(pf.MaxPriceExceededError, pf.ConflictError)
     assert issubclass(pf.AccountBlockedError, pf.RateLimitError)
     assert issubclass(pf.ActiveActivationsLimitError, pf.RateLimitError)
