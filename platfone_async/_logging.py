@@ -2,7 +2,7 @@
 
 The way ``OPENAI_LOG`` does it for the OpenAI SDK: set the variable and the
 ``platfone_async`` logger gets a stderr handler at that level when the package is
-imported. Its records never hold the API key (see the Errors section of the README).
+imported. Its records never hold the API key (docs/guides/client.md, "Logging").
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ its ``mutants/`` tree there), so the work tree is never touched.
 
 Not a CI gate - survivors are leads to read, and some are harmless (a message's wording,
 an equivalent mutant). Prints the survivors, a table per module, then one JSON object on
-its last line like the benchmarks do. README "How it is tested" quotes a full run.
+its last line like the benchmarks do. docs/contributing/performance.md quotes a full run.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-# The README's example, as a user's test file.
+# The testing guide's example (docs/guides/testing.md), as a user's test file.
 USER_TESTS = """
 import pytest
 
@@ -95,7 +95,7 @@ def test_without_the_plugin_the_fixtures_are_unknown(pytester: pytest.Pytester) 
     result.stdout.fnmatch_lines(["*fixture 'platfone_*' not found*"])
 
 
-def test_the_readme_shows_this_example() -> None:
-    """The README's "The pytest plugin" example is the file these runs use, word for word."""
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-    assert USER_TESTS.strip() in readme
+def test_the_testing_guide_shows_this_example() -> None:
+    """The testing guide's "The pytest plugin" example is the file these runs use, word for word."""
+    guide = Path(__file__).parents[2] / "docs" / "guides" / "testing.md"
+    assert USER_TESTS.strip() in guide.read_text(encoding="utf-8")
