@@ -5,11 +5,10 @@ key's order book, and is sent once. What a failure means depends on whether the 
 may have reached the server:
 
 - surely not (never sent, or refused with a 4xx/429): the slot comes back, nothing else;
-- maybe: the order is **reconciled** through the activation history (``_reconcile``),
-  not resent. Found: it is returned as if the answer had arrived. Absent after a complete
-  500/502/503: it is sent once more, with the same slot. Otherwise
-  :class:`OrderOutcomeUnknownError`, and the slot stays taken for as long as such a
-  number could live.
+- maybe: the order is **reconciled** through the activation history, not resent (what
+  the user is promised: docs/guides/reliability.md, "Reconciliation"; how the history
+  is searched: ``_reconcile``). A resend after a complete 500/502/503 keeps the same
+  slot; an unknown outcome keeps it for as long as such a number could live.
 
 Retry, cancel and finalize are writes too. Cancel and finalize are the same twice, so
 they are retried like reads and a 409 after a retried attempt is judged by the

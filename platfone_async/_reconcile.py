@@ -1,8 +1,7 @@
 """Reconciling an order whose outcome is unknown, through the activation history.
 
-When the POST of ``create_activation`` fails after it may have reached the server (a
-read timeout, a connection dropped mid-answer, a 5xx, a 2xx body that cannot be read),
-it is not sent again blindly: the SDK looks for the order it may have placed.
+What reconciliation promises, and what a caller does with its verdicts, is told once, in
+docs/guides/reliability.md ("Reconciliation"); this is how the history is searched.
 
 1. **The window.** The order was created, if at all, between the moment its request
    left and the moment the failure was seen: ``[sent_at - skew, failed_at + skew]``,

@@ -116,7 +116,17 @@ class ActivationSession:
         return self._outcome
 
     async def refresh(self) -> Activation:
-        """Fetch the activation's state now (``get_activation``) and return it."""
+        """Fetch the activation's state now (``get_activation``) and return it.
+
+        Returns:
+            The current state, also kept as :attr:`activation`.
+
+        Raises:
+            PlatfoneError: As ``client.get_activation``.
+
+        Examples:
+            >>> state = await session.refresh()
+        """
         self._activation = await self._client.get_activation(self._activation.activation_id)
         return self._activation
 
@@ -131,10 +141,24 @@ class ActivationSession:
 
         After :meth:`retry`, it waits for the next SMS. ``progress=True`` shows the
         wait as text (the number, its status, a countdown to ``expire_at``, the code).
+        Whatever it raises, the block's end still settles the number.
+
+        Args:
+            timeout: The longest wait in seconds (None: until the activation ends).
+            interval: Seconds between polls (10, as the API asks).
+            progress: Show the wait (True, a text stream) or report each state (a callable).
+
+        Returns:
+            The first state with an SMS (``sms_code``), also kept as :attr:`activation`.
 
         Raises:
             ActivationEndedError: The activation ended (or ``expire_at`` passed) first.
             WaitTimeoutError: ``timeout`` seconds passed first.
+            PlatfoneError: As ``client.wait_for_sms``.
+
+        Examples:
+            >>> activation = await session.wait_for_sms(timeout=300, progress=True)
+            >>> activation.sms_code
         """
         try:
             state = await self._client.wait_for_sms(
@@ -148,7 +172,18 @@ class ActivationSession:
         return state
 
     async def watch(self, *, interval: float = 10.0) -> AsyncGenerator[Activation, None]:
-        """Yield the state now, then each change, until settled (as ``watch_activation``)."""
+        """Yield the state now, then each change, until settled (as ``watch_activation``).
+
+        Yields:
+            Each state, also kept as :attr:`activation`.
+
+        Raises:
+            PlatfoneError: As ``client.watch_activation``.
+
+        Examples:
+            >>> async for state in session.watch():
+            ...     print(state.sms_status)
+        """
         # watch_activation returns an async generator: close it with this one.
         states = self._client.watch_activation(self._activation, interval=interval)
         async with contextlib.aclosing(states):
@@ -162,6 +197,17 @@ class ActivationSession:
         Passing the activation (not just its id) lets a retry whose answer was lost be
         recognised by its effect. After such an unsure failure, :class:`PlatfoneError`
         is raised if the activation's state cannot tell whether the retry took effect.
+
+        Returns:
+            The state after the retry (``sms_status`` ``retryRequested``).
+
+        Raises:
+            ConflictError: The activation cannot be retried now (not ``is_retriable``).
+            PlatfoneError: As ``client.retry_activation``.
+
+        Examples:
+            >>> await session.retry()
+            >>> second = await session.wait_for_sms(timeout=300)
         """
         await self._client.retry_activation(self._activation)
         return await self.refresh()
@@ -169,7 +215,19 @@ class ActivationSession:
     async def finalize(self) -> Activation:
         """Finalize the activation (``finalize_activation``): it got what it needed.
 
-        ``activation`` then shows it ``finalized`` (without another request).
+        ``activation`` then shows it ``finalized`` (without another request), and the
+        block's end has nothing left to do.
+
+        Returns:
+            The finalized state.
+
+        Raises:
+            ConflictError: No SMS was billed yet, or it is no longer ``active``.
+            PlatfoneError: As ``client.finalize_activation``.
+
+        Examples:
+            >>> code = (await session.wait_for_sms()).sms_code
+            >>> await session.finalize()  # at once, not on leaving the block
         """
         self._attempted = SessionOutcome.FINALIZED
         await self._client.finalize_activation(self._activation.activation_id)
@@ -182,7 +240,19 @@ class ActivationSession:
         """Cancel the activation (``cancel_activation``); needs ``cancelable_after`` passed.
 
         ``activation`` then shows it ``canceled`` and the price ``released`` (without
-        another request).
+        another request). Leaving the block cancels by itself, waiting for
+        ``cancelable_after`` when it must.
+
+        Returns:
+            The cancelled state.
+
+        Raises:
+            ConflictError: An SMS arrived, ``cancelable_after`` has not passed (or is
+                ``None``), or it is no longer ``active``.
+            PlatfoneError: As ``client.cancel_activation``.
+
+        Examples:
+            >>> await session.cancel()
         """
         self._attempted = SessionOutcome.CANCELED
         await self._client.cancel_activation(self._activation.activation_id)
@@ -196,7 +266,20 @@ class ActivationSession:
     async def report(
         self, reason_id: int, *, message: str | None = None, evidence: Evidence | None = None
     ) -> ReportResult:
-        """Report a problem with the activation (``create_report``)."""
+        """Report a problem with the activation (``create_report``).
+
+        Returns:
+            The :class:`ReportResult`.
+
+        Raises:
+            InvalidParameterError: A bad reason, message or evidence file (nothing sent).
+            ReportDeadlinePassedError: It is too late to report this activation.
+            PlatfoneError: As ``client.create_report``.
+
+        Examples:
+            >>> [reason, *_] = await client.get_report_reasons(session.activation)
+            >>> await session.report(reason.reason_id, message="the code never came")
+        """
         return await self._client.create_report(
             self._activation.activation_id, reason_id, message=message, evidence=evidence
         )

@@ -57,7 +57,17 @@ class SyncActivationSession(Twin[ActivationSession]):
         return self._target().outcome
 
     def refresh(self) -> Activation:
-        """Fetch the activation's state now (``get_activation``) and return it."""
+        """Fetch the activation's state now (``get_activation``) and return it.
+
+        Returns:
+            The current state, also kept as :attr:`activation`.
+
+        Raises:
+            PlatfoneError: As ``client.get_activation``.
+
+        Examples:
+            >>> state = session.refresh()
+        """
         return self._call(ActivationSession.refresh)
 
     def wait_for_sms(
@@ -71,17 +81,42 @@ class SyncActivationSession(Twin[ActivationSession]):
 
         After :meth:`retry`, it waits for the next SMS. ``progress=True`` shows the
         wait as text (the number, its status, a countdown to ``expire_at``, the code).
+        Whatever it raises, the block's end still settles the number.
+
+        Args:
+            timeout: The longest wait in seconds (None: until the activation ends).
+            interval: Seconds between polls (10, as the API asks).
+            progress: Show the wait (True, a text stream) or report each state (a callable).
+
+        Returns:
+            The first state with an SMS (``sms_code``), also kept as :attr:`activation`.
 
         Raises:
             ActivationEndedError: The activation ended (or ``expire_at`` passed) first.
             WaitTimeoutError: ``timeout`` seconds passed first.
+            PlatfoneError: As ``client.wait_for_sms``.
+
+        Examples:
+            >>> activation = session.wait_for_sms(timeout=300, progress=True)
+            >>> activation.sms_code
         """
         return self._call(
             ActivationSession.wait_for_sms, timeout=timeout, interval=interval, progress=progress
         )
 
     def watch(self, *, interval: float = 10.0) -> Iterator[Activation]:
-        """Yield the state now, then each change, until settled (as ``watch_activation``)."""
+        """Yield the state now, then each change, until settled (as ``watch_activation``).
+
+        Yields:
+            Each state, also kept as :attr:`activation`.
+
+        Raises:
+            PlatfoneError: As ``client.watch_activation``.
+
+        Examples:
+            >>> for state in session.watch():
+            ...     print(state.sms_status)
+        """
         return self._iterate(ActivationSession.watch, interval=interval)
 
     def retry(self) -> Activation:
@@ -90,13 +125,36 @@ class SyncActivationSession(Twin[ActivationSession]):
         Passing the activation (not just its id) lets a retry whose answer was lost be
         recognised by its effect. After such an unsure failure, :class:`PlatfoneError`
         is raised if the activation's state cannot tell whether the retry took effect.
+
+        Returns:
+            The state after the retry (``sms_status`` ``retryRequested``).
+
+        Raises:
+            ConflictError: The activation cannot be retried now (not ``is_retriable``).
+            PlatfoneError: As ``client.retry_activation``.
+
+        Examples:
+            >>> session.retry()
+            >>> second = session.wait_for_sms(timeout=300)
         """
         return self._call(ActivationSession.retry)
 
     def finalize(self) -> Activation:
         """Finalize the activation (``finalize_activation``): it got what it needed.
 
-        ``activation`` then shows it ``finalized`` (without another request).
+        ``activation`` then shows it ``finalized`` (without another request), and the
+        block's end has nothing left to do.
+
+        Returns:
+            The finalized state.
+
+        Raises:
+            ConflictError: No SMS was billed yet, or it is no longer ``active``.
+            PlatfoneError: As ``client.finalize_activation``.
+
+        Examples:
+            >>> code = (session.wait_for_sms()).sms_code
+            >>> session.finalize()  # at once, not on leaving the block
         """
         return self._call(ActivationSession.finalize)
 
@@ -104,14 +162,39 @@ class SyncActivationSession(Twin[ActivationSession]):
         """Cancel the activation (``cancel_activation``); needs ``cancelable_after`` passed.
 
         ``activation`` then shows it ``canceled`` and the price ``released`` (without
-        another request).
+        another request). Leaving the block cancels by itself, waiting for
+        ``cancelable_after`` when it must.
+
+        Returns:
+            The cancelled state.
+
+        Raises:
+            ConflictError: An SMS arrived, ``cancelable_after`` has not passed (or is
+                ``None``), or it is no longer ``active``.
+            PlatfoneError: As ``client.cancel_activation``.
+
+        Examples:
+            >>> session.cancel()
         """
         return self._call(ActivationSession.cancel)
 
     def report(
         self, reason_id: int, *, message: str | None = None, evidence: Evidence | None = None
     ) -> ReportResult:
-        """Report a problem with the activation (``create_report``)."""
+        """Report a problem with the activation (``create_report``).
+
+        Returns:
+            The :class:`ReportResult`.
+
+        Raises:
+            InvalidParameterError: A bad reason, message or evidence file (nothing sent).
+            ReportDeadlinePassedError: It is too late to report this activation.
+            PlatfoneError: As ``client.create_report``.
+
+        Examples:
+            >>> [reason, *_] = client.get_report_reasons(session.activation)
+            >>> session.report(reason.reason_id, message="the code never came")
+        """
         return self._call(ActivationSession.report, reason_id, message=message, evidence=evidence)
 
 
@@ -235,8 +318,7 @@ class Platfone(Root[AsyncPlatfone]):
         max_retries: int | None = None,
         retry_policy: RetryPolicy | None = None,
     ) -> Platfone:
-        """This client with another timeout or retry policy, for one call or a block:
-        ``client.with_options(timeout=5).get_balance()``.
+        """This client with another timeout or retry policy, for one call or a block.
 
         A light copy: it shares the connection pool, the limits, the catalog cache and
         the emulator wiring with this client; closing it closes nothing (close this one).
@@ -245,6 +327,17 @@ class Platfone(Root[AsyncPlatfone]):
             timeout: Seconds for each request (an ``httpx.Timeout``; None: no timeout).
             max_retries: Shorthand for ``retry_policy`` with another ``max_retries``.
             retry_policy: Another :class:`RetryPolicy`.
+
+        Returns:
+            The copy; this client is left as it is.
+
+        Raises:
+            InvalidParameterError: Both ``max_retries`` and ``retry_policy``, a policy that
+                is not a :class:`RetryPolicy`, or a negative number.
+
+        Examples:
+            >>> balance = client.with_options(timeout=5).get_balance()
+            >>> patient = client.with_options(max_retries=5)
         """
         return self._call_sync_as(
             Platfone._view,
@@ -255,7 +348,15 @@ class Platfone(Root[AsyncPlatfone]):
         )
 
     def close(self) -> None:
-        """Close the HTTP client this object created (an injected one stays open)."""
+        """Close the HTTP client this object created (an injected one stays open).
+
+        Examples:
+            >>> client = AsyncPlatfone()
+            >>> try:
+            ...     print(client.get_balance())
+            ... finally:
+            ...     client.close()
+        """
         self._close()
 
     def rate_limit_state(self) -> KeyLimitsState:
@@ -265,7 +366,18 @@ class Platfone(Root[AsyncPlatfone]):
         429 still closes it; the activation slots (in use, waiting); the 24 h success
         rate; and how long an account block still lasts. Shared by every client in the
         process on the same API key and base URL - and, with a Redis ``limits_backend``,
-        the whole fleet's.
+        the whole fleet's. No request is sent.
+
+        Returns:
+            A :class:`KeyLimitsState`: ``limiters`` per endpoint, ``slots``,
+            ``success_rate`` and ``account_blocked_for``.
+
+        Raises:
+            RateLimitBackendError: The Redis ``limits_backend`` did not answer.
+
+        Examples:
+            >>> state = client.rate_limit_state()
+            >>> state.slots.in_use
         """
         return self._call(AsyncPlatfone.rate_limit_state)
 
@@ -275,7 +387,13 @@ class Platfone(Root[AsyncPlatfone]):
         After such a 429, every order on the key raises :class:`AccountBlockedError`
         until the unblock time the server gave. Call this once you have unblocked the
         account in the Platfone dashboard, to order again at once (every process of
-        the fleet, with a Redis ``limits_backend``).
+        the fleet, with a Redis ``limits_backend``). No request is sent.
+
+        Raises:
+            RateLimitBackendError: The Redis ``limits_backend`` did not answer.
+
+        Examples:
+            >>> client.unblock_account()
         """
         return self._call(AsyncPlatfone.unblock_account)
 
@@ -291,6 +409,18 @@ class Platfone(Root[AsyncPlatfone]):
     ) -> Activation:
         """Order a number for ``service_id`` in ``country_id`` (``POST /activation``).
 
+        The price is reserved from the balance at once and billed when the first SMS
+        arrives. One call never places two orders: the order is resent only when it
+        provably never reached the server (the connection could not be made, or a 429
+        refused it). When it may have reached the server - a timeout, a dropped
+        connection, a 5xx, an unreadable answer - it is reconciled through the activation
+        history instead: see [Reconciliation](../guides/reliability.md#reconciliation) in
+        the reliability guide (``docs/guides/reliability.md``). ``RetryPolicy`` tunes it
+        (``reconcile_delays``, ``clock_skew``, ``reconcile_orders``). A request that has
+        left is seen through even if the caller is cancelled meanwhile; a call cancelled
+        before it left takes nothing.
+        :meth:`activation` orders and settles the number for you.
+
         Args:
             service_id: The service to receive an SMS from (``other`` for unlisted ones).
             country_id: The number's country (``_v`` suffix: virtual numbers).
@@ -301,31 +431,30 @@ class Platfone(Root[AsyncPlatfone]):
             wait_for_slot: When all ``max_active_activations`` slots are taken, wait for
                 one to free up (FIFO) rather than raise :class:`ActiveActivationsLimitError`.
 
-        The price is reserved from the balance at once and billed when the first SMS
-        arrives. One call never places two orders:
+        Returns:
+            The new activation (``sms_status`` ``smsRequested``, ``billing_status``
+            ``reserved``): its ``phone``, ``price``, ``expire_at`` and ``cancelable_after``.
 
-        - The order is sent again only if it provably never reached the server (the
-          connection could not be made, or a 429 refused it).
-        - When it may have reached the server - a timeout, a connection dropped before
-          the answer, a 5xx, a 2xx body that cannot be read - it is **reconciled**, not
-          resent: the activation history is read (at once, then again a few seconds
-          later: it may lag) for an activation of this service and country created
-          between the moment the request left and the failure (plus a clock-skew
-          margin) that no other call was given. Found: it is returned, as if the answer
-          had arrived. Not found, after a complete answer (500/502/503) that left
-          nothing in the history: the order was not placed, and it is sent once more
-          (when ``max_retries`` allows and the status is retryable; otherwise that
-          error is raised). Not found after a timeout, a dropped connection or a 504
-          (the server may still be placing it), or the history cannot tell (it cannot
-          be read, or shows an order this process did not make):
-          :class:`OrderOutcomeUnknownError`, with the service, country, time window,
-          candidates and last error, and the slot stays taken for it.
-        - A request that has left is seen through even if the caller is cancelled
-          meanwhile; a call cancelled before its request left takes nothing.
+        Raises:
+            InvalidParameterError: An argument outside its documented range (nothing sent).
+            MaxPriceExceededError: The price is above ``max_price``: order again at its
+                ``suggested_price`` with its ``order_id`` to continue the same order.
+            NotFoundError: ``order_id`` is unknown or stale (order without it), or the
+                server knows no such service or country.
+            NoNumbersAvailableError: No number for this service and country right now.
+            InsufficientBalanceError: The available balance does not cover the price.
+            ActiveActivationsLimitError: Every slot is taken and ``wait_for_slot`` is
+                False, or ``slot_timeout`` passed first.
+            AccountBlockedError: The account is blocked for its low success rate (24 h).
+            SuccessRateGuardError: ``success_rate_guard="raise"`` and this order would take
+                the success rate under ``success_rate_floor`` (nothing sent).
+            OrderOutcomeUnknownError: The order may have been placed and the history
+                cannot tell: look for it there before ordering again.
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`).
 
-        ``RetryPolicy`` tunes it (``reconcile_delays``, ``clock_skew``); with
-        ``reconcile_orders=False`` (as in ``RetryPolicy.none()``) nothing is looked up:
-        the error that made the outcome unknown is raised as it is.
+        Examples:
+            >>> activation = client.create_activation("telegram", "uk", max_price=200)
+            >>> print("send the code to +" + activation.phone)
         """
         return self._call(
             AsyncPlatfone.create_activation,
@@ -338,7 +467,24 @@ class Platfone(Root[AsyncPlatfone]):
         )
 
     def get_activation(self, activation_id: str | Activation) -> Activation:
-        """The activation's current state (``GET /activation/{id}``); poll it every 10 s."""
+        """The activation's current state (``GET /activation/{id}``); poll it every 10 s.
+
+        Args:
+            activation_id: The activation, or its id.
+
+        Returns:
+            The activation now: ``sms_code`` once an SMS arrived (``sms_received``),
+            ``is_active`` while it can still get one.
+
+        Raises:
+            InvalidParameterError: The id is not a well-formed activation id (nothing sent).
+            NotFoundError: No such activation on this key.
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`).
+
+        Examples:
+            >>> activation = client.get_activation(activation)  # or its id
+            >>> activation.sms_code if activation.sms_received else activation.sms_status
+        """
         return self._call(AsyncPlatfone.get_activation, activation_id)
 
     def retry_activation(self, activation_id: str | Activation) -> None:
@@ -355,6 +501,21 @@ class Platfone(Root[AsyncPlatfone]):
         done; one that surely did not (a complete 5xx answer, the old SMS still shown)
         is sent once more; otherwise the error is raised - the server may still apply
         it, so look at the activation before asking again.
+
+        Args:
+            activation_id: The activation (best: the last state seen), or its id.
+
+        Raises:
+            InvalidParameterError: The id is not a well-formed activation id (nothing sent).
+            ConflictError: The activation cannot be retried now (no SMS yet, not
+                ``is_retriable``, or no longer ``active``).
+            NotFoundError: No such activation on this key.
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`); after an unsure
+                failure, the error that left it unsure.
+
+        Examples:
+            >>> client.retry_activation(activation)
+            >>> activation = client.wait_for_sms(activation, timeout=300)  # the next SMS
         """
         return self._call(AsyncPlatfone.retry_activation, activation_id)
 
@@ -362,14 +523,44 @@ class Platfone(Root[AsyncPlatfone]):
         """Cancel an activation that has received no SMS (``PUT /activation/{id}/cancel``).
 
         Allowed once ``cancelable_after`` has passed (never when it is ``None``); the
-        reserved price is released.
+        reserved price is released. Retried like a read: a retry that finds it already
+        cancelled counts as done.
+
+        Args:
+            activation_id: The activation, or its id.
+
+        Raises:
+            InvalidParameterError: The id is not a well-formed activation id (nothing sent).
+            ConflictError: It cannot be cancelled: an SMS arrived, ``cancelable_after`` has
+                not passed (or is ``None``), or it is no longer ``active``.
+            NotFoundError: No such activation on this key.
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`).
+
+        Examples:
+            >>> if activation.cancelable_after and not activation.sms_received:
+            ...     client.cancel_activation(activation)
         """
         return self._call(AsyncPlatfone.cancel_activation, activation_id)
 
     def finalize_activation(self, activation_id: str | Activation) -> None:
         """Confirm an activation that got its SMS (``PUT /activation/{id}/finalize``).
 
-        Frees its place among the active activations; no SMS arrives afterwards.
+        Frees its place among the active activations; no SMS arrives afterwards. Retried
+        like a read: a retry that finds it already finalized counts as done.
+
+        Args:
+            activation_id: The activation, or its id.
+
+        Raises:
+            InvalidParameterError: The id is not a well-formed activation id (nothing sent).
+            ConflictError: It cannot be finalized: no SMS was billed yet, or it is no
+                longer ``active``.
+            NotFoundError: No such activation on this key.
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`).
+
+        Examples:
+            >>> activation = client.wait_for_sms(activation, timeout=600)
+            >>> client.finalize_activation(activation)
         """
         return self._call(AsyncPlatfone.finalize_activation, activation_id)
 
@@ -379,13 +570,36 @@ class Platfone(Root[AsyncPlatfone]):
         Args:
             page: The page number, from 1.
             limit: Items per page, 1-50.
+
+        Returns:
+            A :class:`Page` of activations (``items``, ``page``, ``pages``, ``total``).
+
+        Raises:
+            InvalidParameterError: ``page`` or ``limit`` out of range (nothing sent).
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`).
+
+        Examples:
+            >>> page = client.get_activation_history(limit=20)
+            >>> [a.activation_id for a in page.items], page.total
         """
         return self._call(AsyncPlatfone.get_activation_history, page=page, limit=limit)
 
     def iter_activation_history(self, *, limit: int = 50) -> Iterator[Activation]:
-        """Every past activation, page after page (``limit`` per request, 1-50).
+        """Every past activation, newest first, page after page (``limit`` per request, 1-50).
 
-        An activation that shifts to the next page while iterating is yielded once.
+        An activation that shifts to the next page while iterating is yielded once. The
+        history allows 6 requests a minute, so a long history takes a while.
+
+        Yields:
+            Each :class:`Activation` once.
+
+        Raises:
+            InvalidParameterError: ``limit`` out of range (nothing sent).
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`).
+
+        Examples:
+            >>> for past in client.iter_activation_history():
+            ...     print(past.activation_id, past.activation_status)
         """
         return self._iterate(AsyncPlatfone.iter_activation_history, limit=limit)
 
@@ -398,9 +612,27 @@ class Platfone(Root[AsyncPlatfone]):
         stops after yielding a state where an SMS has arrived (``smsReceived`` or
         ``retryReceived``), the activation is no longer ``active``, or ``expire_at`` has
         passed (one last poll confirms it). Connection errors, 5xx and rate-limit waits
-        do not end the watch; a permanent error (401, 404) is raised. After
-        ``retry_activation``, a new watch waits for the next SMS. Breaking out of the
-        loop leaves nothing running (``close()`` the iterator to end it at once).
+        do not end the watch; a webhook (``platfone_async.webhooks``) wakes it at once.
+        After ``retry_activation``, a new watch waits for the next SMS. Breaking out of
+        the loop leaves nothing running (``close()`` the iterator to end it at once).
+
+        Args:
+            activation: The activation, or its id.
+            interval: Seconds between polls (10, as the API asks).
+
+        Yields:
+            The current state first, then each state that differs from the last.
+
+        Raises:
+            InvalidParameterError: A bad id or ``interval`` (at the call, nothing sent).
+            NotFoundError: No such activation on this key (a permanent error ends it).
+            AuthenticationError: The key is refused.
+            ResponseDecodeError: Answers carried a code but never decoded again: raised at
+                the end rather than reporting an activation without its SMS.
+
+        Examples:
+            >>> for state in client.watch_activation(activation):
+            ...     print(state.sms_status, state.activation_status)
         """
         return self._iterate(AsyncPlatfone.watch_activation, activation, interval=interval)
 
@@ -414,16 +646,37 @@ class Platfone(Root[AsyncPlatfone]):
     ) -> Activation:
         """Wait until an SMS arrives and return the state that carries it.
 
+        Watches as :meth:`watch_activation` does (a webhook wakes it at once). You hold
+        the number: finalize or cancel it yourself, or use :meth:`activation`, which does.
+
         ``progress=True`` shows the wait on stderr as text (a text stream instead of
         True: there): on a terminal or in Jupyter one line rewritten every second (the
         number, its status, the time left until ``expire_at``, then the code),
         elsewhere a line per change. A callable instead is called with each state seen
         (on the event loop, for the sync client).
 
+        Args:
+            activation: The activation, or its id.
+            timeout: The longest wait in seconds (None: until the activation ends).
+            interval: Seconds between polls (10, as the API asks).
+            progress: Show the wait (True, a text stream) or report each state (a callable).
+
+        Returns:
+            The first state with an SMS (``sms_code``, ``sms_text``).
+
         Raises:
             ActivationEndedError: The activation expired, was cancelled or finalized
                 first (``.activation`` is the last state).
             WaitTimeoutError: ``timeout`` seconds passed first (also a ``TimeoutError``).
+            InvalidParameterError: A bad id, ``timeout`` or ``interval`` (nothing sent).
+            NotFoundError: No such activation on this key.
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`).
+
+        Examples:
+            >>> try:
+            ...     activation = client.wait_for_sms(activation, timeout=600)
+            ... except WaitTimeoutError:
+            ...     client.cancel_activation(activation)
         """
         return self._call(
             AsyncPlatfone.wait_for_sms,
@@ -459,6 +712,32 @@ class Platfone(Root[AsyncPlatfone]):
         It is never silent: while it waits for ``cancelable_after`` it says so at once (a
         warning on the ``platfone_async`` logger, on stderr when logging is not set up),
         and a second Ctrl-C leaves the number to expire and returns at once, saying so.
+
+        Args:
+            service_id: The service to receive an SMS from.
+            country_id: The number's country.
+            max_price: The most to pay for the first order, in USD cents.
+            price_ceiling: The most to pay when prices move (at least ``max_price``).
+            quality_factor: 0 (cheapest) to 100 (best quality).
+            wait_for_slot: Wait for a free slot under the active-activations limit.
+
+        Yields:
+            The :class:`ActivationSession` holding the number.
+
+        Raises:
+            InvalidParameterError: An argument out of range, or ``max_price`` above
+                ``price_ceiling`` (nothing sent).
+            MaxPriceExceededError: The price is above ``max_price`` without a
+                ``price_ceiling``, or above the ceiling.
+            PlatfoneError: Any other error of :meth:`create_activation`, raised before the
+                block runs: no number is held then.
+
+        Examples:
+            >>> with client.activation("telegram", "uk", price_ceiling=200) as session:
+            ...     activation = session.wait_for_sms(timeout=600)
+            ...     print("code:", activation.sms_code)
+            >>> session.outcome
+            <SessionOutcome.FINALIZED: 'finalized'>
         """
         return self._context_as(
             SyncActivationSession,
@@ -472,15 +751,55 @@ class Platfone(Root[AsyncPlatfone]):
         )
 
     def get_price(self, service_id: str, country_id: str) -> PriceInfo:
-        """Price range, quality and stock for one service in one country."""
+        """Price range, quality and stock for one service in one country.
+
+        Args:
+            service_id: The service.
+            country_id: The country.
+
+        Returns:
+            A :class:`PriceInfo`: ``price`` (``min``, ``max``, ``suggested``, in cents),
+            ``quality`` and ``count`` (numbers in stock).
+
+        Raises:
+            InvalidParameterError: A malformed id (nothing sent).
+            NotFoundError: The server knows no such service or country.
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`).
+
+        Examples:
+            >>> info = client.get_price("telegram", "uk")
+            >>> info.price.suggested, info.count
+        """
         return self._call(AsyncPlatfone.get_price, service_id, country_id)
 
     def get_prices_by_country(self, country_id: str | None = None) -> list[CountryPrices]:
-        """The price list by country: every country, or only ``country_id``."""
+        """The price list by country: every country, or only ``country_id``.
+
+        Returns:
+            One :class:`CountryPrices` per country, with the price of each service there.
+
+        Raises:
+            InvalidParameterError: A malformed ``country_id`` (nothing sent).
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`).
+
+        Examples:
+            >>> [uk] = client.get_prices_by_country("uk")
+        """
         return self._call(AsyncPlatfone.get_prices_by_country, country_id)
 
     def get_prices_by_service(self, service_id: str | None = None) -> list[ServicePrices]:
-        """The price list by service: every service, or only ``service_id``."""
+        """The price list by service: every service, or only ``service_id``.
+
+        Returns:
+            One :class:`ServicePrices` per service, with its price in each country.
+
+        Raises:
+            InvalidParameterError: A malformed ``service_id`` (nothing sent).
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`).
+
+        Examples:
+            >>> [telegram] = client.get_prices_by_service("telegram")
+        """
         return self._call(AsyncPlatfone.get_prices_by_service, service_id)
 
     def rank_offers(
@@ -522,15 +841,45 @@ class Platfone(Root[AsyncPlatfone]):
         )
 
     def get_countries(self) -> list[Country]:
-        """Every country numbers can be ordered in (cached; revalidated by ETag)."""
+        """Every country numbers can be ordered in (cached; revalidated by ETag).
+
+        Returns:
+            A :class:`Country` per country (``country_id``, ``name``, dialling codes).
+
+        Raises:
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`).
+
+        Examples:
+            >>> ids = [c.country_id for c in client.get_countries()]
+        """
         return self._call(AsyncPlatfone.get_countries)
 
     def get_services(self) -> list[Service]:
-        """Every service numbers can be ordered for (cached; revalidated by ETag)."""
+        """Every service numbers can be ordered for (cached; revalidated by ETag).
+
+        Returns:
+            A :class:`Service` per service (``prohibited`` ones cannot be ordered).
+
+        Raises:
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`).
+
+        Examples:
+            >>> ids = [s.service_id for s in client.get_services() if not s.prohibited]
+        """
         return self._call(AsyncPlatfone.get_services)
 
     def get_popular_services(self) -> list[Service]:
-        """The most popular services (cached; revalidated by ETag)."""
+        """The most popular services (cached; revalidated by ETag).
+
+        Returns:
+            A :class:`Service` per popular service.
+
+        Raises:
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`).
+
+        Examples:
+            >>> popular = client.get_popular_services()
+        """
         return self._call(AsyncPlatfone.get_popular_services)
 
     def find_service(self, query: str, *, limit: int = 5) -> list[CatalogMatch[Service]]:
@@ -542,6 +891,18 @@ class Platfone(Root[AsyncPlatfone]):
         the catalog repeats a name); otherwise up to ``limit`` close matches (names that
         start with it, contain it or look like it), or none. Prohibited services are
         never offered.
+
+        Returns:
+            :class:`CatalogMatch` es (``item``, ``exact``, ``score``), best first; empty
+            when nothing is close.
+
+        Raises:
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`), reading the catalog.
+
+        Examples:
+            >>> [match] = client.find_service("WhatsApp")
+            >>> match.item.service_id, match.exact
+            ('whatsapp', True)
         """
         return self._call(AsyncPlatfone.find_service, query, limit=limit)
 
@@ -551,15 +912,50 @@ class Platfone(Root[AsyncPlatfone]):
         As :meth:`find_service`: an id (``"uk"``), a name (``"United Kingdom"``), an
         ``alt_name`` or a part of a name, without case, accents or punctuation; exact
         matches alone, else up to ``limit`` close ones, or none.
+
+        Returns:
+            :class:`CatalogMatch` es (``item``, ``exact``, ``score``), best first.
+
+        Raises:
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`), reading the catalog.
+
+        Examples:
+            >>> [match] = client.find_country("united kingdom")
+            >>> match.item.country_id
+            'uk'
         """
         return self._call(AsyncPlatfone.find_country, query, limit=limit)
 
     def get_balance(self) -> Balance:
-        """The account balance in USD cents (``available`` = total - reserved)."""
+        """The account balance in USD cents (``available`` = total - reserved).
+
+        Returns:
+            A :class:`Balance`: ``total``, ``reserved`` (held for active numbers) and
+            ``available``.
+
+        Raises:
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`).
+
+        Examples:
+            >>> balance = client.get_balance()
+            >>> print(f"{balance.available / 100:.2f} USD available")
+        """
         return self._call(AsyncPlatfone.get_balance)
 
     def get_report_reasons(self, activation_id: str | Activation) -> list[ReportReason]:
-        """The reasons a report may be filed for, given the activation's current state."""
+        """The reasons a report may be filed for, given the activation's current state.
+
+        Returns:
+            A :class:`ReportReason` per reason; pass its id to :meth:`create_report`.
+
+        Raises:
+            InvalidParameterError: A malformed activation id (nothing sent).
+            NotFoundError: No such activation on this key.
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`).
+
+        Examples:
+            >>> reasons = client.get_report_reasons(activation)
+        """
         return self._call(AsyncPlatfone.get_report_reasons, activation_id)
 
     def create_report(
@@ -572,6 +968,9 @@ class Platfone(Root[AsyncPlatfone]):
     ) -> ReportResult:
         """Report a problem with an activation (one report per activation).
 
+        Sent as ``multipart/form-data``, once (a report is never resent). A declined
+        report carries a ``decline_id``; an approved one refunds the price.
+
         Args:
             activation_id: The activation (or its id).
             reason_id: One of :meth:`get_report_reasons`' ids (>= 1).
@@ -579,7 +978,20 @@ class Platfone(Root[AsyncPlatfone]):
             evidence: A jpg, png, webp, zip, pdf or mp4 file of at most 5 MB: its bytes,
                 a path, or a file opened in binary mode.
 
-        Sent as ``multipart/form-data``. A declined report carries a ``decline_id``.
+        Returns:
+            A :class:`ReportResult`: the report's status.
+
+        Raises:
+            InvalidParameterError: A bad id, reason, message or evidence file (nothing
+                sent).
+            ReportDeadlinePassedError: It is too late to report this activation.
+            ConflictError: The activation cannot be reported (already reported, say).
+            NotFoundError: No such activation on this key.
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`).
+
+        Examples:
+            >>> [reason, *_] = client.get_report_reasons(activation)
+            >>> result = client.create_report(activation, reason.reason_id, evidence="a.png")
         """
         return self._call(
             AsyncPlatfone.create_report,
@@ -590,13 +1002,50 @@ class Platfone(Root[AsyncPlatfone]):
         )
 
     def get_report(self, activation_id: str | Activation) -> Report:
-        """The report filed for an activation."""
+        """The report filed for an activation.
+
+        Returns:
+            The :class:`Report`: its reason, message, dates, and the activation (whose
+            ``report_status`` says where the report stands).
+
+        Raises:
+            InvalidParameterError: A malformed activation id (nothing sent).
+            NotFoundError: No such activation, or no report for it.
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`).
+
+        Examples:
+            >>> report = client.get_report(activation)
+            >>> report.activation.report_status
+        """
         return self._call(AsyncPlatfone.get_report, activation_id)
 
     def get_reports(self, *, page: int = 1, limit: int = 10) -> Page[Report]:
-        """One page of the account's reports (``limit`` 1-100)."""
+        """One page of the account's reports (``limit`` 1-100).
+
+        Returns:
+            A :class:`Page` of :class:`Report` s.
+
+        Raises:
+            InvalidParameterError: ``page`` or ``limit`` out of range (nothing sent).
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`).
+
+        Examples:
+            >>> page = client.get_reports(limit=50)
+        """
         return self._call(AsyncPlatfone.get_reports, page=page, limit=limit)
 
     def iter_reports(self, *, limit: int = 100) -> Iterator[Report]:
-        """Every report, page after page (``limit`` per request, 1-100)."""
+        """Every report, page after page (``limit`` per request, 1-100).
+
+        Yields:
+            Each :class:`Report` once.
+
+        Raises:
+            InvalidParameterError: ``limit`` out of range (nothing sent).
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`).
+
+        Examples:
+            >>> for report in client.iter_reports():
+            ...     print(report.activation.activation_id, report.reason_name)
+        """
         return self._iterate(AsyncPlatfone.iter_reports, limit=limit)
