@@ -126,7 +126,11 @@ def serve_command(args: argparse.Namespace) -> int:
     try:
         import uvicorn
     except ImportError:
-        print("serving needs uvicorn: pip install 'platfone-async[emulator]'", file=sys.stderr)
+        print(
+            "serving needs uvicorn: pip install 'platfone-async[emulator]' "
+            "(from a checkout: pip install -e '.[emulator]')",
+            file=sys.stderr,
+        )
         return 1
     problem = _check(args)
     if problem is not None:
