@@ -864,11 +864,11 @@ class AsyncPlatfone:
 
         Raises:
             InvalidParameterError: A bad id, ``prefer`` or ``price_ceiling`` (nothing sent).
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`).
 
-        Example::
-
-            offers = await client.rank_offers("telegram", ["uk", "de", "fr"], price_ceiling=150)
-            best = offers[0]  # e.g. Offer(country_id='de', price=120, quality=0.82, ...)
+        Examples:
+            >>> offers = await client.rank_offers("telegram", ["uk", "de"], price_ceiling=150)
+            >>> best = offers[0]  # e.g. Offer(country_id='de', price=120, quality=0.82, ...)
         """
         from ._offers import check_choice, check_country_ids, rank
 

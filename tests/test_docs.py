@@ -49,3 +49,15 @@ def test_getting_started_gives_the_same_two_commands() -> None:
     page = (ROOT / "docs" / "getting-started.md").read_text(encoding="utf-8")
     for command in console_commands(README)[:2]:
         assert command in page
+
+
+def test_the_api_reference_documents_every_public_name() -> None:
+    """Each name in ``platfone_async.__all__`` has its entry in docs/reference/."""
+    import platfone_async
+
+    reference = "".join(
+        page.read_text(encoding="utf-8") for page in (ROOT / "docs" / "reference").glob("*.md")
+    )
+    documented = set(re.findall(r"^::: platfone_async\.(\w+)$", reference, flags=re.M))
+    constants = {"__version__", "PRODUCTION_URL", "SANDBOX_URL"}
+    assert set() == set(platfone_async.__all__) - constants - documented

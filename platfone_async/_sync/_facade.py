@@ -826,11 +826,11 @@ class Platfone(Root[AsyncPlatfone]):
 
         Raises:
             InvalidParameterError: A bad id, ``prefer`` or ``price_ceiling`` (nothing sent).
+            PlatfoneError: As every call (see :class:`AsyncPlatfone`).
 
-        Example::
-
-            offers = client.rank_offers("telegram", ["uk", "de", "fr"], price_ceiling=150)
-            best = offers[0]  # e.g. Offer(country_id='de', price=120, quality=0.82, ...)
+        Examples:
+            >>> offers = client.rank_offers("telegram", ["uk", "de"], price_ceiling=150)
+            >>> best = offers[0]  # e.g. Offer(country_id='de', price=120, quality=0.82, ...)
         """
         return self._call(
             AsyncPlatfone.rank_offers,
