@@ -7,6 +7,10 @@ request within the API's per-minute limits and at most 20 numbers active at a ti
 account's limit), so more tasks than that simply wait for a free slot. With
 ``PLATFONE_API_KEY`` set this orders N (20) real numbers; otherwise it runs against the
 embedded emulator, where SMS come for about 3 in 4 numbers.
+
+On a fresh key, expect WARNINGs from the tenth order on: the client guards the success
+rate below which Platfone blocks an account for 24 h, and counts an order still waiting
+for its SMS as a miss (``success_rate_guard="raise"`` would stop ordering instead).
 """
 
 from __future__ import annotations
