@@ -439,8 +439,8 @@ class Platfone(Root[AsyncPlatfone]):
             InvalidParameterError: An argument outside its documented range (nothing sent).
             MaxPriceExceededError: The price is above ``max_price``: order again at its
                 ``suggested_price`` with its ``order_id`` to continue the same order.
-            NotFoundError: ``order_id`` is unknown or stale (order without it), or the
-                server knows no such service or country.
+            NotFoundError: ``order_id`` is unknown or stale: order without it.
+            BadRequestError: The server knows no such service or country.
             NoNumbersAvailableError: No number for this service and country right now.
             InsufficientBalanceError: The available balance does not cover the price.
             ActiveActivationsLimitError: Every slot is taken and ``wait_for_slot`` is
