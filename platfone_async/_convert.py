@@ -1,7 +1,7 @@
 """The one cattrs converter: JSON <-> models.
 
 - Unix timestamps <-> aware UTC datetimes.
-- A status value the enum does not know is kept as the plain string (logged once).
+- A status value the enum does not know is kept as a pseudo-member of it (logged once).
 - Unknown fields are ignored; ``null`` is accepted where the model allows ``None``.
 - Types are checked rather than coerced: a dict where a string belongs is an error,
   not ``"{...}"``. Numbers sent as strings (and string ids sent as numbers) are accepted.
@@ -13,18 +13,17 @@ JSON path of the first bad field, and any SMS code the body carried (never lost)
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import functools
 import logging
 import math
-import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import cattrs
 from cattrs.errors import IterableValidationNote
 
+from ._enums import OpenStrEnum
 from ._errors import ResponseDecodeError
 
 if typing.TYPE_CHECKING:
@@ -131,38 +130,14 @@ def _is_list(type_: Any) -> bool:
     return typing.get_origin(type_) is list
 
 
-def _enum_in_union(type_: Any) -> tuple[type[enum.Enum], bool] | None:
-    """``E | str`` or ``E | str | None`` -> (E, allows_none); anything else -> None."""
-    if typing.get_origin(type_) not in (typing.Union, types.UnionType):
-        return None
-    args = typing.get_args(type_)
-    enums = [a for a in args if isinstance(a, type) and issubclass(a, enum.Enum)]
-    rest = {a for a in args if a not in enums}
-    if len(enums) != 1 or not ({str} <= rest <= {str, type(None)}):
-        return None
-    return enums[0], type(None) in rest
-
-
-def _tolerant_enum(type_: Any) -> Callable[[object, object], object]:
-    found = _enum_in_union(type_)
-    assert found is not None
-    enum_cls, allows_none = found
-    members: Mapping[object, enum.Enum] = {m.value: m for m in enum_cls}
-
-    def structure(value: object, _: object) -> object:
-        if value is None and allows_none:
-            return None
-        if not isinstance(value, str):
-            _fail("a string", value)
-        member = members.get(value)
-        if member is not None:
-            return member
-        if (enum_cls.__name__, value) not in _unknown_seen:
-            _unknown_seen.add((enum_cls.__name__, value))
-            logger.info("unknown %s value %r kept as a plain string", enum_cls.__name__, value)
-        return value
-
-    return structure
+def _structure_open_enum(value: object, type_: type[OpenStrEnum]) -> OpenStrEnum:
+    if not isinstance(value, str):
+        _fail("a string", value)
+    member = type_(value)
+    if not member.is_known and (type_.__name__, value) not in _unknown_seen:
+        _unknown_seen.add((type_.__name__, value))
+        logger.info("unknown %s value %r kept", type_.__name__, value)
+    return member
 
 
 @functools.cache
@@ -175,7 +150,7 @@ def converter() -> cattrs.Converter:
     made.register_structure_hook(bool, _structure_bool)
     made.register_structure_hook(dt.datetime, _structure_datetime)
     made.register_unstructure_hook(dt.datetime, _unstructure_datetime)
-    made.register_structure_hook_factory(lambda t: _enum_in_union(t) is not None, _tolerant_enum)
+    made.register_structure_hook(OpenStrEnum, _structure_open_enum)  # and its subclasses
     made.register_structure_hook_factory(_is_list, _structure_list)
     return made
 

@@ -1,7 +1,7 @@
 """The API's objects, as frozen attrs classes whose fields mirror the JSON names.
 
 Timestamps are aware UTC datetimes, prices integer USD cents. Status fields hold the
-enum member, or the plain string when the API sends a value the enum does not know yet.
+enum member; a value the enum does not know yet is kept as a pseudo-member of it.
 
 Here is the object every flow needs, the activation. The others are modules of their
 own, loaded when first used: the catalog and price lists (``_catalog``), reports
@@ -15,12 +15,53 @@ string annotations could no longer be resolved by cattrs.
 """
 
 import datetime as dt
+import enum
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
 from .._enums import ActivationStatus, BillingStatus, ReportStatus, SmsStatus
 
-__all__ = ["Activation", "publish"]
+__all__ = ["Activation", "ApiModel", "api_json", "publish"]
+
+
+def api_json(value: object) -> Any:
+    """``value`` as the API's JSON: its field names, timestamps as Unix seconds, statuses
+    as their strings, prices in cents (as they are); ``NaN`` and infinities as null."""
+    if attrs.has(type(value)):
+        fields = attrs.fields(type(value))  # type: ignore[arg-type]
+        return {f.name: api_json(getattr(value, f.name)) for f in fields}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.datetime):
+        return int(value.timestamp())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): api_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [api_json(v) for v in value]
+    return value
+
+
+class ApiModel:
+    """What every public model offers: itself as the API's JSON."""
+
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """This object as the API sends it: the same field names, timestamps as Unix
+        seconds, statuses as their strings, prices in cents. The SDK decodes it back to
+        an equal object."""
+        result: dict[str, Any] = api_json(self)
+        return result
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """:meth:`to_dict` as a JSON string (``indent``: as ``json.dumps``)."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
 
 def publish(*classes: type) -> None:
@@ -34,7 +75,7 @@ _SMS_ARRIVED = frozenset({SmsStatus.SMS_RECEIVED, SmsStatus.RETRY_RECEIVED})
 
 
 @attrs.frozen
-class Activation:
+class Activation(ApiModel):
     """One rented number and what it has received."""
 
     activation_id: str
@@ -42,13 +83,13 @@ class Activation:
     country_id: str
     service_id: str
     price: int
-    sms_status: SmsStatus | str
-    activation_status: ActivationStatus | str
-    billing_status: BillingStatus | str
+    sms_status: SmsStatus
+    activation_status: ActivationStatus
+    billing_status: BillingStatus
     expire_at: dt.datetime
     created_at: dt.datetime
     updated_at: dt.datetime
-    report_status: ReportStatus | str | None = None
+    report_status: ReportStatus | None = None
     sms_code: str | None = None
     sms_text: str | None = None
     is_retriable: bool = False

@@ -6,13 +6,13 @@ the same reason as there.
 
 import attrs
 
-from . import publish
+from . import ApiModel, publish
 
 __all__ = ["Balance"]
 
 
 @attrs.frozen
-class Balance:
+class Balance(ApiModel):
     """The account balance in USD cents."""
 
     total: int

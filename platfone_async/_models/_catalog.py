@@ -6,7 +6,7 @@ the same reason as there.
 
 import attrs
 
-from . import publish
+from . import ApiModel, publish
 
 __all__ = [
     "Country",
@@ -22,7 +22,7 @@ __all__ = [
 
 
 @attrs.frozen
-class Price:
+class Price(ApiModel):
     """A price range in USD cents."""
 
     min: int
@@ -31,14 +31,14 @@ class Price:
 
 
 @attrs.frozen
-class Quality:
+class Quality(ApiModel):
     """The supplier quality behind an offer."""
 
     avg: float
 
 
 @attrs.frozen
-class PriceInfo:
+class PriceInfo(ApiModel):
     """Price and stock for one service in one country."""
 
     price: Price
@@ -47,7 +47,7 @@ class PriceInfo:
 
 
 @attrs.frozen
-class ServicePrice:
+class ServicePrice(ApiModel):
     """A service's price and stock, inside a country's price list."""
 
     service_id: str
@@ -57,7 +57,7 @@ class ServicePrice:
 
 
 @attrs.frozen
-class CountryPrices:
+class CountryPrices(ApiModel):
     """One country and the prices of the services available there."""
 
     country_id: str
@@ -65,7 +65,7 @@ class CountryPrices:
 
 
 @attrs.frozen
-class CountryPrice:
+class CountryPrice(ApiModel):
     """A country's price and stock, inside a service's price list."""
 
     country_id: str
@@ -75,7 +75,7 @@ class CountryPrice:
 
 
 @attrs.frozen
-class ServicePrices:
+class ServicePrices(ApiModel):
     """One service and its prices in each country where it is available."""
 
     service_id: str
@@ -83,7 +83,7 @@ class ServicePrices:
 
 
 @attrs.frozen
-class Country:
+class Country(ApiModel):
     """A country numbers can be ordered in (``_v`` suffix: virtual numbers only)."""
 
     country_id: str
@@ -93,7 +93,7 @@ class Country:
 
 
 @attrs.frozen
-class Service:
+class Service(ApiModel):
     """A service numbers can be ordered for (``other`` for anything not listed)."""
 
     service_id: str

@@ -8,7 +8,7 @@ from typing import Generic, TypeVar
 
 import attrs
 
-from . import publish
+from . import ApiModel, publish
 
 __all__ = ["Page"]
 
@@ -16,7 +16,7 @@ T = TypeVar("T")
 
 
 @attrs.frozen
-class Page(Generic[T]):
+class Page(ApiModel, Generic[T]):
     """One page of a paginated list."""
 
     items: list[T]

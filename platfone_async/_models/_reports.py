@@ -9,13 +9,13 @@ import datetime as dt
 import attrs
 
 from .._enums import ReportResultStatus
-from . import Activation, publish
+from . import Activation, ApiModel, publish
 
 __all__ = ["Report", "ReportReason", "ReportResult"]
 
 
 @attrs.frozen
-class ReportReason:
+class ReportReason(ApiModel):
     """A reason a report may be filed for, given the activation's state."""
 
     reason_id: int
@@ -24,15 +24,15 @@ class ReportReason:
 
 
 @attrs.frozen
-class ReportResult:
+class ReportResult(ApiModel):
     """The answer to ``create_report``: accepted, or declined with a ``decline_id``."""
 
-    status: ReportResultStatus | str
+    status: ReportResultStatus
     decline_id: int | None = None
 
 
 @attrs.frozen
-class Report:
+class Report(ApiModel):
     """A report filed for an activation, with the activation as it is now."""
 
     reason_id: int

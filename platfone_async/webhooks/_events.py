@@ -45,7 +45,7 @@ class ReportUpdate:
     """
 
     activation_id: str
-    report_status: ReportStatus | str | None
+    report_status: ReportStatus | None
     decline_id: int | None = None
     activation: Activation | None = None
 

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from typing import Any
 
 import platfone_async
 from platfone_async import (
     Activation,
     ActivationEndedError,
+    ActivationStatus,
     AsyncPlatfone,
     Balance,
+    BillingStatus,
     CatalogMatch,
     Clock,
     Country,
@@ -22,8 +25,10 @@ from platfone_async import (
     Platfone,
     RateLimit,
     RedisBackend,
+    ReportStatus,
     Service,
     SessionOutcome,
+    SmsStatus,
 )
 from platfone_async.testing import PlatfoneEmulator, VirtualClock
 from platfone_async.webhooks import ActivationUpdated, WebhookHandler
@@ -61,6 +66,22 @@ async def async_user(client: AsyncPlatfone) -> None:
     seen: list[Activation] = []
     await client.wait_for_sms(activation, progress=seen.append)
     del available, expires, code, done, page, got, outcome, services, countries
+
+
+def models_user(activation: Activation, balance: Balance) -> None:
+    # Status fields are their enums (an unknown value is a pseudo-member, not a str), so
+    # these lines fail to type-check if a field is widened back to ``SmsStatus | str``.
+    sms: SmsStatus = activation.sms_status
+    state: ActivationStatus = activation.activation_status
+    billing: BillingStatus = activation.billing_status
+    report: ReportStatus | None = activation.report_status
+    known: bool = sms.is_known
+    if activation.sms_status is SmsStatus.SMS_RECEIVED:
+        code: str | None = activation.sms_code
+        del code
+    as_api: dict[str, Any] = activation.to_dict()
+    text: str = balance.to_json(indent=2)
+    del sms, state, billing, report, known, as_api, text
 
 
 def sync_user() -> None:
