@@ -155,6 +155,22 @@ class AsyncPlatfone:
         >>> client = AsyncPlatfone(sandbox=True, timeout=10, max_retries=5)
     """
 
+    @staticmethod
+    def _resolve_api_key(api_key: str | None) -> str:
+        """``api_key``, else ``$PLATFONE_API_KEY``; raises when neither gives a usable key.
+
+        The sync ``Platfone`` calls it before it starts its loop, so both clients fail at
+        construction alike.
+        """
+        key = api_key if api_key is not None else os.environ.get("PLATFONE_API_KEY")
+        if not key:
+            raise InvalidParameterError(
+                "api_key", "pass api_key=... or set the PLATFONE_API_KEY environment variable", None
+            )
+        if not isinstance(key, str) or any(c in key for c in "\r\n"):
+            raise InvalidParameterError("api_key", "must be a single-line string", "<hidden>")
+        return key
+
     def __init__(
         self,
         api_key: str | None = None,
@@ -176,13 +192,7 @@ class AsyncPlatfone:
         proxy: str | httpx.Proxy | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("PLATFONE_API_KEY")
-        if not key:
-            raise InvalidParameterError(
-                "api_key", "pass api_key=... or set the PLATFONE_API_KEY environment variable", None
-            )
-        if not isinstance(key, str) or any(c in key for c in "\r\n"):
-            raise InvalidParameterError("api_key", "must be a single-line string", "<hidden>")
+        key = self._resolve_api_key(api_key)
         policy = client_policy(max_retries, rate_limit_wait, retry_policy)
         if proxy is not None and http_client is not None:
             raise InvalidParameterError(

@@ -27,6 +27,9 @@ Mapping rules, for each public member of the async class (in source order):
 - an ``@asynccontextmanager`` method, or one annotated to return
   ``AbstractAsyncContextManager[T]`` -> a method returning ``AbstractContextManager[T]``
   (entered and exited in one task on the loop);
+- the constructor -> one that builds the async object on the loop at first use; when
+  the async class has a ``_resolve_api_key`` static method, the sync one calls it first,
+  so a missing key fails at construction, not at the first call;
 - a plain method -> a blocking method that runs on the loop; a property or an annotated
   attribute -> a read-only property.
 
@@ -76,6 +79,8 @@ __all__ = ["CodegenError", "main", "render"]
 OUTPUT = FORMAT_AS = Path(__file__).with_name("_facade.py")
 OUTPUT_MODULE = "platfone_async._sync._facade"
 COMMAND = "python -m platfone_async._sync._codegen"
+#: A static method of the async root class that the sync constructor calls first.
+EARLY_CHECK = "_resolve_api_key"
 
 
 @dataclass
@@ -282,8 +287,11 @@ def _class(cls: type, ctx: _Context, root: bool) -> str:
             signature, forward = _parameters(function_node(init), ctx, namespace)
         else:
             signature, forward = "self", ""
+        early = ""
+        if callable(vars(cls).get(EARLY_CHECK)) and "api_key" in forward:
+            early = f"        api_key = {cls.__name__}.{EARLY_CHECK}(api_key)\n"
         out.append(
-            f"    def __init__({signature}) -> None:\n"
+            f"    def __init__({signature}) -> None:\n{early}"
             f"        super().__init__(lambda: {cls.__name__}({forward}), {aclose})\n\n"
         )
     else:

@@ -273,6 +273,7 @@ class Platfone(Root[AsyncPlatfone]):
         proxy: str | httpx.Proxy | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        api_key = AsyncPlatfone._resolve_api_key(api_key)
         super().__init__(
             lambda: AsyncPlatfone(
                 api_key,

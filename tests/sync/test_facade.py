@@ -85,11 +85,34 @@ def test_repr_never_shows_the_api_key(emulator: PlatfoneEmulator) -> None:
     assert not any(emulator.api_key in text for text in reprs)
 
 
-def test_a_missing_key_is_reported_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The constructor's own error surfaces on the first call, and no thread is left."""
+def test_a_missing_key_fails_at_construction(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No key and no ``PLATFONE_API_KEY``: ``Platfone()`` raises as ``AsyncPlatfone()`` does,
+    and starts no thread."""
     monkeypatch.delenv("PLATFONE_API_KEY", raising=False)
-    client = Platfone()
-    with pytest.raises(InvalidParameterError, match="api_key"):
+    with pytest.raises(InvalidParameterError, match="PLATFONE_API_KEY"):
+        Platfone()
+    with pytest.raises(InvalidParameterError, match="single-line"):
+        Platfone("key\nInjected: header")
+    assert [] == _loop_threads()
+
+
+def test_the_key_is_read_from_the_environment_at_construction(
+    monkeypatch: pytest.MonkeyPatch, emulator: PlatfoneEmulator
+) -> None:
+    """``PLATFONE_API_KEY`` is read when the client is built; unsetting it later changes
+    nothing."""
+    monkeypatch.setenv("PLATFONE_API_KEY", emulator.api_key)
+    client = Platfone(base_url=emulator.base_url, http_client=emulator.http_client())
+    monkeypatch.delenv("PLATFONE_API_KEY")
+    with client:
+        assert client.get_balance().total > 0
+
+
+def test_another_constructor_error_is_reported_on_first_use() -> None:
+    """An argument the async constructor rejects surfaces on the first call, and no thread
+    is left."""
+    client = Platfone("key", max_active_activations=0)
+    with pytest.raises(InvalidParameterError, match="max_active_activations"):
         client.get_balance()
     assert [] == _loop_threads()
 
