@@ -314,6 +314,6 @@ class ActivationSlots:
                     queue.abandon(waiter)
                 self._dispatch()
             raise
-        if logger.isEnabledFor(10):
+        if logger.isEnabledFor(20):  # INFO
             waited = clock.monotonic() - start
-            logger.debug("activation slots: waited %.3f s for a slot", waited)
+            logger.info("activation slots: waited %.3f s for a free slot", waited)

@@ -285,16 +285,20 @@ async def test_interrupt_makes_every_waiter_raise() -> None:
     assert (["blocked"] * 3, 0) == (raised, slots.state().waiters)
 
 
-async def test_waiting_for_a_slot_logs_how_long_at_debug(caplog: pytest.LogCaptureFixture) -> None:
-    """An order that waited for a slot says so at DEBUG."""
+async def test_waiting_for_a_slot_logs_how_long_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    """An order that waited for a free slot says so, and for how long, at INFO (what
+    ``PLATFONE_LOG=info`` shows); one that did not wait logs nothing."""
     clock = VirtualClock(start=START)
     slots = ActivationSlots(1, clock=clock, expiry_grace=0.0)
+    caplog.set_level(logging.INFO, logger="platfone_async")
     (await slots.acquire()).bind("a1", START + 90)
-    caplog.set_level(logging.DEBUG, logger="platfone_async")
     async with clock.autojump():
         await slots.acquire()
-    messages = [r.getMessage() for r in caplog.records if r.name == "platfone_async"]
-    assert ["activation slots: waited 90.000 s for a slot"] == messages
+    records = [r for r in caplog.records if r.name == "platfone_async"]
+    assert ["activation slots: waited 90.000 s for a free slot"] == [
+        r.getMessage() for r in records
+    ]
+    assert [logging.INFO] == [r.levelno for r in records]
 
 
 _step = st.one_of(
