@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 import anyio
 import attrs
+import httpx
 
 from platfone_async import (
     ActivationEndedError,
@@ -43,6 +44,30 @@ EXIT_OK, EXIT_API_ERROR, EXIT_USAGE, EXIT_NO_SMS, EXIT_INTERRUPTED = 0, 1, 2, 3,
 _NO_CLIENT = {"demo", "emulator"}
 
 
+#: The header in which a server may advertise how often to poll an activation (the
+#: emulator does; the real API does not, and then a wait polls every 10 s as it asks).
+POLL_HINT_HEADER = "x-poll-interval"
+DEFAULT_INTERVAL = 10.0
+
+
+@attrs.define
+class PollHint:
+    """The poll interval the server last advertised, if any (seen by an httpx hook)."""
+
+    seconds: float | None = None
+
+    async def observe(self, response: httpx.Response) -> None:
+        text = response.headers.get(POLL_HINT_HEADER)
+        if text is None:
+            return
+        try:
+            value = float(text)
+        except ValueError:
+            return
+        if 0.1 <= value <= 60.0:  # anything else is not a hint worth following
+            self.seconds = value
+
+
 @attrs.define
 class Context:
     """What a subcommand needs: its arguments, the client, the output, the clock."""
@@ -51,9 +76,16 @@ class Context:
     client: AsyncPlatfone
     out: Output
     clock: Clock
+    hint: PollHint = attrs.Factory(PollHint)
 
     def now(self) -> float:
         return self.clock.time()
+
+    def interval(self) -> float:
+        """Seconds between polls: ``--interval``, else the server's hint, else 10."""
+        if self.args.interval is not None:
+            return float(self.args.interval)
+        return self.hint.seconds or DEFAULT_INTERVAL
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,9 +141,10 @@ async def _run_command(args: Any, out: Output, client_options: dict[str, Any]) -
     try:
         if not out.json:
             out.console()  # fail early (exit 2) when the cli extra is missing
-        async with _client(args, base_url, client_options) as client:
+        hint = PollHint()
+        async with _client(args, base_url, client_options, hint) as client:
             clock = client_options.get("clock") or SystemClock()
-            return await handler(Context(args, client, out, clock))
+            return await handler(Context(args, client, out, clock, hint))
     except (UsageError, MissingExtraError, InvalidParameterError) as error:
         out.note(f"platfone {args.command}: {error}")
         return EXIT_USAGE
@@ -133,13 +166,21 @@ async def _run_command(args: Any, out: Output, client_options: dict[str, Any]) -
 
 @contextlib.asynccontextmanager
 async def _client(
-    args: Any, base_url: str | None, client_options: dict[str, Any]
+    args: Any, base_url: str | None, client_options: dict[str, Any], hint: PollHint
 ) -> AsyncIterator[AsyncPlatfone]:
+    """The client, its httpx client watching for a poll hint (one of its own, as the SDK
+    would make, or the one given, its hook removed afterwards)."""
     options = {"timeout": args.request_timeout, **client_options}
-    async with AsyncPlatfone(
-        args.api_key, sandbox=args.sandbox, base_url=base_url, **options
-    ) as client:
-        yield client
+    async with contextlib.AsyncExitStack() as stack:
+        http = options.get("http_client")
+        if http is None:
+            http = options["http_client"] = await stack.enter_async_context(httpx.AsyncClient())
+        hooks = http.event_hooks["response"]
+        hooks.append(hint.observe)
+        stack.callback(hooks.remove, hint.observe)
+        client = AsyncPlatfone(args.api_key, sandbox=args.sandbox, base_url=base_url, **options)
+        async with client:
+            yield client
 
 
 async def _run_demo(out: Output, sms_delay: float) -> int:

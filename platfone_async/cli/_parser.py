@@ -226,9 +226,9 @@ def _wait_timeout(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--interval",
         type=float,
-        default=10.0,
         metavar="S",
-        help="seconds between polls (10, as the API asks; less for the emulator)",
+        help="seconds between polls (default: 10, as the API asks, or what the server"
+        " advertises: the emulator, 1)",
     )
     parser.add_argument(
         "--timeout",

@@ -163,7 +163,7 @@ async def _order_and_wait(ctx: Context, service_id: str, country_id: str) -> int
             if not ctx.out.json:
                 show_activation(ctx, session.activation, "Ordered")
             state = await session.wait_for_sms(
-                timeout=args.wait_timeout, interval=args.interval, progress=states.progress()
+                timeout=args.wait_timeout, interval=ctx.interval(), progress=states.progress()
             )
             states.code(state)
     except Exception:
@@ -195,7 +195,7 @@ async def wait(ctx: Context) -> int:
         state = await ctx.client.wait_for_sms(
             activation,
             timeout=args.wait_timeout,
-            interval=args.interval,
+            interval=ctx.interval(),
             progress=states.progress(),
         )
     except (WaitTimeoutError, ActivationEndedError) as error:

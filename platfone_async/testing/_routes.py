@@ -15,6 +15,14 @@ from ._wire import WireError, bad_request, not_found
 
 __all__ = ["ROUTES", "Handlers", "match_route"]
 
+#: Not in the reference: the emulator's answers about an activation advertise how often
+#: it is worth polling (``platfone order --wait`` follows it; the real API sends no such
+#: header, and the command then polls every 10 s as the API asks). Its SMS come seconds
+#: after an order, not minutes.
+POLL_HINT_HEADER = "x-poll-interval"
+POLL_HINT_SECONDS = 1.0
+POLL_HINT_HEADERS = {POLL_HINT_HEADER: f"{POLL_HINT_SECONDS:g}"}
+
 _ID = r"(?P<activation_id>[^/]+)"
 # (method, path under /api/v1, route name); the names are the SDK's method names.
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -132,10 +140,12 @@ class Handlers:
             quality_factor=None if quality is None else float(quality),
             now=now,
         )
-        return Response.json(activation.to_json())
+        return Response.json(activation.to_json(), headers=POLL_HINT_HEADERS)
 
     def get_activation(self, account: Account, request: Request, now: float) -> Response:
-        return Response.json(self._activation(account, request).to_json())
+        return Response.json(
+            self._activation(account, request).to_json(), headers=POLL_HINT_HEADERS
+        )
 
     def retry_activation(self, account: Account, request: Request, now: float) -> Response:
         self.ledger.retry(self._activation(account, request), now)
