@@ -25,8 +25,10 @@ async def _order_wait(
     started = clock.time()
     async with clock.autojump():
         code = await amain(
-            ["--base-url", emulator.base_url, "--api-key", emulator.api_key]
-            + ["order", "telegram", "uk", "--wait", "--json", *extra],
+            [
+                *("--base-url", emulator.base_url, "--api-key", emulator.api_key),
+                *("order", "telegram", "uk", "--wait", "--json", *extra),
+            ],
             stdout=io.StringIO(),
             stderr=io.StringIO(),
             http_client=emulator.http_client(event_hooks=hooks),
