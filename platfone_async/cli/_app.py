@@ -8,6 +8,7 @@ to an exit code (0 ok, 1 an API error, 2 usage, 3 no SMS in time, 130 interrupte
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import runpy
@@ -25,6 +26,7 @@ from platfone_async import (
     APIConnectionError,
     APIError,
     AsyncPlatfone,
+    AuthenticationError,
     Clock,
     InvalidParameterError,
     PlatfoneError,
@@ -34,7 +36,7 @@ from platfone_async import (
 
 from . import _commands
 from ._output import MissingExtraError, Output
-from ._parser import build_parser
+from ._parser import build_parser, version_line
 from ._resolve import UsageError
 
 __all__ = ["EXIT_API_ERROR", "EXIT_INTERRUPTED", "EXIT_NO_SMS", "EXIT_USAGE", "amain", "main"]
@@ -95,6 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(SystemExit):  # amain reports usage errors
             args, extra = build_parser().parse_known_args(arguments)
             if args.command == "emulator":
+                if not _importable("uvicorn"):
+                    missing = MissingExtraError("serving the emulator", "emulator")
+                    color = not args.no_color and not os.environ.get("NO_COLOR")
+                    out = Output(json_mode=False, color=color)
+                    return _fail(out, args, str(missing), EXIT_USAGE)
                 return _serve_emulator(extra)
     try:
         return anyio.run(partial(amain, arguments))
@@ -114,15 +121,18 @@ async def amain(
     try:
         args, extra = parser.parse_known_args(list(argv))
         if extra and args.command != "emulator":
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            parser.unrecognized(args.command, extra)
     except SystemExit as exit_:  # --help (0) or a usage error (2), already printed
         return int(exit_.code or 0)
     out = Output(
         json_mode=bool(getattr(args, "json", False)),
-        color=not args.no_color and "NO_COLOR" not in os.environ,
+        color=not args.no_color and not os.environ.get("NO_COLOR"),
         stdout=stdout,
         stderr=stderr,
     )
+    if args.version:
+        out.line(version_line())
+        return EXIT_OK
     if args.command is None:
         parser.print_help(out.stdout)
         return EXIT_USAGE
@@ -139,29 +149,61 @@ async def _run_command(args: Any, out: Output, client_options: dict[str, Any]) -
     handler: Callable[[Context], Awaitable[int]] = _commands.HANDLERS[args.command]
     base_url = args.base_url or os.environ.get("PLATFONE_BASE_URL") or None
     try:
-        if not out.json:
-            out.console()  # fail early (exit 2) when the cli extra is missing
         hint = PollHint()
         async with _client(args, base_url, client_options, hint) as client:
             clock = client_options.get("clock") or SystemClock()
             return await handler(Context(args, client, out, clock, hint))
-    except (UsageError, MissingExtraError, InvalidParameterError) as error:
-        out.note(f"platfone {args.command}: {error}")
-        return EXIT_USAGE
+    except InvalidParameterError as error:
+        text = _key_problem(args, error) if error.parameter == "api_key" else str(error)
+        return _fail(out, args, text, EXIT_USAGE)
+    except (UsageError, MissingExtraError) as error:
+        return _fail(out, args, str(error), EXIT_USAGE)
     except (WaitTimeoutError, ActivationEndedError) as error:
-        out.note(f"platfone {args.command}: {error}")
-        return EXIT_NO_SMS
+        return _fail(out, args, str(error), EXIT_NO_SMS)
+    except AuthenticationError as error:
+        name = error.error_name or f"HTTP {error.status_code}"
+        text = f"{name}: {error.message}\n{_refused_key_hint(args, base_url)}"
+        return _fail(out, args, text, EXIT_API_ERROR)
     except APIError as error:
         name = error.error_name or f"HTTP {error.status_code}"
-        out.note(f"platfone {args.command}: {name}: {error.message}")
-        return EXIT_API_ERROR
+        return _fail(out, args, f"{name}: {error.message}", EXIT_API_ERROR)
     except APIConnectionError as error:
         where = base_url or ("the sandbox" if args.sandbox else "the API")
-        out.note(f"platfone {args.command}: cannot reach {where}: {type(error).__name__}: {error}")
-        return EXIT_API_ERROR
+        text = f"cannot reach {where}: {type(error).__name__}: {error}"
+        return _fail(out, args, text, EXIT_API_ERROR)
     except PlatfoneError as error:
-        out.note(f"platfone {args.command}: {type(error).__name__}: {error}")
-        return EXIT_API_ERROR
+        return _fail(out, args, f"{type(error).__name__}: {error}", EXIT_API_ERROR)
+
+
+def _fail(out: Output, args: Any, text: str, code: int) -> int:
+    """The error on stderr (red on a terminal), its command first; return ``code``."""
+    first, *rest = text.split("\n")
+    out.note(f"platfone {args.command}: {first}", "error")
+    for line in rest:
+        out.note(f"  {line}")
+    return code
+
+
+def _key_source(args: Any) -> str:
+    return "--api-key" if args.api_key is not None else "$PLATFONE_API_KEY"
+
+
+def _key_problem(args: Any, error: InvalidParameterError) -> str:
+    """A missing or malformed key, in the command's terms rather than the SDK's."""
+    if args.api_key is None and not os.environ.get("PLATFONE_API_KEY"):
+        return "no API key: pass --api-key KEY or set PLATFONE_API_KEY"
+    return f"the API key from {_key_source(args)} {error.rule}"
+
+
+def _refused_key_hint(args: Any, base_url: str | None) -> str:
+    """Where the refused key came from, and that sandbox and production keys differ."""
+    if base_url:
+        where = f"the API at {base_url}"
+    elif args.sandbox:
+        where = "the sandbox (--sandbox), whose keys differ from production ones"
+    else:
+        where = "the production API, whose keys differ from sandbox ones (--sandbox)"
+    return f"the key from {_key_source(args)} was refused by {where}"
 
 
 @contextlib.asynccontextmanager
@@ -191,6 +233,14 @@ async def _run_demo(out: Output, sms_delay: float) -> int:
         out.stdout.flush()
 
     return await run_demo(say, sms_delay=sms_delay)
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 def _serve_emulator(options: list[str]) -> int:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from platfone_async import Report, Service
 
 from . import _waiting
-from ._output import dollars, local_time, page_json, phone_of, relative
+from ._output import dollars, local_time, phone_of, relative
 from ._resolve import UsageError, resolve_country, resolve_service
 from ._waiting import show_activation
 
@@ -54,13 +54,23 @@ async def countries(ctx: Context) -> int:
     return 0
 
 
+def _notes(service: Service) -> str:
+    return ", ".join(
+        name
+        for name, flagged in (
+            ("warning", service.has_warning),
+            ("description", service.has_description),
+        )
+        if flagged
+    )
+
+
 def _services_table(ctx: Context, title: str, items: Sequence[Service]) -> None:
-    rows = [
-        (s.service_id, s.name, "warning" if s.has_warning else "")
-        for s in items
-        if not s.prohibited
-    ]
-    ctx.out.table(title, ("id", "name", "note"), rows)
+    shown = [s for s in items if not s.prohibited]
+    rows = [(s.service_id, s.name, _notes(s)) for s in shown]
+    ctx.out.table(title, ("id", "name", "notes"), rows)
+    if any(s.has_warning or s.has_description for s in shown):
+        ctx.out.note("platfone service ID: what the API says about one of them")
 
 
 async def services(ctx: Context) -> int:
@@ -69,10 +79,29 @@ async def services(ctx: Context) -> int:
         items = [m.item for m in await ctx.client.find_service(query, limit=10)]
     else:
         items = [s for s in await ctx.client.get_services() if not s.prohibited]
+    title = f"Services matching {query!r}" if query else "Services"
+    if ctx.args.warnings:
+        items = [s for s in items if s.has_warning]
+        title += " with a warning"
     if ctx.out.json:
         ctx.out.emit(items)
         return 0
-    _services_table(ctx, f"Services matching {query!r}" if query else "Services", items)
+    _services_table(ctx, title, items)
+    return 0
+
+
+async def service(ctx: Context) -> int:
+    """One service: its names and what the API flags about it."""
+    found = await resolve_service(ctx, ctx.args.service)
+    if ctx.out.json:
+        ctx.out.emit(found)
+        return 0
+    ctx.out.line(f"{found.name} ({found.service_id})")
+    if found.alt_name and found.alt_name != found.name:
+        ctx.out.line(f"  also known as  {found.alt_name.replace('|', ', ')}")
+    for label, flagged in (("warning", found.has_warning), ("description", found.has_description)):
+        text = "yes (the API says there is one but does not send its text)" if flagged else "none"
+        ctx.out.line(f"  {label:<13}  {text}")
     return 0
 
 
@@ -165,15 +194,16 @@ async def finalize(ctx: Context) -> int:
 
 async def history(ctx: Context) -> int:
     if ctx.args.all:
-        items = [a async for a in ctx.client.iter_activation_history(limit=50)]
-        if ctx.out.json:
-            ctx.out.emit(items)
+        if ctx.out.json:  # JSON Lines, each activation as its page comes
+            async for activation in ctx.client.iter_activation_history(limit=50):
+                ctx.out.emit(activation)
             return 0
+        items = [a async for a in ctx.client.iter_activation_history(limit=50)]
         title = f"All activations ({len(items)})"
     else:
         page = await ctx.client.get_activation_history(limit=ctx.args.limit)
         if ctx.out.json:
-            ctx.out.emit(page_json(page, "activations"))
+            ctx.out.emit(page)
             return 0
         items = page.items
         title = f"Activations, page {page.page} of {page.pages} ({page.total} in all)"
@@ -239,14 +269,15 @@ async def report_status(ctx: Context) -> int:
 
 async def reports(ctx: Context) -> int:
     if ctx.args.all:
-        items = [r async for r in ctx.client.iter_reports()]
-        if ctx.out.json:
-            ctx.out.emit(items)
+        if ctx.out.json:  # JSON Lines, each report as its page comes
+            async for filed in ctx.client.iter_reports():
+                ctx.out.emit(filed)
             return 0
+        items = [r async for r in ctx.client.iter_reports()]
     else:
         page = await ctx.client.get_reports()
         if ctx.out.json:
-            ctx.out.emit(page_json(page, "reports"))
+            ctx.out.emit(page)
             return 0
         items = page.items
     rows = [
@@ -294,6 +325,7 @@ HANDLERS: dict[str, Callable[[Context], Awaitable[int]]] = {
     "balance": balance,
     "countries": countries,
     "services": services,
+    "service": service,
     "popular": popular,
     "price": price,
     "prices": prices,

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from platfone_async import Activation, AsyncPlatfone, Balance, Clock
 from platfone_async.testing import PlatfoneEmulator, SmsPolicy
 
+from ._output import dollars, local_time, phone
+
 __all__ = ["run_demo"]
 
 SERVICE = "telegram"
@@ -14,14 +16,10 @@ COUNTRY = "uk"
 _RECEIVED = ("smsReceived", "retryReceived")
 
 
-def _dollars(cents: int) -> str:
-    return f"${cents / 100:,.2f}"
-
-
 def _show_balance(out: Callable[[str], None], balance: Balance) -> None:
     out(
-        f"Balance: {_dollars(balance.total)} total, {_dollars(balance.reserved)} reserved, "
-        f"{_dollars(balance.available)} available"
+        f"Balance: {dollars(balance.total)} total, {dollars(balance.reserved)} reserved, "
+        f"{dollars(balance.available)} available"
     )
 
 
@@ -43,16 +41,16 @@ async def run_demo(
         _show_balance(out, await client.get_balance())
         info = await client.get_price(SERVICE, COUNTRY)
         out(
-            f"Price of {SERVICE} in {COUNTRY}: {info.price.suggested} cents suggested "
-            f"({info.price.min}-{info.price.max}), quality {info.quality.avg:.2f}, "
-            f"{info.count} numbers in stock"
+            f"Price of {SERVICE} in {COUNTRY}: {dollars(info.price.suggested)} suggested "
+            f"({dollars(info.price.min)}-{dollars(info.price.max)}), "
+            f"quality {info.quality.avg:.2f}, {info.count} numbers in stock"
         )
         activation = await client.create_activation(
             SERVICE, COUNTRY, max_price=info.price.suggested
         )
         out(
-            f"Ordered +{activation.phone} for {activation.price} cents "
-            f"(activation {activation.activation_id}, expires {activation.expire_at:%H:%M:%S} UTC)"
+            f"Ordered {phone(activation.phone)} for {dollars(activation.price)} "
+            f"(activation {activation.activation_id}, expires {local_time(activation.expire_at)})"
         )
         activation = await _wait_for_sms(client, activation, out, poll_interval)
         if str(activation.sms_status) not in _RECEIVED:

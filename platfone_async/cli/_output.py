@@ -1,58 +1,74 @@
-"""What the ``platfone`` command prints: JSON with the API's field names, or tables.
+"""What the ``platfone`` command prints: JSON with the API's field names, or text.
 
-``--json`` prints one JSON document per command (JSON Lines - one state per line -
-while a wait runs), built from the models, whose fields mirror the API's JSON:
-timestamps as Unix seconds, statuses as their strings, prices in cents. Human output
-uses rich (the ``cli`` extra) for tables; prices in dollars and cents, times local and
-relative.
+``--json`` prints one JSON document per command, built from the models' ``to_dict()``
+(the API's field names, timestamps as Unix seconds, statuses as strings, prices in
+cents); a page is ``{"items": [...], "page", "limit", "pages", "total"}`` as the SDK's
+``Page``, and ``--all`` (like a wait) streams JSON Lines, one item or state a line.
+
+Human output: money in dollars, phone numbers with ``+``, times local with their zone
+(and the date when not today). Tables are rich's (the ``cli`` extra) on a terminal and
+aligned plain lines otherwise - on a pipe, or on the base install, which prints the
+same facts. Colour (red errors, bold codes) needs rich and a terminal, and is off for
+``--no-color`` and ``NO_COLOR``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import json
 import math
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import attrs
 
-from platfone_async import Activation, Page
+import platfone_async
+from platfone_async import Activation
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 __all__ = [
-    "CLI_EXTRA",
     "MissingExtraError",
     "Output",
     "dollars",
+    "install_command",
     "local_time",
-    "page_json",
+    "phone",
     "phone_of",
     "relative",
     "to_api",
 ]
 
-CLI_EXTRA = "pip install 'platfone-async[cli]'"
-
 
 class MissingExtraError(Exception):
-    """Human output needs rich, from the ``cli`` extra."""
+    """A command needs an optional extra that is not installed (exit 2)."""
+
+    def __init__(self, what: str, extra: str) -> None:
+        super().__init__(f"{what} needs the {extra!r} extra: {install_command(extra)}")
+        self.extra = extra
+
+
+def install_command(extra: str) -> str:
+    """How to install ``extra``: editable from a checkout, else from PyPI."""
+    root = Path(platfone_async.__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file() and (root / "platfone_async").is_dir():
+        return f"pip install -e '.[{extra}]' (in {root})"
+    return f"pip install 'platfone-async[{extra}]'"
 
 
 def to_api(value: object) -> Any:
-    """A model as the API's JSON: the same field names, Unix times, plain strings."""
+    """What ``--json`` prints for ``value``: a model's ``to_dict()``; lists and dicts of
+    them; other attrs objects (the limits state) by their field names."""
+    to_dict = getattr(type(value), "to_dict", None)
+    if to_dict is not None:
+        return to_dict(value)
     if attrs.has(type(value)):
         fields = attrs.fields(type(value))  # type: ignore[arg-type]
         return {f.name: to_api(getattr(value, f.name)) for f in fields}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dt.datetime):
-        return int(value.timestamp())
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):  # not JSON
         return None
     if isinstance(value, Mapping):
         return {str(k): to_api(v) for k, v in value.items()}
@@ -61,27 +77,19 @@ def to_api(value: object) -> Any:
     return value
 
 
-def page_json(page: Page[Any], items: str) -> dict[str, Any]:
-    """A page as the API sends it: ``{"activations": [...], "page": 1, ...}``."""
-    return {
-        items: to_api(page.items),
-        "page": page.page,
-        "limit": page.limit,
-        "pages": page.pages,
-        "total": page.total,
-    }
-
-
 def dollars(cents: int) -> str:
-    return f"${cents / 100:,.2f}"
+    """``$1.73`` (money is dollars in human output; cents in JSON)."""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}${abs(cents) / 100:,.2f}"
 
 
-def local_time(moment: dt.datetime) -> str:
-    """``14:02:03``, or ``2026-12-03 14:02`` when not today (local time)."""
+def local_time(moment: dt.datetime, today: dt.date | None = None) -> str:
+    """``14:02:03 CET`` today, ``2026-12-03 14:02 CET`` another day (local time)."""
     local = moment.astimezone()
-    if local.date() == dt.datetime.now().astimezone().date():
-        return local.strftime("%H:%M:%S")
-    return local.strftime("%Y-%m-%d %H:%M")
+    zone = local.strftime("%Z") or local.strftime("%z")
+    if local.date() == (today or dt.datetime.now().astimezone().date()):
+        return f"{local:%H:%M:%S} {zone}"
+    return f"{local:%Y-%m-%d %H:%M} {zone}"
 
 
 def relative(moment: dt.datetime, now: float) -> str:
@@ -94,9 +102,17 @@ def relative(moment: dt.datetime, now: float) -> str:
     return f"in {text}" if seconds >= 0 else f"{text} ago"
 
 
+def phone(number: str) -> str:
+    """A phone number as people write it: ``+44...`` (the API sends it without)."""
+    return number if number.startswith("+") else f"+{number}"
+
+
 def phone_of(activation: Activation) -> str:
-    phone = activation.phone
-    return phone if phone.startswith("+") else f"+{phone}"
+    return phone(activation.phone)
+
+
+_Style = Literal["error", "code", "bold"]
+_STYLES: dict[str, str] = {"error": "bold red", "code": "bold", "bold": "bold"}
 
 
 class Output:
@@ -114,58 +130,87 @@ class Output:
         self.color = color
         self.stdout = stdout if stdout is not None else sys.stdout
         self.stderr = stderr if stderr is not None else sys.stderr
-        self._console: Console | None = None
+        self._consoles: dict[int, Console | None] = {}
 
-    def console(self) -> Console:
-        if self._console is None:
-            try:
-                from rich.console import Console
-            except ImportError:
-                raise MissingExtraError(
-                    f"tables and the live display need rich, from the cli extra: {CLI_EXTRA}"
-                    " (or use --json)"
-                ) from None
-            # On a pipe, wide enough that no id or number is cut (rich assumes 80).
-            width = None if _isatty(self.stdout) else 200
-            self._console = Console(
-                file=self.stdout,
-                width=width,
-                no_color=not self.color,
-                highlight=False,
-                soft_wrap=True,
-            )
-        return self._console
+    def _console(self, stream: TextIO) -> Console | None:
+        """rich's console for ``stream`` when it is a terminal and rich is installed."""
+        key = id(stream)
+        if key not in self._consoles:
+            console = None
+            if _isatty(stream):
+                try:
+                    from rich.console import Console
+                except ImportError:
+                    pass
+                else:
+                    console = Console(
+                        file=stream, no_color=not self.color, highlight=False, soft_wrap=True
+                    )
+            self._consoles[key] = console
+        return self._consoles[key]
 
     def emit(self, value: object) -> None:
         """One JSON document (a line) on stdout."""
         self.stdout.write(json.dumps(to_api(value), ensure_ascii=False) + "\n")
         self.stdout.flush()
 
-    def line(self, text: str) -> None:
-        """A line of human output, as is (an SMS text is never read as rich markup)."""
-        self.console().print(text, markup=False, highlight=False)
+    def stream(self, items: Iterable[object]) -> None:
+        """JSON Lines: one item a line, as they come (``--all``)."""
+        for item in items:
+            self.emit(item)
 
-    def note(self, text: str) -> None:
-        """A line on stderr: what the command did, warnings."""
-        self.stderr.write(text + "\n")
-        self.stderr.flush()
+    def line(self, text: str, style: _Style | None = None) -> None:
+        """A line of human output, as is (an SMS text is never read as markup); ``style``
+        on a terminal with colour."""
+        self._write(self.stdout, text, style)
 
-    def table(self, title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-        from rich.table import Table
+    def note(self, text: str, style: _Style | None = None) -> None:
+        """A line on stderr: what the command did, warnings, errors."""
+        self._write(self.stderr, text, style)
+
+    def _write(self, stream: TextIO, text: str, style: _Style | None) -> None:
+        console = self._console(stream) if self.color else None
+        if console is None or style is None:
+            stream.write(text + "\n")
+            stream.flush()
+            return
         from rich.text import Text
 
-        table = Table(title=Text(title), title_justify="left", header_style="bold")
-        for column in columns:
-            justify: Literal["left", "right"] = "right" if column in _NUMERIC else "left"
-            table.add_column(column, justify=justify, no_wrap=True)
-        count = 0
-        for row in rows:
-            table.add_row(*(Text(str(cell)) for cell in row))
-            count += 1
-        if count:
-            self.console().print(table)
-        else:
+        console.print(Text(text, style=_STYLES[style]))
+
+    def table(self, title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+        """Rows under a title: a rich table on a terminal, aligned plain lines otherwise."""
+        cells = [[str(cell) for cell in row] for row in rows]
+        if not cells:
             self.line(f"{title}: none")
+            return
+        console = self._console(self.stdout)
+        if console is not None:
+            _rich_table(console, title, columns, cells)
+            return
+        widths = [max(len(r[i]) for r in [list(columns), *cells]) for i in range(len(columns))]
+        self.line(title)
+        for row in [list(columns), *cells]:
+            padded = (
+                cell.rjust(width) if column in _NUMERIC else cell.ljust(width)
+                for cell, width, column in zip(row, widths, columns, strict=True)
+            )
+            self.line("  ".join(padded).rstrip())
+
+
+def _rich_table(
+    console: Console, title: str, columns: Sequence[str], cells: list[list[str]]
+) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(title), title_justify="left", header_style="bold")
+    for column in columns:
+        justify: Literal["left", "right"] = "right" if column in _NUMERIC else "left"
+        table.add_column(column, justify=justify, no_wrap=True)
+    for row in cells:
+        table.add_row(*(Text(cell) for cell in row))
+    console.print(table)
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -10,9 +10,15 @@ to wait for the SMS; before any subcommand, the timeout of each request.
 from __future__ import annotations
 
 import argparse
+import difflib
+import sys
 import textwrap
+from collections.abc import Iterable
+from typing import Any, NoReturn
 
-__all__ = ["EPILOG", "build_parser"]
+import platfone_async
+
+__all__ = ["EPILOG", "Parser", "build_parser", "version_line"]
 
 EPILOG = """\
 exit codes: 0 ok, 1 an API error (its errorName on stderr), 2 usage, 3 no SMS in time,
@@ -20,9 +26,60 @@ exit codes: 0 ok, 1 an API error (its errorName on stderr), 2 usage, 3 no SMS in
 from --base-url or $PLATFONE_BASE_URL (e.g. the emulator's)."""
 
 
-def _globals(*, suppress: bool, with_timeout: bool = True) -> argparse.ArgumentParser:
+def version_line() -> str:
+    """``platfone 0.4.0 (platfone-async, Python 3.11.7)``."""
+    python = ".".join(str(part) for part in sys.version_info[:3])
+    return f"platfone {platfone_async.__version__} (platfone-async, Python {python})"
+
+
+def suggest(word: str, choices: Iterable[str], n: int = 3) -> list[str]:
+    """The choices ``word`` may be a misspelling of, closest first."""
+    return difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with "did you mean" for a misspelt command or option (as argparse
+    does from Python 3.14 with ``suggest_on_error``; we run on 3.10 and later).
+
+    ``commands`` maps each subcommand to its parser, so that an unknown option is
+    matched against the options of the command it was given to.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands: dict[str, argparse.ArgumentParser] = {}
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        choices = action.choices
+        if choices is not None and isinstance(value, str) and value not in choices:
+            close = suggest(value, [str(c) for c in choices])
+            if close:
+                kind = "command" if action.dest == "command" else "choice"
+                maybe = " or ".join(repr(c) for c in close)
+                raise argparse.ArgumentError(
+                    action, f"unknown {kind} {value!r}; did you mean {maybe}?"
+                )
+        super()._check_value(action, value)
+
+    def unrecognized(self, command: str | None, extra: list[str]) -> NoReturn:
+        """Fail (exit 2) for arguments no parser took, suggesting the closest options."""
+        known = set(self._option_string_actions)
+        if command in self.commands:
+            known |= set(self.commands[command]._option_string_actions)
+        hints = []
+        for word in extra:
+            name = word.split("=", 1)[0]
+            close = suggest(name, known, n=1) if name.startswith("--") else []
+            if close:
+                hints.append(f"{name}: did you mean {close[0]}?")
+        message = f"unrecognized arguments: {' '.join(extra)}"
+        parser = self.commands.get(command or "", self)  # its usage line, not the root's
+        parser.error("; ".join([message, *hints]))
+
+
+def _globals(*, suppress: bool, with_timeout: bool = True) -> Parser:
     """The global options; ``suppress``: as repeated after a subcommand."""
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = Parser(add_help=False)
 
     def default(value: object) -> object:
         return argparse.SUPPRESS if suppress else value
@@ -72,7 +129,8 @@ def _example(text: str) -> str:
 class _Commands:
     """Adds subcommands that share the global options and show an example."""
 
-    def __init__(self, parser: argparse.ArgumentParser) -> None:
+    def __init__(self, parser: Parser) -> None:
+        self._root = parser
         self._sub = parser.add_subparsers(dest="command", metavar="COMMAND")
         self._globals = _globals(suppress=True)
         self._globals_no_timeout = _globals(suppress=True, with_timeout=False)
@@ -87,7 +145,7 @@ class _Commands:
         own_options: bool = False,
     ) -> argparse.ArgumentParser:
         parent = self._globals_no_timeout if wait_timeout else self._globals
-        return self._sub.add_parser(
+        parser: argparse.ArgumentParser = self._sub.add_parser(
             name,
             help=summary,
             description=summary[0].upper() + summary[1:] + ".",
@@ -96,6 +154,8 @@ class _Commands:
             add_help=not own_options,  # its --help is the emulator's own
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        self._root.commands[name] = parser
+        return parser
 
 
 def _positive_int(text: str) -> int:
@@ -105,14 +165,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> Parser:
+    parser = Parser(
         prog="platfone",
         description="The Platfone Activation API from the command line: rent a number, "
         "get the SMS code.",
         epilog=_example("platfone order whatsapp 'United Kingdom' --wait") + "\n\n" + EPILOG,
         parents=[_globals(suppress=False)],
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="store_true", help="show the version of platfone and exit"
     )
     commands = _Commands(parser)
     commands.add("balance", "show the balance: total, reserved, available", "platfone balance")
@@ -124,6 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
         "services", "list the services (those matching QUERY)", "platfone services gmail"
     )
     services.add_argument("query", nargs="?", metavar="QUERY", help="an id or (part of) a name")
+    services.add_argument(
+        "--warnings", action="store_true", help="only the services with a warning"
+    )
+    service = commands.add(
+        "service",
+        "show one service: its names, whether it has a warning or a description",
+        "platfone service whatsapp",
+    )
+    service.add_argument("service", metavar="SERVICE", help="an id or a name: telegram, WhatsApp")
     commands.add("popular", "list the popular services", "platfone popular")
     price = commands.add(
         "price",

@@ -83,7 +83,7 @@ class _States:
         self.emit(state)
         if not self._ctx.out.json:
             text = f"  {state.sms_text!r}" if state.sms_text else ""
-            self._ctx.out.line(f"Code: {state.sms_code}{text}")
+            self._ctx.out.line(f"Code: {state.sms_code}{text}", "code")
 
 
 def _check_prices(args: Any) -> None:
@@ -105,7 +105,20 @@ async def order(ctx: Context) -> int:
         return await _order_and_wait(ctx, service.service_id, country.country_id)
     activation = await _place(ctx, service.service_id, country.country_id)
     show_activation(ctx, activation, "Ordered")
+    if not ctx.out.json:
+        _next_steps(ctx, activation)
     return 0
+
+
+def _next_steps(ctx: Context, activation: Activation) -> None:
+    """What to run next for a number ordered without ``--wait``."""
+    aid = activation.activation_id
+    ctx.out.note(f"next: platfone wait {aid}  (then: platfone finalize {aid})")
+    ctx.out.note(
+        f"      no SMS? platfone cancel {aid} (from {local_time(activation.cancelable_after)})"
+        if activation.cancelable_after is not None
+        else f"      no SMS? platfone cancel {aid}"
+    )
 
 
 async def _place(ctx: Context, service_id: str, country_id: str) -> Activation:

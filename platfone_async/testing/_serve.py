@@ -127,11 +127,11 @@ def serve_command(args: argparse.Namespace) -> int:
         import uvicorn
     except ImportError:
         print(
-            "serving needs uvicorn: pip install 'platfone-async[emulator]' "
-            "(from a checkout: pip install -e '.[emulator]')",
+            "serving needs uvicorn, from the 'emulator' extra: pip install "
+            "'platfone-async[emulator]' (from a checkout: pip install -e '.[emulator]')",
             file=sys.stderr,
         )
-        return 1
+        return 2
     problem = _check(args)
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)

@@ -29,6 +29,21 @@ async def test_the_demo_waits_for_the_sms_and_finalizes() -> None:
     assert "Finalized" in text
 
 
+@pytest.mark.anyio
+async def test_the_demo_shows_money_in_dollars_and_phones_with_a_plus() -> None:
+    """The demo prints money as the command does (``$1.73``, never cents) and the number
+    with its ``+``."""
+    clock = VirtualClock()
+    lines: list[str] = []
+    async with clock.autojump():
+        await run_demo(lines.append, sms_delay=0.5, clock=clock)
+    text = "\n".join(lines)
+    assert "cents" not in text
+    assert re.search(r"Price of telegram in uk: \$\d+\.\d\d suggested \(\$\d+\.\d\d-\$", text)
+    assert re.search(r"Ordered \+\d+ for \$\d+\.\d\d \(activation", text), text
+    assert re.search(r"Balance: \$\d+\.\d\d total", text)
+
+
 def test_the_demo_command_runs_offline() -> None:
     """`python -m platfone_async demo` exits 0 and prints the SMS code, with no API key
     in the environment (the SMS at once: the command costs one poll interval)."""

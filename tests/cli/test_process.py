@@ -168,7 +168,8 @@ def test_every_subcommand_as_a_process(servers: Servers) -> None:
     assert 0 == second["wait"].code, second["wait"].err
     assert q.state(aid).sms_code == second["wait"].lines()[-1]["sms_code"]
     assert {aid, waited[0]["activation_id"]} <= {
-        a["activation_id"] for a in second["history"].json()
+        a["activation_id"]
+        for a in second["history"].lines()  # --all: JSON Lines
     }
     assert 1 == second["cancel_too_early"].code  # cancelable_after is 2 minutes away
     assert "platfone cancel: " in second["cancel_too_early"].err
@@ -317,3 +318,66 @@ def test_the_base_install_runs_the_demo_without_rich() -> None:
     done = run([sys.executable, "-c", script])
     assert 0 == done.code, done.err
     assert re.search(r"Code: \d{6}", done.out)
+
+
+def _pty(pexpect: Any, argv: list[str], **env: str) -> tuple[str, int]:
+    """Run ``argv`` on a pseudo-terminal: (everything it wrote, escapes kept; exit status)."""
+    child = pexpect.spawn(
+        argv[0],
+        argv[1:],
+        env={**_env(), "TERM": "xterm-256color", **env},
+        timeout=20,
+        encoding="utf-8",
+        dimensions=(24, 200),
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    return child.before, int(child.exitstatus)
+
+
+def _without(module: str, argv: list[str]) -> list[str]:
+    """``argv`` (a ``platfone`` command line) run with ``module`` unimportable."""
+    script = (
+        f"import sys; sys.modules[{module!r}] = None; from platfone_async.cli import main; "
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    return [sys.executable, "-c", script, *argv[len(PLATFONE) :]]
+
+
+BOX = re.compile("[┏┃┡│└━]")
+COLOUR = re.compile(r"\x1b\[[0-9;]*3[0-9]m")
+
+
+def test_tables_and_colour_on_a_terminal_plain_lines_elsewhere(servers: Servers) -> None:
+    """A pty gets rich's table and colour; ``NO_COLOR`` keeps the table without colour;
+    a pipe, and the base install (no rich) even on a pty, get the same rows as aligned
+    plain lines; every run exits 0."""
+    pexpect = pytest.importorskip("pexpect")
+    q = servers.quick
+    argv = q.argv("countries", "united")
+    failing = q.argv("price", "whatsap", "uk")
+    rich_tty, rich_code = _pty(pexpect, argv)
+    error_tty, error_code = _pty(pexpect, failing)
+    no_color, no_color_code = _pty(pexpect, argv, NO_COLOR="1")
+    base_tty, base_code = _pty(pexpect, _without("rich", argv))
+    piped = run(argv)
+    assert (0, 2, 0, 0, 0) == (rich_code, error_code, no_color_code, base_code, piped.code)
+    assert BOX.search(rich_tty)
+    assert COLOUR.search(error_tty), error_tty  # the error in red
+    assert BOX.search(no_color)
+    assert not COLOUR.search(no_color)
+    for plain in (base_tty.replace("\r\n", "\n"), piped.out):
+        assert not BOX.search(plain)
+        assert not ANSI.search(plain)
+        rows = [re.split(r"\s{2,}", line.strip()) for line in plain.splitlines()]
+        assert ["id", "name", "codes"] == rows[1]
+        assert ["uk", "United Kingdom", "+44"] in rows
+
+
+def test_a_missing_extra_exits_2_and_names_it() -> None:
+    """``platfone emulator`` without uvicorn: exit 2, naming the extra and how to install
+    it."""
+    done = run(_without("uvicorn", [*PLATFONE, "emulator", "--port", "0"]))
+    assert 2 == done.code
+    assert "needs the 'emulator' extra: pip install " in done.err
+    assert "[emulator]'" in done.err
