@@ -40,7 +40,7 @@ BODIES: list[tuple[type[Any], dict[str, Any]]] = [
     (pf.ServicePrices, {"service_id": "telegram", "countries": [dict(PRICE, country_id="uk")]}),
     (pf.ReportReason, {"reason_id": 1, "reason_name": "No SMS", "evidence_required": True}),
     (pf.ReportResult, {"status": "declined", "decline_id": 2}),
-    (pf.Report, REPORT),
+    (pf.Report, dict(REPORT, evidence_url="https://example.test/evidence/1")),
 ]
 
 
