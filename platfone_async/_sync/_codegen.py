@@ -71,7 +71,7 @@ from ._introspect import (
     twin_name,
 )
 from ._naming import Imports, Rewriter
-from ._runtime import Root, Twin
+from ._runtime import Root, Twin, build_later
 
 __all__ = ["CodegenError", "main", "render"]
 
@@ -287,12 +287,16 @@ def _class(cls: type, ctx: _Context, root: bool) -> str:
             signature, forward = _parameters(function_node(init), ctx, namespace)
         else:
             signature, forward = "self", ""
-        early = ""
-        if callable(vars(cls).get(EARLY_CHECK)) and "api_key" in forward:
-            early = f"        api_key = {cls.__name__}.{EARLY_CHECK}(api_key)\n"
+        factory = f"lambda: {cls.__name__}({forward})"
+        if callable(vars(cls).get(EARLY_CHECK)) and forward.startswith("api_key,"):
+            # build_later's arguments are evaluated now: the key is checked (and read from
+            # the environment) at construction, the async client still built at first use.
+            ctx.imports.use("build_later", build_later)
+            checked = f"{cls.__name__}.{EARLY_CHECK}(api_key)" + forward[len("api_key") :]
+            factory = f"build_later({cls.__name__}, {checked})"
         out.append(
-            f"    def __init__({signature}) -> None:\n{early}"
-            f"        super().__init__(lambda: {cls.__name__}({forward}), {aclose})\n\n"
+            f"    def __init__({signature}) -> None:\n"
+            f"        super().__init__({factory}, {aclose})\n\n"
         )
     else:
         doc = f"The blocking twin of :class:`{cls.__name__}`."

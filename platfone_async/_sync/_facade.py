@@ -32,7 +32,7 @@ from .._ratelimit._state import KeyLimitsState
 from .._retry import RetryPolicy
 from .._session import ActivationSession, SessionOutcome
 from .._validate import Evidence
-from ._runtime import Root, Twin
+from ._runtime import Root, Twin, build_later
 
 __all__ = ["Platfone", "SyncActivationSession"]
 
@@ -273,10 +273,10 @@ class Platfone(Root[AsyncPlatfone]):
         proxy: str | httpx.Proxy | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        api_key = AsyncPlatfone._resolve_api_key(api_key)
         super().__init__(
-            lambda: AsyncPlatfone(
-                api_key,
+            build_later(
+                AsyncPlatfone,
+                AsyncPlatfone._resolve_api_key(api_key),
                 sandbox=sandbox,
                 base_url=base_url,
                 timeout=timeout,

@@ -34,7 +34,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-__all__ = ["Root", "Runtime", "Twin"]
+__all__ = ["Root", "Runtime", "Twin", "build_later"]
 _A = TypeVar("_A")
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -445,6 +445,16 @@ class Twin(Generic[_A]):
         return _Context(
             self, lambda: method(target, *args, **kwargs), lambda value: wrap(client, value)
         )
+
+
+def build_later(make: Callable[_P, _A], *args: _P.args, **kwargs: _P.kwargs) -> Callable[[], _A]:
+    """``make(*args, **kwargs)`` when called, with the arguments as evaluated now (a
+    closure, not ``functools.partial``, whose repr would show them - an API key)."""
+
+    def build() -> _A:
+        return make(*args, **kwargs)
+
+    return build
 
 
 class Root(Twin[_A]):

@@ -108,6 +108,14 @@ def test_the_key_is_read_from_the_environment_at_construction(
         assert client.get_balance().total > 0
 
 
+def test_the_key_checked_at_construction_is_not_in_any_repr() -> None:
+    """The key held for the first use is in a closure, whose repr does not show it."""
+    client = Platfone("sk-never-shown-0123456789")
+    held = client._runtime._factory
+    assert "sk-never-shown" not in repr(held) + repr(client)
+    client.close()
+
+
 def test_another_constructor_error_is_reported_on_first_use() -> None:
     """An argument the async constructor rejects surfaces on the first call, and no thread
     is left."""
