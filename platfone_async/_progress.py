@@ -8,7 +8,6 @@ is printed per change of state, and nothing in between.
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from typing import TextIO
 
@@ -60,7 +59,7 @@ class TextProgress:
         if not state.is_active:
             return f"{head}  {state.activation_status}"
         left = state.expire_at.timestamp() - self._clock.time()
-        expires = dt.datetime.fromtimestamp(state.expire_at.timestamp()).strftime("%H:%M:%S")
+        expires = state.expire_at.astimezone().strftime("%H:%M:%S %Z")  # local, with its zone
         return f"{head}  {state.sms_status}  expires {expires} (in {countdown(left)})"
 
     def _write(self, text: str, *, end: bool) -> None:

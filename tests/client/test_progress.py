@@ -69,6 +69,8 @@ async def test_on_a_pipe_a_plain_line_per_change() -> None:
     assert "\r" not in stream.getvalue()
     assert 2 == len(lines)
     assert "smsRequested" in lines[0]
+    expires = activation.expire_at.astimezone()
+    assert f"expires {expires:%H:%M:%S} {expires:%Z} (in " in lines[0]  # local, zoned
     assert f"+{activation.phone}  telegram/uk  smsReceived  code {state.sms_code}" == lines[1]
 
 
