@@ -164,6 +164,33 @@ async def prices(ctx: Context) -> int:
     return 0
 
 
+async def offers(ctx: Context) -> int:
+    service = await resolve_service(ctx, ctx.args.service)
+    candidates = [(await resolve_country(ctx, c)).country_id for c in ctx.args.countries]
+    ranked = await ctx.client.rank_offers(
+        service.service_id,
+        candidates or None,
+        prefer=ctx.args.prefer,
+        price_ceiling=ctx.args.price_ceiling,
+    )
+    shown = ranked[: ctx.args.limit] if ctx.args.limit else ranked
+    if ctx.out.json:
+        ctx.out.emit(shown)
+        return 0
+    ctx.out.table(
+        f"Offers of {service.name} (prefer {ctx.args.prefer})",
+        ("#", "country", "price", "quality", "stock", "score"),
+        [
+            (i, o.country_id, dollars(o.price), f"{o.quality:.2f}", o.count, f"{o.score:.3f}")
+            for i, o in enumerate(shown, 1)
+        ],
+    )
+    if shown:
+        best = shown[0]
+        ctx.out.note(f"next: platfone order {service.service_id} {best.country_id} --wait")
+    return 0
+
+
 def _price_cells(p: Any, quality: float, count: int) -> tuple[str, ...]:
     return (dollars(p.min), dollars(p.suggested), dollars(p.max), f"{quality:.2f}", str(count))
 
@@ -329,6 +356,7 @@ HANDLERS: dict[str, Callable[[Context], Awaitable[int]]] = {
     "popular": popular,
     "price": price,
     "prices": prices,
+    "offers": offers,
     "order": _waiting.order,
     "get": get,
     "wait": _waiting.wait,

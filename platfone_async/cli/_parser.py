@@ -210,6 +210,25 @@ def build_parser() -> Parser:
     which = prices.add_mutually_exclusive_group()
     which.add_argument("--country", metavar="C", help="every service in this country")
     which.add_argument("--service", metavar="S", help="this service in every country")
+    offers = commands.add(
+        "offers",
+        "rank the countries that sell SERVICE, best offer first (nothing is ordered)",
+        "platfone offers telegram\nplatfone offers telegram uk de fr --prefer price",
+    )
+    offers.add_argument("service", metavar="SERVICE", help="an id or a name: telegram, WhatsApp")
+    offers.add_argument(
+        "countries", nargs="*", metavar="COUNTRY", help="the candidates (default: every country)"
+    )
+    offers.add_argument(
+        "--prefer",
+        choices=("balanced", "price", "quality"),
+        default="balanced",
+        help="cheapest first, best quality first, or quality per price (default)",
+    )
+    offers.add_argument(
+        "--price-ceiling", type=_positive_int, metavar="N", help="cents; leave out dearer offers"
+    )
+    offers.add_argument("--limit", type=_positive_int, metavar="N", help="show the best N only")
     order = commands.add(
         "order",
         "order a number for SERVICE in COUNTRY (--wait: hold it until the SMS comes)",

@@ -453,3 +453,40 @@ async def test_a_price_ceiling_continues_the_same_order_at_the_suggested_price(
     assert 120 == placed.json()["price"]
     assert "no number at $0.50; ordering at $1.20" in placed.err
     assert 1 == emulator.orders_placed()
+
+
+@pytest.mark.anyio
+async def test_offers_ranks_the_countries_that_sell_a_service(clock: VirtualClock) -> None:
+    """``offers`` prints the SDK's ranking (candidates by name, a preference, a ceiling, a
+    limit) as JSON in cents, or as a table in dollars with the command to order the best;
+    nothing is ordered."""
+    emulator = _emulator(clock)
+    emulator.set_offer("google", "uk", price=90, quality=0.9, count=5)
+    emulator.set_offer("google", "de", price=40, quality=0.3, count=5)
+    cli = Cli(emulator, clock)
+    async with clock.autojump():
+        cheapest = await cli("offers", "Gmail", "united kingdom", "de", "ci", "--prefer", "price")
+        capped = await cli("--json", "offers", "google", "uk", "de", "ci", "--price-ceiling", "50")
+        best = await cli("offers", "google", "uk", "de", "ci", "--limit", "1", "--json")
+        everywhere = await cli("offers", "google", "--json")
+        unknown = await cli("offers", "google", "atlantis")
+    assert {0} == {r.code for r in (cheapest, capped, best, everywhere)}
+    rows = [
+        line.split()
+        for line in cheapest.out.splitlines()
+        if line.split()[:1] in (["1"], ["2"], ["3"])
+    ]
+    assert [["1", "ci", "$0.30"], ["2", "de", "$0.40"], ["3", "uk", "$0.90"]] == [
+        r[:3] for r in rows
+    ]
+    assert "next: platfone order google ci --wait" in cheapest.err
+    assert [("ci", 30), ("de", 40)] == sorted((o["country_id"], o["price"]) for o in capped.json())
+    assert ["ci"] == [o["country_id"] for o in best.json()]  # 0.5 at 30: the most per cent
+    in_stock = {
+        country_id
+        for country_id in emulator.catalog.countries
+        if any(o.count > 0 for o in emulator.catalog.offers("google", country_id))
+    }
+    assert in_stock == {o["country_id"] for o in everywhere.json()}
+    assert 2 == unknown.code
+    assert 0 == emulator.orders_placed()
