@@ -27,7 +27,7 @@ import httpx
 from . import _validate as check
 from ._clock import Clock, SystemClock
 from ._errors import InvalidParameterError
-from ._http import HTTPPipeline
+from ._http import DEFAULT_MAX_RESPONSE_BYTES, HTTPPipeline
 from ._models import Activation
 from ._orders import Orders, SuccessRateGuard
 from ._ratelimit import DOCUMENTED_RATE_LIMITS, RateLimit, RateLimitBackend, get_key_limits
@@ -96,7 +96,9 @@ class AsyncPlatfone:
         api_key: Your API key; falls back to the ``PLATFONE_API_KEY`` environment variable.
         sandbox: Use the sandbox environment (its own URL and keys).
         base_url: Another API root (an emulator, a proxy); overrides ``sandbox``.
-        timeout: Seconds for each request (an ``httpx.Timeout`` for finer control).
+        timeout: Seconds for each request (an ``httpx.Timeout`` for finer control): each
+            phase (connect, send, each read) and, unless ``request_deadline`` says
+            otherwise, the request as a whole (an ``httpx.Timeout``: its longest phase).
         max_retries: How often an idempotent call is retried after a connection error,
             a timeout or a 500/502/503/504 (an order only when it provably never left);
             shorthand for ``retry_policy=RetryPolicy(max_retries=...)``.
@@ -133,6 +135,12 @@ class AsyncPlatfone:
         rng: The source of every random choice the client makes (the jitter of retry
             backoffs and of watch polls); tests pass ``random.Random(seed)`` for a
             reproducible run. None: a generator of its own, seeded by the system.
+        max_response_bytes: The most of a successful answer that is read (8 MiB; the
+            largest real answers, the price lists, are far smaller). A longer body is not
+            read further: :class:`ResponseDecodeError`.
+        request_deadline: Real seconds one request may take as a whole - connect, send
+            and the entire answer - however slowly the server trickles it; past it,
+            :class:`APITimeoutError`. None: from ``timeout``; ``math.inf``: no bound.
 
     Use it as ``async with AsyncPlatfone() as client:``, or call ``await client.aclose()``.
 
@@ -191,6 +199,8 @@ class AsyncPlatfone:
         limits_backend: RateLimitBackend | None = None,
         proxy: str | httpx.Proxy | None = None,
         rng: random.Random | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        request_deadline: float | None = None,
     ) -> None:
         key = self._resolve_api_key(api_key)
         policy = client_policy(max_retries, rate_limit_wait, retry_policy)
@@ -212,6 +222,9 @@ class AsyncPlatfone:
             raise InvalidParameterError(
                 "success_rate_floor", "must be between 0 and 1", success_rate_floor
             )
+        check.int_in_range(max_response_bytes, "max_response_bytes", 1024)
+        if request_deadline is not None:
+            check.positive_or_inf(request_deadline, "request_deadline")
         if rng is not None and not isinstance(rng, random.Random):
             raise InvalidParameterError("rng", "must be a random.Random", type(rng).__name__)
         clock = clock if clock is not None else _SYSTEM_CLOCK
@@ -229,6 +242,8 @@ class AsyncPlatfone:
             clock=clock,
             proxy=proxy,
             rng=self._rng,
+            max_response_bytes=max_response_bytes,
+            request_deadline=request_deadline,
             limits=get_key_limits(
                 key,
                 base_url,

@@ -46,6 +46,8 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 if TYPE_CHECKING:
     from ._models import Activation
 
@@ -97,8 +99,24 @@ class PlatfoneError(Exception):
     """The root of every exception this SDK raises."""
 
 
-class APIError(PlatfoneError):
-    """The server answered with an error status."""
+class _KeepsResponse:
+    """The response an error was built from, as the SDK keeps it."""
+
+    #: The response (body read), with the API key masked out of it and out of its
+    #: request's headers; None when the error was not built from a response.
+    response: httpx.Response | None = None
+
+    @property
+    def headers(self) -> httpx.Headers:
+        """The response's headers (the key masked out); empty without a response."""
+        return self.response.headers if self.response is not None else httpx.Headers()
+
+
+class APIError(_KeepsResponse, PlatfoneError):
+    """The server answered with an error status (or a redirect, which is never followed).
+
+    :attr:`response` and :attr:`headers` hold what the server sent, the key masked out.
+    """
 
     def __init__(
         self,
@@ -228,8 +246,12 @@ class APITimeoutError(APIConnectionError, TimeoutError):
     """A connect, read, write or pool timeout passed."""
 
 
-class ResponseDecodeError(PlatfoneError):
+class ResponseDecodeError(_KeepsResponse, PlatfoneError):
     """A successful response whose body does not parse as JSON or fit the expected model.
+
+    Also raised for a body larger than the client's ``max_response_bytes`` (the read
+    stops there), too deeply nested to parse, or not UTF-8. :attr:`response` and
+    :attr:`headers` hold what the server sent, the key masked out.
 
     An SMS code the server did send is never lost to a broken body: when the body (even
     truncated, even not JSON) shows an ``sms_code``, it is kept in :attr:`sms_code`, with
@@ -502,7 +524,7 @@ def make_api_error(status_code: int, text: str, headers: Mapping[str, str]) -> A
     payload: Mapping[str, Any] = {}
     try:
         parsed = json.loads(text) if text else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
         parsed = None
     if isinstance(parsed, dict):
         payload = parsed

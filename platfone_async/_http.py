@@ -35,6 +35,7 @@ from ._errors import (
     AccountBlockedError,
     ActiveActivationsLimitError,
     APIConnectionError,
+    APIError,
     APITimeoutError,
     PlatfoneError,
     RateLimitError,
@@ -42,6 +43,7 @@ from ._errors import (
     make_api_error,
 )
 from ._ratelimit import KeyLimits
+from ._redact import Redactor
 from ._retry import RetryPolicy, SendTrace
 from ._version import __version__
 
@@ -49,8 +51,8 @@ if TYPE_CHECKING:
     from ._models._page import Page
 
 __all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "MAX_ERROR_BYTES",
-    "MAX_RESPONSE_BYTES",
     "USER_AGENT",
     "HTTPPipeline",
     "Reply",
@@ -65,10 +67,14 @@ USER_AGENT = f"platfone-async/{__version__} httpx/{httpx.__version__}"
 #: The endpoints an account block (the low-success-rate 24 h block) refuses.
 _ORDERING = frozenset({"create_activation"})
 
-#: The most of a successful response's body that is read (a price list is a few MB).
-MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+#: The most of a successful response's body read by default (``max_response_bytes``):
+#: the largest real answers, the price lists, are a few hundred KB.
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 #: The most of an error response's body that is read (an error object is a few hundred bytes).
 MAX_ERROR_BYTES = 1024 * 1024
+#: Of a body beyond the cap, this much is kept for the error (its ``.body`` shows at
+#: most ``MAX_BODY_KEPT`` characters, up to 4 bytes each); the rest is never read.
+_OVERSIZED_KEPT = 256 * 1024
 
 #: Transport errors raised before the request could leave: nothing reached the server.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -91,7 +97,8 @@ class Reply:
 
 
 async def _read_capped(response: httpx.Response, cap: int) -> bool:
-    """Read the body into ``response.content``, at most ``cap`` bytes; whether cut."""
+    """Read the body into ``response.content``, at most ``cap`` bytes; whether it was
+    longer (then only its first bytes are kept, and the rest is never read)."""
     chunks: list[bytes] = []
     size = 0
     oversized = False
@@ -99,19 +106,19 @@ async def _read_capped(response: httpx.Response, cap: int) -> bool:
     body = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
     async with contextlib.aclosing(body) as stream:
         async for chunk in stream:
-            size += len(chunk)
-            if size > cap:
-                chunks.append(chunk[: len(chunk) - (size - cap)])
+            if size + len(chunk) > cap:
                 oversized = True
+                if size < _OVERSIZED_KEPT:
+                    chunks.append(chunk[: _OVERSIZED_KEPT - size])
                 break
+            size += len(chunk)
             chunks.append(chunk)
+    content = b"".join(chunks)
+    if oversized:
+        content = content[:_OVERSIZED_KEPT]
     # What httpx's own aread() does, with a cap: the body read becomes .content.
-    response._content = b"".join(chunks)
+    response._content = content
     return oversized
-
-
-class _Oversized(Exception):
-    """A body longer than the pipeline reads."""
 
 
 # -- the pipeline ---------------------------------------------------------------------------
@@ -132,6 +139,8 @@ class HTTPPipeline:
         rng: random.Random,
         limits: KeyLimits,
         proxy: str | httpx.Proxy | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        request_deadline: float | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._absolute = httpx.URL(self.base_url).is_absolute_url  # else httpx joins its own
@@ -140,7 +149,11 @@ class HTTPPipeline:
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
         }
+        #: The most of a successful answer that is read; beyond it, ResponseDecodeError.
+        self.max_response_bytes = max_response_bytes
+        self._explicit_deadline = request_deadline
         self._set_timeout(timeout)
+        self._redactor = Redactor(api_key)
         self.retry = retry
         self.owns_client = http_client is None
         self.client = http_client if http_client is not None else httpx.AsyncClient(proxy=proxy)
@@ -157,6 +170,11 @@ class HTTPPipeline:
     def _set_timeout(self, timeout: float | httpx.Timeout | None) -> None:
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self._timeout_dict = self._timeout.as_dict()
+        explicit = self._explicit_deadline
+        deadline = _deadline_of(self._timeout) if explicit is None else explicit
+        #: Real seconds one request may take as a whole - connect, send and the entire
+        #: answer read - however slowly the server trickles it; None: no such bound.
+        self.request_deadline = None if deadline is None or math.isinf(deadline) else deadline
 
     def _build_request(
         self,
@@ -350,7 +368,7 @@ class HTTPPipeline:
                 status = response.status_code
                 if 200 <= status < 300 or status == 304:
                     if oversized:
-                        raise _oversized_error(response)
+                        raise self._oversized_error(response)
                     if not parse or status == 304:
                         return Reply(response)
                     try:
@@ -362,7 +380,7 @@ class HTTPPipeline:
                         if not may_retry or attempt >= policy.max_retries:
                             raise
                 else:
-                    error = make_api_error(status, response.text, response.headers)
+                    error = self._api_error(response, oversized)
                     if isinstance(error, RateLimitError):
                         # A 429 means the server did not act: even an order may go again.
                         if trace is not None:
@@ -398,14 +416,33 @@ class HTTPPipeline:
                 trace.retries += 1
 
     async def _exchange(self, request: httpx.Request) -> tuple[httpx.Response, bool]:
-        """Send ``request`` and read its body, up to a cap; (response, whether cut)."""
-        response = await self.client.send(request, stream=True)
+        """Send ``request`` and read its body, up to a cap, within the request deadline;
+        (response, whether cut). Past the deadline: ``httpx.ReadTimeout``."""
+        deadline = self.request_deadline
+        if deadline is None:
+            return await self._send_and_read(request)
+        with anyio.move_on_after(deadline):
+            return await self._send_and_read(request)
+        # As a read timeout: the request may have reached the server (an order is
+        # reconciled, never resent).
+        raise httpx.ReadTimeout(
+            f"no complete answer within the request deadline of {deadline:g} s",
+            request=request,
+        )
+
+    async def _send_and_read(self, request: httpx.Request) -> tuple[httpx.Response, bool]:
+        # Never a redirect, whatever the injected client says: the key would go with it.
+        response = await self.client.send(request, stream=True, follow_redirects=False)
         try:
             ok = 200 <= response.status_code < 300
-            cap = MAX_RESPONSE_BYTES if ok else MAX_ERROR_BYTES
+            cap = self.max_response_bytes if ok else min(MAX_ERROR_BYTES, self.max_response_bytes)
             declared = response.headers.get("content-length", "")
             oversized = False
-            if declared.isdigit() and int(declared) <= cap:
+            if (
+                declared.isdigit()
+                and int(declared) <= cap
+                and "content-encoding" not in response.headers
+            ):
                 # The usual case: a body of announced, acceptable size - httpx's own read.
                 await response.aread()
             else:
@@ -452,36 +489,70 @@ class HTTPPipeline:
     def decode_reply(self, reply: Reply, cl: type[T] | Any) -> T:
         """A fetched reply's JSON structured into ``cl``."""
         response = reply.response
-        result: T = decode(
-            reply.data, cl, status_code=response.status_code, text=_text_of(response)
-        )
+        try:
+            result: T = decode(
+                reply.data, cl, status_code=response.status_code, text=_text_of(response)
+            )
+        except ResponseDecodeError as exc:
+            raise self._redactor.error(exc, response) from exc.__cause__
         return result
 
     def decode_page(self, reply: Reply, item_cls: type[T], items_key: str) -> Page[T]:
         """A fetched paginated reply's JSON structured into a :class:`Page`."""
         response = reply.response
-        return decode_page(
-            reply.data,
-            item_cls,
-            items_key,
-            status_code=response.status_code,
-            text=_text_of(response),
-        )
+        try:
+            return decode_page(
+                reply.data,
+                item_cls,
+                items_key,
+                status_code=response.status_code,
+                text=_text_of(response),
+            )
+        except ResponseDecodeError as exc:
+            raise self._redactor.error(exc, response) from exc.__cause__
 
     def json(self, response: httpx.Response) -> Any:
         """The parsed body; an error object in a 2xx body raises as the error it names."""
         try:
             data = json.loads(response.content)
-        except ValueError as exc:
-            raise ResponseDecodeError(
-                f"response is not valid JSON ({exc})",
-                status_code=response.status_code,
-                body=response.text,
-                path=None,
-            ) from exc
+        except RecursionError as exc:
+            raise self._decode_error(response, "response is nested too deeply to parse") from exc
+        except ValueError as exc:  # not JSON, or not UTF-8 (a UnicodeDecodeError)
+            raise self._decode_error(response, f"response is not valid JSON ({exc})") from exc
         if isinstance(data, dict) and isinstance(data.get("errorName"), str):
-            raise make_api_error(response.status_code, response.text, response.headers)
+            raise self._api_error(response)
         return data
+
+    # -- errors built from a response: the key masked out of all they keep -----------------
+
+    def _api_error(self, response: httpx.Response, oversized: bool = False) -> PlatfoneError:
+        """The error for a non-2xx answer (a redirect is one: it is never followed)."""
+        status = response.status_code
+        text = response.text
+        if 300 <= status < 400:
+            error: PlatfoneError = _redirect_error(response, text)
+        else:
+            error = make_api_error(status, text, response.headers)
+        if oversized and isinstance(error, APIError):
+            error.body_truncated = True
+        return self._redactor.error(error, response)
+
+    def _decode_error(self, response: httpx.Response, message: str) -> PlatfoneError:
+        error = ResponseDecodeError(
+            message, status_code=response.status_code, body=response.text, path=None
+        )
+        return self._redactor.error(error, response)
+
+    def _oversized_error(self, response: httpx.Response) -> PlatfoneError:
+        error = ResponseDecodeError(
+            f"response body is larger than max_response_bytes ({self.max_response_bytes} "
+            "bytes); reading stopped there, nothing decoded",
+            status_code=response.status_code,
+            body=response.text,
+            path=None,
+        )
+        error.body_truncated = True
+        return self._redactor.error(error, response)
 
     async def aclose(self) -> None:
         if self.owns_client:
@@ -535,12 +606,26 @@ def _text_of(response: httpx.Response) -> Callable[[], str]:
     return lambda: response.text
 
 
-def _oversized_error(response: httpx.Response) -> ResponseDecodeError:
-    return ResponseDecodeError(
-        f"response body is larger than {MAX_RESPONSE_BYTES} bytes; not decoded",
+def _deadline_of(timeout: httpx.Timeout) -> float | None:
+    """The whole-request deadline a timeout implies: its longest phase (None: unbounded)."""
+    phases = (timeout.connect, timeout.read, timeout.write, timeout.pool)
+    if any(phase is None for phase in phases):
+        return None
+    return max(cast(float, phase) for phase in phases)
+
+
+def _redirect_error(response: httpx.Response, text: str) -> APIError:
+    location = response.headers.get("location", "")
+    try:
+        target = httpx.URL(location)
+        host = target.host or response.request.url.host
+    except (httpx.InvalidURL, ValueError):
+        host = "an unreadable location"
+    return APIError(
+        f"the server redirected this request ({response.status_code}) to {host}; redirects "
+        "are never followed (the API key would go with them): check base_url",
         status_code=response.status_code,
-        body=response.text,
-        path=None,
+        body=text,
     )
 
 

@@ -122,6 +122,14 @@ def non_negative(value: object, name: str) -> float:
     return float(value)
 
 
+def positive_or_inf(value: object, name: str) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise InvalidParameterError(name, "must be a number", value)
+    if math.isnan(value) or value <= 0:
+        raise InvalidParameterError(name, "must be > 0 (math.inf: no bound)", value)
+    return float(value)
+
+
 def max_price(value: object, name: str = "max_price") -> int:
     return int_in_range(value, name, 1, 10_000)
 

@@ -20,6 +20,7 @@ import httpx
 from .._client import NOT_GIVEN, AsyncPlatfone, NotGiven
 from .._clock import Clock
 from .._find import CatalogMatch
+from .._http import DEFAULT_MAX_RESPONSE_BYTES
 from .._models import Activation
 from .._models._account import Balance
 from .._models._catalog import Country, CountryPrices, PriceInfo, Service, ServicePrices
@@ -205,7 +206,9 @@ class Platfone(Root[AsyncPlatfone]):
         api_key: Your API key; falls back to the ``PLATFONE_API_KEY`` environment variable.
         sandbox: Use the sandbox environment (its own URL and keys).
         base_url: Another API root (an emulator, a proxy); overrides ``sandbox``.
-        timeout: Seconds for each request (an ``httpx.Timeout`` for finer control).
+        timeout: Seconds for each request (an ``httpx.Timeout`` for finer control): each
+            phase (connect, send, each read) and, unless ``request_deadline`` says
+            otherwise, the request as a whole (an ``httpx.Timeout``: its longest phase).
         max_retries: How often an idempotent call is retried after a connection error,
             a timeout or a 500/502/503/504 (an order only when it provably never left);
             shorthand for ``retry_policy=RetryPolicy(max_retries=...)``.
@@ -242,6 +245,12 @@ class Platfone(Root[AsyncPlatfone]):
         rng: The source of every random choice the client makes (the jitter of retry
             backoffs and of watch polls); tests pass ``random.Random(seed)`` for a
             reproducible run. None: a generator of its own, seeded by the system.
+        max_response_bytes: The most of a successful answer that is read (8 MiB; the
+            largest real answers, the price lists, are far smaller). A longer body is not
+            read further: :class:`ResponseDecodeError`.
+        request_deadline: Real seconds one request may take as a whole - connect, send
+            and the entire answer - however slowly the server trickles it; past it,
+            :class:`APITimeoutError`. None: from ``timeout``; ``math.inf``: no bound.
 
     It runs its own event loop in a daemon thread, started on first use, on which the
     :class:`AsyncPlatfone` and everything it holds live; so it works alike in Jupyter (where
@@ -272,6 +281,8 @@ class Platfone(Root[AsyncPlatfone]):
         limits_backend: RateLimitBackend | None = None,
         proxy: str | httpx.Proxy | None = None,
         rng: random.Random | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        request_deadline: float | None = None,
     ) -> None:
         super().__init__(
             build_later(
@@ -293,6 +304,8 @@ class Platfone(Root[AsyncPlatfone]):
                 limits_backend=limits_backend,
                 proxy=proxy,
                 rng=rng,
+                max_response_bytes=max_response_bytes,
+                request_deadline=request_deadline,
             ),
             AsyncPlatfone.aclose,
         )

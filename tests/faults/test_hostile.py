@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 import platfone_async as pf
-from platfone_async import _http
 from platfone_async._errors import MAX_BODY_KEPT
 from platfone_async.testing import VirtualClock
 from tests._support import ACTIVATION, AID, Server, json_response
@@ -70,11 +69,10 @@ async def test_an_error_body_in_a_200_order_is_a_refusal() -> None:
     assert (1, 0) == (len(server.requests), slots.in_use)
 
 
-async def test_a_huge_success_body_is_not_read_to_its_end(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A 200 beyond the read cap: ResponseDecodeError, .body cut to 64 KB and flagged."""
-    monkeypatch.setattr(_http, "MAX_RESPONSE_BYTES", 1_000_000)
+async def test_a_huge_success_body_is_not_read_to_its_end() -> None:
+    """A 200 beyond max_response_bytes: ResponseDecodeError, .body cut to 64 KB and flagged."""
     server = Server(default=httpx.Response(200, content=b"[" + b"1," * 1_000_000 + b"1]"))
-    async with server.client() as client:
+    async with server.client(max_response_bytes=1_000_000) as client:
         with pytest.raises(pf.ResponseDecodeError, match="larger than") as caught:
             await client.get_countries()
     assert (MAX_BODY_KEPT, True) == (len(caught.value.body), caught.value.body_truncated)
