@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -13,6 +14,8 @@ import pytest
 import platfone_async as pf
 from platfone_async._errors import MAX_BODY_KEPT
 from platfone_async.testing import VirtualClock
+from tests._faultkit import API_KEY as FAULTS_KEY
+from tests._faultkit import RewritingTransport, new_emulator
 from tests._support import ACTIVATION, AID, Server, json_response
 
 pytestmark = pytest.mark.anyio
@@ -226,3 +229,129 @@ async def test_retry_after_as_an_http_date_is_honoured() -> None:
         start = clock.time()
         await client.get_balance()
     assert 19 <= clock.time() - start <= 21
+
+
+# -- every endpoint through every kind of unreadable body -----------------------------------
+
+Call = Callable[[pf.AsyncPlatfone], Awaitable[object]]
+
+READS: dict[str, Call] = {
+    "get_balance": lambda c: c.get_balance(),
+    "get_activation": lambda c: c.get_activation(AID),
+    "get_activation_history": lambda c: c.get_activation_history(),
+    "get_price": lambda c: c.get_price("netflix", "us"),
+    "get_prices_by_country": lambda c: c.get_prices_by_country(),
+    "get_prices_by_service": lambda c: c.get_prices_by_service(),
+    "get_countries": lambda c: c.get_countries(),
+    "get_services": lambda c: c.get_services(),
+    "get_popular_services": lambda c: c.get_popular_services(),
+    "get_report_reasons": lambda c: c.get_report_reasons(AID),
+    "get_report": lambda c: c.get_report(AID),
+    "get_reports": lambda c: c.get_reports(),
+    "create_report": lambda c: c.create_report(AID, 1, message="no SMS"),
+}
+#: Writes whose 200 says all there is: a body they cannot read does not undo them.
+WRITES: dict[str, Call] = {
+    "retry_activation": lambda c: c.retry_activation(AID),
+    "cancel_activation": lambda c: c.cancel_activation(AID),
+    "finalize_activation": lambda c: c.finalize_activation(AID),
+}
+
+BAD_BODIES = {
+    "nested-lists": b"[" * 50_000,
+    "nested-objects": b'{"a":' * 10_000,
+    "too-large": b"[" + b"1," * 100_000 + b"1]",
+    "invalid-utf8": b'{"activation_id": "\xff\xfe", "total": "\xc3\x28"}',
+    "not-json": HTML,
+    "wrong-shape-object": b'{"unexpected": [1, 2, 3]}',
+    "wrong-shape-list": b'[1, "two", null, {"three": 3}]',
+    "wrong-shape-scalar": b'"just a string"',
+    "null": b"null",
+}
+#: Small enough that the "too-large" body (200 KB) is beyond it, far above the others.
+CAP = 64 * 1024
+
+
+@pytest.mark.parametrize("body", BAD_BODIES.values(), ids=BAD_BODIES.keys())
+@pytest.mark.parametrize("call", READS.values(), ids=READS.keys())
+async def test_every_read_meets_every_bad_body_with_a_decode_error(call: Call, body: bytes) -> None:
+    """Deep, huge, non-UTF-8, non-JSON or misshapen: ResponseDecodeError, nothing else."""
+    clock = VirtualClock()
+    server = Server(default=httpx.Response(200, content=body))
+    async with clock.autojump(), server.client(clock, max_response_bytes=CAP) as client:
+        with pytest.raises(pf.ResponseDecodeError) as caught:
+            await call(client)
+    assert 200 == caught.value.status_code
+    assert caught.value.response is not None
+
+
+@pytest.mark.parametrize("body", BAD_BODIES.values(), ids=BAD_BODIES.keys())
+@pytest.mark.parametrize("call", WRITES.values(), ids=WRITES.keys())
+async def test_every_write_meets_every_bad_body_with_a_typed_outcome(
+    call: Call, body: bytes
+) -> None:
+    """A write answered 200 with a body it cannot read is done (or a typed error)."""
+    clock = VirtualClock()
+    server = Server(default=httpx.Response(200, content=body))
+    async with clock.autojump(), server.client(clock, max_response_bytes=CAP) as client:
+        try:
+            await call(client)
+        except pf.PlatfoneError:
+            pass  # typed: anything else fails the test
+
+
+@pytest.mark.parametrize("body", BAD_BODIES.values(), ids=BAD_BODIES.keys())
+async def test_a_watch_polls_through_every_bad_body_to_its_timeout(body: bytes) -> None:
+    """wait_for_sms polls through unreadable answers (a later one may hold the code) and
+    ends with its typed timeout, never a bare exception."""
+    clock = VirtualClock()
+    server = Server(default=httpx.Response(200, content=body))
+    async with clock.autojump(), server.client(clock, max_response_bytes=CAP) as client:
+        with pytest.raises(pf.WaitTimeoutError):
+            await client.wait_for_sms(AID, timeout=30)
+    assert len(server.requests) >= 2
+
+
+@pytest.mark.parametrize("body", BAD_BODIES.values(), ids=BAD_BODIES.keys())
+async def test_an_order_meets_every_bad_body_with_an_unknown_outcome(body: bytes) -> None:
+    """An order (and the history it is looked for in) answered unreadably: the order is
+    reconciled, not resent - OrderOutcomeUnknownError, never a bare exception."""
+    clock = VirtualClock()
+    server = Server(default=httpx.Response(200, content=body))
+    async with clock.autojump(), server.client(clock, max_response_bytes=CAP) as client:
+        with pytest.raises(pf.OrderOutcomeUnknownError) as caught:
+            await client.create_activation("netflix", "us")
+    assert isinstance(caught.value.last_error, pf.ResponseDecodeError)
+    assert 1 == sum(r.method == "POST" for r in server.requests)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [BAD_BODIES["nested-lists"], BAD_BODIES["too-large"], BAD_BODIES["invalid-utf8"]],
+    ids=["nested", "too-large", "invalid-utf8"],
+)
+async def test_an_order_placed_but_answered_unreadably_is_found(body: bytes) -> None:
+    """The server placed the order and answered it with a body the SDK cannot read: the
+    order is reconciled, its activation returned, and no other number is open."""
+    clock = VirtualClock()
+    emulator = new_emulator(clock)
+
+    def spoil(request: httpx.Request, response: httpx.Response, _: bytes) -> bytes | None:
+        return body if request.method == "POST" else None
+
+    transport = RewritingTransport(httpx.ASGITransport(app=emulator.app), spoil)
+    async with (
+        clock.autojump(),
+        httpx.AsyncClient(transport=transport) as http,
+        pf.AsyncPlatfone(
+            FAULTS_KEY,
+            base_url=emulator.base_url,
+            http_client=http,
+            clock=clock,
+            max_response_bytes=CAP,
+        ) as client,
+    ):
+        activation = await client.create_activation("telegram", "uk")
+    opened = emulator.activations()
+    assert [activation.activation_id] == [a["activation_id"] for a in opened]
+    assert 1 == emulator.request_count("create_activation")
