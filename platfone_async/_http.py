@@ -367,10 +367,10 @@ class HTTPPipeline:
                 _log(method, path, response.status_code, started, attempt)
                 status = response.status_code
                 if 200 <= status < 300 or status == 304:
+                    if not parse or status == 304:
+                        return Reply(response)  # a write's 200 says all: its body is not read
                     if oversized:
                         raise self._oversized_error(response)
-                    if not parse or status == 304:
-                        return Reply(response)
                     try:
                         return Reply(response, self.json(response))
                     except ResponseDecodeError as exc:
