@@ -22,6 +22,7 @@ import math
 import random
 import time
 import warnings
+import zlib
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -32,6 +33,7 @@ import httpx
 from ._clock import Clock
 from ._convert import decode, decode_page
 from ._errors import (
+    MAX_BODY_KEPT,
     AccountBlockedError,
     ActiveActivationsLimitError,
     APIConnectionError,
@@ -72,9 +74,10 @@ _ORDERING = frozenset({"create_activation"})
 DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 #: The most of an error response's body that is read (an error object is a few hundred bytes).
 MAX_ERROR_BYTES = 1024 * 1024
-#: Of a body beyond the cap, this much is kept for the error (its ``.body`` shows at
-#: most ``MAX_BODY_KEPT`` characters, up to 4 bytes each); the rest is never read.
-_OVERSIZED_KEPT = 256 * 1024
+#: Of a body beyond the cap, this much is kept for the error (as much as its ``.body``
+#: shows of an ASCII body); the rest is dropped, or never read.
+_OVERSIZED_KEPT = MAX_BODY_KEPT
+_INFLATE_STEP = 64 * 1024
 
 #: Transport errors raised before the request could leave: nothing reached the server.
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -96,29 +99,92 @@ class Reply:
         self.data = data
 
 
-async def _read_capped(response: httpx.Response, cap: int) -> bool:
-    """Read the body into ``response.content``, at most ``cap`` bytes; whether it was
-    longer (then only its first bytes are kept, and the rest is never read)."""
+async def _read_capped(response: httpx.Response, cap: int, declared: str) -> bool:
+    """Read the body into ``response.content``, at most ``cap`` bytes once decoded;
+    whether it was longer (then only its first bytes are kept, the rest never read).
+
+    The raw stream is read and inflated here, not through httpx's decoders: a
+    compressed body is inflated a bounded piece at a time (a gzip bomb stops at the
+    cap), and a read cut short closes every generator it opened.
+    """
+    inflate = _inflater(response.headers.get("content-encoding", ""))
+    # A plain body announced beyond the cap: only what an error keeps is read.
+    announced = inflate is None and declared.isdigit() and int(declared) > cap
+    limit = _OVERSIZED_KEPT if announced else cap
     chunks: list[bytes] = []
     size = 0
     oversized = False
-    # aiter_bytes() is an async generator: close it when the read is cut short.
-    body = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
-    async with contextlib.aclosing(body) as stream:
-        async for chunk in stream:
-            if size + len(chunk) > cap:
-                oversized = True
-                if size < _OVERSIZED_KEPT:
-                    chunks.append(chunk[: _OVERSIZED_KEPT - size])
+    stream = cast(httpx.AsyncByteStream, response.stream)
+    raw = cast(AsyncGenerator[bytes, None], stream.__aiter__())
+    async with contextlib.aclosing(raw):
+        try:
+            async for piece in raw:
+                pieces = (piece,) if inflate is None else _inflated(inflate, piece, limit - size)
+                for chunk in pieces:
+                    if size + len(chunk) > limit:
+                        oversized = True
+                        chunks.append(chunk[: max(0, _OVERSIZED_KEPT - size)])
+                        break
+                    size += len(chunk)
+                    chunks.append(chunk)
+                if oversized:
+                    break
+        except Exception:
+            await _abandon(response, raw)
+            raise
+        if oversized:
+            await _abandon(response, raw)
+    if oversized:  # keep the first bytes only, never a second copy of all that was read
+        kept: list[bytes] = []
+        room = _OVERSIZED_KEPT
+        for chunk in chunks:
+            if room <= 0:
                 break
-            size += len(chunk)
-            chunks.append(chunk)
-    content = b"".join(chunks)
-    if oversized:
-        content = content[:_OVERSIZED_KEPT]
+            kept.append(chunk[:room])
+            room -= len(chunk)
+        chunks.clear()
+        chunks = kept
     # What httpx's own aread() does, with a cap: the body read becomes .content.
-    response._content = content
+    response._content = b"".join(chunks)
     return oversized
+
+
+async def _abandon(response: httpx.Response, raw: AsyncGenerator[bytes, None]) -> None:
+    """Stop reading a body midway: close the connection, then let the stream's nested
+    generators run into that closed end (closing only the outermost would leave the
+    inner ones to the garbage collector, which trio reports as a ResourceWarning)."""
+    await response.aclose()
+    with contextlib.suppress(Exception), anyio.move_on_after(1.0):
+        for _ in range(64):  # what was buffered before the close, then the closed end
+            await raw.__anext__()
+
+
+def _inflater(encoding: str) -> Any:
+    """A zlib decompressor for a gzip or deflate body; None for a plain one."""
+    name = encoding.strip().lower()
+    if name in ("", "identity"):
+        return None
+    if name in ("gzip", "x-gzip", "deflate"):
+        return zlib.decompressobj(zlib.MAX_WBITS | 32)  # a zlib or gzip header, detected
+    raise httpx.DecodingError(f"unsupported Content-Encoding {encoding!r}")
+
+
+def _inflated(inflate: Any, piece: bytes, room: int) -> list[bytes]:
+    """``piece`` inflated in steps of 64 KiB, stopping once more than ``room`` bytes
+    came out (zlib would otherwise hold a whole inflated piece twice while joining it)."""
+    out: list[bytes] = []
+    total = 0
+    data = piece
+    try:
+        while True:
+            part: bytes = inflate.decompress(data, _INFLATE_STEP)
+            out.append(part)
+            total += len(part)
+            data = inflate.unconsumed_tail
+            if not data or total > room:
+                return out
+    except zlib.error as exc:
+        raise httpx.DecodingError(f"the compressed body is corrupt ({exc})") from exc
 
 
 # -- the pipeline ---------------------------------------------------------------------------
@@ -148,6 +214,8 @@ class HTTPPipeline:
             "X-Api-Key": api_key,
             "User-Agent": USER_AGENT,
             "Accept": "application/json",
+            # What _read_capped inflates a piece at a time (never br or zstd).
+            "Accept-Encoding": "gzip, deflate",
         }
         #: The most of a successful answer that is read; beyond it, ResponseDecodeError.
         self.max_response_bytes = max_response_bytes
@@ -446,7 +514,13 @@ class HTTPPipeline:
                 # The usual case: a body of announced, acceptable size - httpx's own read.
                 await response.aread()
             else:
-                oversized = await _read_capped(response, cap)
+                try:
+                    oversized = await _read_capped(response, cap, declared)
+                except httpx.DecodingError as exc:
+                    response._content = b""
+                    if ok:
+                        raise self._decode_error(response, str(exc)) from exc
+                    # an error status says enough without its garbled page
         finally:
             await response.aclose()
         # httpx's response and its stream point at each other: a cycle of ~20 objects a

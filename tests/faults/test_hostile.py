@@ -4,7 +4,9 @@ lost SMS code."""
 from __future__ import annotations
 
 import email.utils
+import gzip
 import json
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -351,3 +353,58 @@ async def test_an_order_placed_but_answered_unreadably_is_found(body: bytes) -> 
     opened = emulator.activations()
     assert [activation.activation_id] == [a["activation_id"] for a in opened]
     assert 1 == emulator.request_count("create_activation")
+
+
+# -- compressed answers: inflated a bounded piece at a time ------------------------------------
+
+
+def _encoded(raw: bytes, encoding: str) -> httpx.Response:
+    """A 200 whose body is ``raw`` as sent (httpx inflates nothing before the SDK reads)."""
+    return httpx.Response(200, stream=httpx.ByteStream(raw), headers={"Content-Encoding": encoding})
+
+
+def _gzipped(data: bytes) -> httpx.Response:
+    return _encoded(gzip.compress(data), "gzip")
+
+
+async def test_a_gzipped_answer_decodes() -> None:
+    """A gzip body within the cap is inflated and decoded as usual."""
+    server = Server(_gzipped(json.dumps({"total": 7, "reserved": 1}).encode()))
+    async with server.client() as client:
+        balance = await client.get_balance()
+    assert 7 == balance.total
+
+
+async def test_a_gzip_bomb_stops_at_the_cap() -> None:
+    """100 MB of zeros in a 100 KB gzip body: ResponseDecodeError at the cap, and the
+    call's peak memory is about the cap, not the inflated size."""
+    cap = 1024 * 1024
+    bomb = gzip.compress(b"0" * 100_000_000)
+    server = Server(default=lambda _: _encoded(bomb, "gzip"))
+    async with server.client(max_response_bytes=cap) as client:
+        with pytest.raises(pf.ResponseDecodeError):  # a first call sets the client up
+            await client.get_countries()
+        tracemalloc.start()
+        try:
+            with pytest.raises(pf.ResponseDecodeError, match="max_response_bytes"):
+                await client.get_countries()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < cap + 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        _encoded(b"not gzip at all", "gzip"),
+        _encoded(b"\x1b\x00", "br"),
+    ],
+    ids=["corrupt-gzip", "unasked-brotli"],
+)
+async def test_a_body_that_cannot_be_inflated_is_a_decode_error(response: httpx.Response) -> None:
+    """A corrupt or unasked-for Content-Encoding: ResponseDecodeError, not httpx's own."""
+    server = Server(default=response)
+    async with server.client(retry_policy=pf.RetryPolicy.none()) as client:
+        with pytest.raises(pf.ResponseDecodeError):
+            await client.get_balance()
