@@ -252,10 +252,11 @@ def webhook_app(handler: WebhookHandler) -> ASGIApp:
         if body is None:
             await _answer(send, 413, {"error": "the body is too large for a webhook"})
             return
-        headers = {
-            name.decode("latin-1").lower(): value.decode("latin-1")
-            for name, value in scope.get("headers", ())
-        }
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope.get("headers", ()):
+            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+            # A repeated line (two x-signature lines) keeps every value: each is tried.
+            headers[name] = f"{headers[name]} {value}" if name in headers else value
         try:
             await handler.handle(body, headers)
         except WebhookVerificationError as error:

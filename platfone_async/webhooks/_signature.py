@@ -157,7 +157,13 @@ def check_tolerance(tolerance: object) -> float:
 
 
 def _lower_keys(headers: Mapping[str, str]) -> dict[str, str]:
-    return {str(name).lower(): value for name, value in headers.items()}
+    """The headers by lower-case name; a name repeated (several header lines, as a
+    multi-dict's ``items()`` gives them) keeps every value, space-separated."""
+    found: dict[str, str] = {}
+    for name, value in headers.items():
+        key = str(name).lower()
+        found[key] = f"{found[key]} {value}" if key in found else value
+    return found
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
@@ -191,10 +197,12 @@ def _candidates(header: str) -> list[bytes]:
 
     Tokens are space-separated, each ``v1,<signature>`` or a bare signature; a token of
     another version (``v1a,`` is Standard Webhooks' asymmetric one) is not ours to check.
+    Several header lines come space-separated (see :func:`_lower_keys`) or, from a
+    framework that folds them as HTTP says, comma-separated: a trailing comma is dropped.
     """
     found = []
     for token in header.split():
-        version, comma, signature = token.rpartition(",")
+        version, comma, signature = token.rstrip(",").rpartition(",")
         if comma and version != _VERSION:
             continue
         digest = _decode_signature(signature)

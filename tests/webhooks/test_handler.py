@@ -259,3 +259,16 @@ async def test_asgi_lifespan_completes(handler: WebhookHandler) -> None:
         {"type": "lifespan.startup.complete"},
         {"type": "lifespan.shutdown.complete"},
     ] == sent
+
+
+@pytest.mark.anyio
+async def test_asgi_tries_every_repeated_signature_line(
+    handler: WebhookHandler, clock: VirtualClock
+) -> None:
+    """A valid delivery with a second, stale x-signature line appended is accepted: each
+    line is tried, not only the last."""
+    body, headers = delivery(clock=clock)
+    lines = [*headers.items(), ("x-signature", "v1," + "ab" * 32)]
+    async with asgi_client(handler) as http:
+        answer = await http.post("/", content=body, headers=lines)
+    assert 200 == answer.status_code

@@ -7,8 +7,10 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+import httpx
 import pytest
 
 from platfone_async import (
@@ -58,7 +60,7 @@ def headers_for(body: bytes = BODY, secret: str = SECRET, timestamp: int = NOW) 
     return signed_headers(body, secret, webhook_id=WEBHOOK_ID, timestamp=timestamp)
 
 
-def reason(body: bytes, headers: dict[str, str], **kwargs: Any) -> str:
+def reason(body: bytes, headers: Mapping[str, str], **kwargs: Any) -> str:
     """The message of the WebhookVerificationError that verify raises."""
     kwargs.setdefault("now", NOW)
     with pytest.raises(WebhookVerificationError) as caught:
@@ -445,3 +447,38 @@ def test_bad_data_path_points_into_data() -> None:
         parse_event(payload(data=data))
     assert "$.data.expire_at" == caught.value.path
     assert "at $.data.expire_at" in str(caught.value)
+
+
+class _MultiDict(Mapping[str, str]):
+    """Headers as a framework's multi-dict holds them: ``items()`` repeats a name."""
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self._items = items
+
+    def __getitem__(self, name: str) -> str:
+        return next(v for k, v in self._items if k.lower() == name.lower())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(k for k, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def items(self) -> Any:
+        return list(self._items)
+
+
+@pytest.mark.parametrize("good_first", [True, False], ids=["good-first", "good-last"])
+def test_every_one_of_repeated_signature_headers_is_tried(good_first: bool) -> None:
+    """Two x-signature lines (a stale one appended, or prepended): the valid one passes,
+    whether the lines come as a multi-dict's items or folded by httpx with a comma."""
+    good = headers_for()
+    stale = ("x-signature", "v1," + "ab" * 32)
+    lines = [(name, value) for name, value in good.items()]
+    lines = [*lines, stale] if good_first else [stale, *lines]
+    verify(BODY, _MultiDict(lines), SECRET, now=NOW)
+    verify(BODY, httpx.Headers(lines), SECRET, now=NOW)
+    bare = [(n, v.removeprefix("v1,")) for n, v in lines]
+    verify(BODY, httpx.Headers(bare), SECRET, now=NOW)
+    only_stale = [line for line in lines if line[0] != "x-signature"] + [stale, stale]
+    assert "no signature" in reason(BODY, _MultiDict(only_stale))
