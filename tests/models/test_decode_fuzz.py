@@ -119,3 +119,72 @@ def test_extra_fields_ignored_and_nulls_accepted(pipeline: HTTPPipeline) -> None
     activation: Activation = pipeline.decode(response, Activation)
     assert "6363" == activation.sms_code
     assert activation.cancelable_after is None
+
+
+_EXAMPLES: list[dict[str, Any]] = [
+    ACTIVATION,
+    HISTORY_ACTIVATION,
+    PRICE,
+    REPORT,
+    {"total": 1, "reserved": 0},
+]
+
+
+def _truncated() -> st.SearchStrategy[bytes]:
+    """A real body cut off anywhere (a dropped connection, a broken proxy)."""
+    bodies = [json.dumps(example).encode() for example in _EXAMPLES]
+    return st.sampled_from(bodies).flatmap(
+        lambda body: st.integers(0, len(body)).map(lambda end: body[:end])
+    )
+
+
+def _nested() -> st.SearchStrategy[bytes]:
+    """Lists and objects nested from a little to far beyond the parser's recursion limit,
+    closed or not, alone or in a field of a real body."""
+    depth = st.integers(1, 3_000) | st.integers(3_000, 200_000)
+    opening = st.sampled_from([b"[", b'{"a":'])
+    closed = st.booleans()
+
+    def build(depth: int, opening: bytes, closed: bool, field: bool) -> bytes:
+        closing = b"]" if opening == b"[" else b"}"
+        value = opening * depth + ((b"1" + closing * depth) if closed else b"")
+        return b'{"activation_id": "a", "price": ' + value + b"}" if field else value
+
+    return st.builds(build, depth, opening, closed, st.booleans())
+
+
+def _mistyped() -> st.SearchStrategy[bytes]:
+    """A real body with fields swapped for other JSON, or a few bytes flipped."""
+    swapped = st.sampled_from(_EXAMPLES).flatmap(_mutations).map(lambda d: json.dumps(d).encode())
+    flipped = st.tuples(
+        st.sampled_from([json.dumps(example).encode() for example in _EXAMPLES]),
+        st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=4),
+    ).map(_flip)
+    return swapped | flipped
+
+
+def _flip(case: tuple[bytes, list[tuple[int, int]]]) -> bytes:
+    body, flips = bytearray(case[0]), case[1]
+    for index, value in flips:
+        body[index % len(body)] = value
+    return bytes(body)
+
+
+@pytest.mark.parametrize(
+    "strategy", [_truncated(), _nested(), _mistyped()], ids=["truncated", "nested", "mistyped"]
+)
+@pytest.mark.parametrize("cl", [Activation, Balance, PriceInfo, Report, list[Country]], ids=str)
+def test_broken_bodies_give_nothing_but_typed_errors(
+    pipeline: HTTPPipeline, cl: Any, strategy: st.SearchStrategy[bytes]
+) -> None:
+    """Truncated, nested (even past the recursion limit) or mistyped bodies: a model or
+    ResponseDecodeError (or the APIError a body names) - never RecursionError & co."""
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(strategy)
+    def run(body: bytes) -> None:
+        response = httpx.Response(200, content=body)
+        with contextlib.suppress(pf.ResponseDecodeError, pf.APIError):
+            pipeline.decode(response, cl)
+
+    run()
