@@ -158,3 +158,12 @@ async def hostile_server(mode: Mode) -> AsyncIterator[HostileServer]:
             yield server
         finally:
             tg.cancel_scope.cancel()
+
+
+def by_method(**modes: Mode) -> Mode:
+    """One mode per HTTP method (``POST=...``, ``GET=...``); ``other=`` for the rest."""
+
+    async def mode(stream: Stream, request: RawRequest) -> None:
+        await modes.get(request.method, modes["other"])(stream, request)
+
+    return mode

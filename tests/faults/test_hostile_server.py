@@ -21,6 +21,7 @@ from tests._hostile import (
     HostileServer,
     Mode,
     answer,
+    by_method,
     echo,
     endless,
     hostile_server,
@@ -112,7 +113,7 @@ async def test_a_huge_answer_costs_about_the_cap(declare: int | None) -> None:
 
 # -- bounded time ------------------------------------------------------------------------------
 
-DEADLINE = 0.3
+DEADLINE = 0.15
 
 
 @pytest.mark.parametrize("call", FAMILIES.values(), ids=FAMILIES.keys())
@@ -134,7 +135,7 @@ async def test_a_trickling_server_fails_each_family_within_the_deadline(call: Ca
         assert isinstance(caught.value.last_error, pf.APITimeoutError)
         assert 1 == sum(r.method == "POST" for r in server.requests)
     else:
-        assert "deadline of 0.3 s" in str(caught.value)
+        assert f"deadline of {DEADLINE:g} s" in str(caught.value)
 
 
 async def test_the_deadline_follows_the_timeout_unless_set() -> None:
@@ -219,3 +220,27 @@ async def test_an_echoed_request_never_shows_the_key(
     assert error.response is not None
     assert "***" == error.response.request.headers["x-api-key"]
     assert error.headers == error.response.headers
+
+
+async def test_a_session_settles_against_a_trickling_server_in_bounded_time() -> None:
+    """The order is answered, then every poll, cancel and finalize trickles: leaving the
+    block ends within bounded time - each request cut at its deadline - with a typed
+    timeout at worst, never a hang. (What settling then does is the session's to say.)"""
+    opened = {**ACTIVATION, "expire_at": int(time.time()) + 2, "cancelable_after": None}
+    mode = by_method(POST=answer(200, json.dumps(opened).encode()), other=trickle(0.05))
+    failure: pf.PlatfoneError | None = None
+    async with (
+        hostile_server(mode) as server,
+        _client(server, request_deadline=0.1) as client,
+    ):
+        started = time.monotonic()
+        try:
+            async with client.activation("netflix", "us"):
+                pass
+        except pf.PlatfoneError as error:
+            failure = error
+        elapsed = time.monotonic() - started
+    assert elapsed < 6.0, f"{elapsed:.1f} s"
+    assert failure is None or isinstance(failure, pf.APITimeoutError)
+    assert 1 == sum(r.method == "POST" for r in server.requests)
+    assert len(server.requests) >= 2
