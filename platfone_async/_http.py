@@ -144,8 +144,10 @@ async def _read_capped(response: httpx.Response, cap: int, declared: str) -> boo
             room -= len(chunk)
         chunks.clear()
         chunks = kept
-    # What httpx's own aread() does, with a cap: the body read becomes .content.
+    # What httpx's own aread() does, with a cap: the body read becomes .content, and
+    # the stream counts as consumed (a raw re-read raises StreamConsumed).
     response._content = b"".join(chunks)
+    response.is_stream_consumed = True
     return oversized
 
 
