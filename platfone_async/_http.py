@@ -12,7 +12,6 @@ through it top to bottom.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import copy as copy_module
 import email.utils
@@ -21,6 +20,7 @@ import json
 import logging
 import math
 import random
+import sys
 import time
 import warnings
 import zlib
@@ -33,6 +33,7 @@ import httpx
 
 from ._clock import Clock
 from ._convert import decode, decode_page
+from ._deadline import AsyncioDeadlines, running_asyncio_task
 from ._errors import (
     MAX_BODY_KEPT,
     AccountBlockedError,
@@ -223,6 +224,7 @@ class HTTPPipeline:
         #: The most of a successful answer that is read; beyond it, ResponseDecodeError.
         self.max_response_bytes = max_response_bytes
         self._explicit_deadline = request_deadline
+        self._deadlines: AsyncioDeadlines | None = None  # made on the first request
         self._set_timeout(timeout)
         self._redactor = Redactor(api_key)
         self.retry = retry
@@ -492,26 +494,24 @@ class HTTPPipeline:
         deadline = self.request_deadline
         if deadline is None:
             return await self._send_and_read(request)
-        task = _asyncio_task()
+        task = running_asyncio_task()
         if task is not None:
-            # On asyncio one timer that cancels the task: an anyio cancel scope costs ~10
-            # us a call there, asyncio.timeout() ~6 (on trio a cancel scope is native).
-            loop = task.get_loop()
-            expired: list[bool] = []
-            cancelling = task.cancelling()
-            timer = loop.call_at(loop.time() + deadline, _expire, task, expired)
+            deadlines = self._deadlines
+            if deadlines is None or deadlines.loop is not task.get_loop():
+                deadlines = self._deadlines = AsyncioDeadlines(task.get_loop())
+            entry = deadlines.enter(task, deadline)
             try:
                 result = await self._send_and_read(request)
-            except asyncio.CancelledError:
+            except sys.modules["asyncio"].CancelledError:
                 # (as asyncio.timeout() judges it) cancelled from outside too: go on
-                if not expired or task.uncancel() > cancelling:
+                if not entry.expired or task.uncancel() > entry.cancelling:
                     raise
             else:
-                if expired:  # it fired as the answer completed: take it back
+                if entry.expired:  # it fired as the answer completed: take it back
                     task.uncancel()
                 return result
             finally:
-                timer.cancel()
+                deadlines.leave(entry)
         else:
             with anyio.move_on_after(deadline):
                 return await self._send_and_read(request)
@@ -702,25 +702,6 @@ def _fits(deadline: float | None, wait: float, clock: Clock) -> bool:
 
 def _text_of(response: httpx.Response) -> Callable[[], str]:
     return lambda: response.text
-
-
-def _asyncio_task() -> Any:
-    """The running asyncio task, on Python 3.11+ (``Task.uncancel``); else None (trio,
-    where an anyio cancel scope is used)."""
-    if not _UNCANCEL:
-        return None
-    try:
-        return asyncio.current_task()
-    except RuntimeError:  # no asyncio loop: trio
-        return None
-
-
-_UNCANCEL = hasattr(asyncio.Task, "uncancel")
-
-
-def _expire(task: asyncio.Task[Any], expired: list[bool]) -> None:
-    expired.append(True)
-    task.cancel()
 
 
 def _deadline_of(timeout: httpx.Timeout) -> float | None:

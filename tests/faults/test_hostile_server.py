@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -244,3 +245,26 @@ async def test_a_session_settles_against_a_trickling_server_in_bounded_time() ->
     assert failure is None or isinstance(failure, pf.APITimeoutError)
     assert 1 == sum(r.method == "POST" for r in server.requests)
     assert len(server.requests) >= 2
+
+
+async def test_staggered_requests_each_meet_their_own_deadline() -> None:
+    """Requests started one after another on one client, all trickled: each fails its
+    own deadline after it started (one timer serves them all on asyncio), not later."""
+    elapsed: list[float] = []
+
+    async def timed(client: pf.AsyncPlatfone) -> None:
+        started = time.monotonic()
+        with pytest.raises(pf.APITimeoutError):
+            await client.get_balance()
+        elapsed.append(time.monotonic() - started)
+
+    async with (
+        hostile_server(trickle(0.02)) as server,
+        _client(server, request_deadline=DEADLINE) as client,
+        anyio.create_task_group() as tg,
+    ):
+        for _ in range(3):
+            tg.start_soon(timed, client)
+            await anyio.sleep(DEADLINE / 3)
+    assert 3 == len(elapsed)
+    assert all(DEADLINE * 0.9 <= e < DEADLINE + 0.25 for e in elapsed), elapsed
