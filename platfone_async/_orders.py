@@ -26,7 +26,7 @@ import copy as _copy
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import anyio
 import httpx
@@ -45,13 +45,12 @@ from ._errors import (
 )
 from ._http import HTTPPipeline
 from ._models import Activation
-from ._ratelimit import SlotToken
+from ._ratelimit import Slot
 from ._retry import SendTrace
 
 if TYPE_CHECKING:
     from ._models._page import Page
     from ._ratelimit import SuccessRateCheck
-    from ._ratelimit._redis import RedisSlotToken
     from ._reconcile import OrderBook, PendingOrder, Verdict
 
     # For type checking only: a protocol is a class to create, and nothing checks it at
@@ -67,9 +66,6 @@ if TYPE_CHECKING:
 
 
 __all__ = ["Orders", "SuccessRateGuard"]
-
-#: A slot of the 20-active limit: in this process, or in the fleet's Redis.
-Slot: TypeAlias = "SlotToken | RedisSlotToken"
 
 logger = logging.getLogger("platfone_async")
 

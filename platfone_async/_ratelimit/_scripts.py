@@ -68,27 +68,45 @@ end
 """
 
 #: Take up to ``want`` tokens of one endpoint (for the waiters queued in one process), or
-#: say how long to wait. KEYS: tokens, queue, seen, block.
-#: ARGV: calls, lease, base, waiter, stale, hold, ttl_ms, want, starve.
+#: say how long to wait. KEYS: tokens, queue, seen, block, epoch, restarted.
+#: ARGV: calls, lease, base, waiter, stale, hold, ttl_ms, want, starve, seen_epoch,
+#: fresh_epoch, epoch_ttl_ms.
 #: Tokens in flight score ``now + lease`` (a crashed process's come back by then); spent
 #: ones score their return time; the n granted are ``base:1`` .. ``base:n``. Free tokens go
 #: to whoever asks - except that a process waiting longer than ``starve`` seconds is
-#: served before any newer one, so no process starves. Returns {n, "0"} granted, {0, wait}
+#: served before any newer one, so no process starves.
+#: A Redis that lost its state (restarted without persistence) has no epoch although the
+#: asking process saw one: the moment is kept in ``restarted`` and every window is held
+#: full for its ``hold`` after it. Returns {n, "0", epoch} granted, {0, wait, epoch}
 #: otherwise; wait is "-1" when tokens are free but held for older waiters.
 WINDOW_ACQUIRE = (
     _NOW
     + _QUEUE
     + """
 local tokens, queue, seen, block = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local epoch_key, restarted_key = KEYS[5], KEYS[6]
 local calls, lease, base, waiter = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local stale, hold, ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local want, starve = tonumber(ARGV[8]), tonumber(ARGV[9])
+local epoch_ttl = tonumber(ARGV[12])
+local epoch = redis.call('GET', epoch_key)
+if not epoch then
+  epoch = ARGV[11]
+  if ARGV[10] ~= '' then
+    redis.call('SET', restarted_key, tostring(now), 'PX', epoch_ttl)
+  end
+end
+redis.call('SET', epoch_key, epoch, 'PX', epoch_ttl)
 redis.call('ZREMRANGEBYSCORE', tokens, '-inf', now)
 drop_stale(queue, seen, stale)
 local blocked = tonumber(redis.call('GET', block) or '0')
+local restarted = redis.call('GET', restarted_key)
+if restarted and tonumber(restarted) + hold > blocked then
+  blocked = tonumber(restarted) + hold
+end
 if blocked > now then
   enqueue(queue, seen, waiter, ttl)
-  return {0, tostring(blocked - now)}
+  return {0, tostring(blocked - now), epoch}
 end
 local free = calls - redis.call('ZCARD', tokens)
 if free > 0 then
@@ -110,15 +128,15 @@ if free > 0 then
     else
       enqueue(queue, seen, waiter, ttl)
     end
-    return {n, '0'}
+    return {n, '0', epoch}
   end
   enqueue(queue, seen, waiter, ttl)
-  return {0, '-1'}
+  return {0, '-1', epoch}
 end
 enqueue(queue, seen, waiter, ttl)
 local first = redis.call('ZRANGE', tokens, 0, 0, 'WITHSCORES')
 local back = math.min(tonumber(first[2]), now + hold)
-return {0, tostring(back - now)}
+return {0, tostring(back - now), epoch}
 """
 )
 

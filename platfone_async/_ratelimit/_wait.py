@@ -24,14 +24,18 @@ import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
-from typing import TypeAlias
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, TypeAlias
 
 import anyio
 
 from .._clock import Clock
+from .._errors import RateLimitBackendError
 
-__all__ = ["ErrorSource", "WaitQueue", "Waiter", "logger", "make_error"]
+if TYPE_CHECKING:
+    from ._store import Take
+
+__all__ = ["ErrorSource", "Gate", "WaitQueue", "Waiter", "logger", "make_error"]
 
 #: What a blocked key raises: an exception instance (raised as is) or a factory called
 #: once per raise (so concurrent tasks do not share, and scramble, one traceback).
@@ -72,11 +76,17 @@ class Waiter:
         "abandoned",
         "error",
         "granted",
+        "nudged",
         "timed",
+        "token",
     )
 
     def __init__(self) -> None:
         self.granted = False
+        #: The token handed to this waiter with ``granted``.
+        self.token = ""
+        #: Woken while not parked: the next park returns at once (no wake-up is lost).
+        self.nudged = False
         self.abandoned = False
         self.timed = False
         self.error: ErrorSource | None = None
@@ -90,6 +100,10 @@ class Waiter:
 
         Returning says nothing about why: the caller looks at the state again.
         """
+        if self.nudged:
+            self.nudged = False
+            await anyio.lowlevel.checkpoint()
+            return
         if delay is None:
             event = self._event = anyio.Event()
             try:
@@ -120,6 +134,8 @@ class Waiter:
             self._event.set()
         elif self._scope is not None:
             self._scope.cancel()
+        else:
+            self.nudged = True
 
 
 class WaitQueue:
@@ -174,3 +190,132 @@ class WaitQueue:
 
     def __iter__(self) -> Iterator[Waiter]:
         return (w for w in list(self._queue) if not w.abandoned)
+
+
+#: Asks the store for up to ``want`` tokens (see ``_store.Take``).
+Attempt: TypeAlias = "Callable[[int], Awaitable[Take]]"
+#: Gives a token back unspent (its waiter left before using it).
+GiveBack: TypeAlias = "Callable[[str], Awaitable[None]]"
+#: Tells the store this process has no one waiting any more.
+Leave: TypeAlias = "Callable[[], Awaitable[None]]"
+
+
+class Gate:
+    """The one wait loop: this process's callers of one resource, first come, first
+    served, over a store's non-waiting ``take``.
+
+    Only the head of the queue asks the store, for as many tokens as are queued; those
+    granted go to the first waiters in order, so a newcomer never takes a token while
+    someone is queued. The head then sleeps as long as the store said (or until a change
+    made here wakes it: :meth:`wake_head`). A waiter cancelled or timed out takes nothing;
+    one cancelled just as its token arrived gives the token back unspent.
+    """
+
+    __slots__ = ("_clock", "_lock", "_queue", "level", "name", "unit")
+
+    def __init__(
+        self, clock: Clock, name: str, unit: str = "a token", *, level: int = logging.DEBUG
+    ) -> None:
+        self.name = name
+        self.unit = unit
+        #: The level of the line that says how long a caller waited.
+        self.level = level
+        self._clock = clock
+        self._queue = WaitQueue()
+        self._lock = threading.Lock()
+
+    @property
+    def waiters(self) -> int:
+        """Callers queued here now."""
+        return self._queue.live
+
+    async def take(
+        self,
+        attempt: Attempt,
+        give_back: GiveBack,
+        leave: Leave,
+        *,
+        deadline: float | None = None,
+    ) -> str:
+        """A token, once the store grants one; TimeoutError at ``deadline`` (clock
+        monotonic seconds)."""
+        with self._lock:
+            idle = self._queue.live == 0
+        if idle:
+            first = await attempt(1)
+            if first.granted:
+                return first.granted[0]
+        clock = self._clock
+        lock = self._lock
+        queue = self._queue
+        start = clock.monotonic()
+        waiter = Waiter()
+        with lock:
+            queue.push(waiter)
+        try:
+            while True:
+                with lock:
+                    if waiter.error is not None:
+                        raise make_error(waiter.error)
+                    if waiter.granted:
+                        break
+                    head = queue.head() is waiter
+                    want = queue.live
+                delay: float | None = None
+                if head:
+                    with anyio.CancelScope(shield=True):
+                        result = await attempt(want)
+                    if result.granted:
+                        await self._hand_out(result.granted, give_back)
+                        continue  # the head is served first: that is us
+                    delay = result.retry_in
+                if deadline is not None:
+                    now = clock.monotonic()
+                    if now >= deadline:
+                        raise TimeoutError(f"{self.name}: no {self.unit.split()[-1]} free in time")
+                    delay = deadline - now if delay is None else min(delay, deadline - now)
+                await waiter.park(clock, delay)
+            # Cancelled while the grant was on its way: leave now, handing the token back.
+            await anyio.lowlevel.checkpoint_if_cancelled()
+        except BaseException:
+            with lock:
+                token = waiter.token if waiter.granted else None
+                queue.abandon(waiter)
+                queue.wake_head()
+                last = queue.live == 0
+            with anyio.CancelScope(shield=True), contextlib.suppress(RateLimitBackendError):
+                if token is not None:
+                    await give_back(token)
+                if last:
+                    await leave()
+            raise
+        if logger.isEnabledFor(self.level):
+            waited = clock.monotonic() - start
+            logger.log(self.level, "%s: waited %.3f s for %s", self.name, waited, self.unit)
+        return waiter.token
+
+    async def _hand_out(self, tokens: Sequence[str], give_back: GiveBack) -> None:
+        unused: list[str] = []
+        with self._lock:
+            for token in tokens:
+                taker = self._queue.grant_head()
+                if taker is None:
+                    unused.append(token)  # its waiter left meanwhile
+                else:
+                    taker.token = token
+            self._queue.wake_head()
+        if unused:
+            with anyio.CancelScope(shield=True), contextlib.suppress(RateLimitBackendError):
+                for token in unused:
+                    await give_back(token)
+
+    def wake_head(self, *, only_untimed: bool = False) -> None:
+        """Something changed here: the head looks at the store again (``only_untimed``:
+        unless it sleeps until a moment the store named)."""
+        with self._lock:
+            self._queue.wake_head(only_untimed=only_untimed)
+
+    def interrupt(self, error: ErrorSource) -> None:
+        """Make every caller queued right now raise ``error`` (an account-wide block)."""
+        with self._lock:
+            self._queue.interrupt(error)

@@ -28,8 +28,9 @@ from .._models._page import Page
 from .._models._reports import Report, ReportReason, ReportResult
 from .._offers import Offer
 from .._orders import SuccessRateGuard
-from .._ratelimit import DOCUMENTED_RATE_LIMITS, RateLimit, RateLimitBackend
+from .._ratelimit import DOCUMENTED_RATE_LIMITS
 from .._ratelimit._state import KeyLimitsState
+from .._ratelimit._store import RateLimit, RateLimitBackend
 from .._retry import RetryPolicy
 from .._session import ActivationSession, SessionOutcome
 from .._validate import Evidence

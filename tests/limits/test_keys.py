@@ -89,7 +89,7 @@ def test_a_virtual_clock_key_limits_goes_with_its_last_holder() -> None:
     get_key_limits(KEY, URL, LIMITS, clock)
     gc.collect()
     fresh = get_key_limits(KEY, URL, {"get_balance": RateLimit(7, 60)}, clock)
-    assert 7 == fresh.limiters["get_balance"].state().calls
+    assert 7 == fresh.limiters["get_balance"].limit.calls
 
 
 def test_first_mapping_wins_and_a_later_one_only_adds(caplog: pytest.LogCaptureFixture) -> None:
@@ -100,7 +100,7 @@ def test_first_mapping_wins_and_a_later_one_only_adds(caplog: pytest.LogCaptureF
     with caplog.at_level(logging.WARNING, logger="platfone_async"):
         get_key_limits(KEY, URL, later, clock)
     assert ["get_balance", "get_price"] == sorted(limits.limiters)
-    assert 2 == limits.limiters["get_balance"].state().calls
+    assert 2 == limits.limiters["get_balance"].limit.calls
     assert 1 == len(caplog.records)
     assert KEY not in caplog.text
 
@@ -115,7 +115,7 @@ async def test_the_raw_key_never_shows_in_a_repr_or_state() -> None:
 def test_the_documented_table_gets_one_limiter_per_endpoint() -> None:
     """Every endpoint of the documented table gets its own limiter with its own limit."""
     limits = get_key_limits(KEY, URL, DOCUMENTED_RATE_LIMITS, VirtualClock())
-    calls = {name: limiter.state().calls for name, limiter in limits.limiters.items()}
+    calls = {name: limiter.limit.calls for name, limiter in limits.limiters.items()}
     expected = {name: limit.calls for name, limit in DOCUMENTED_RATE_LIMITS.items() if limit}
     assert expected == calls
 

@@ -1,0 +1,459 @@
+"""One key's limits over its store, and the process-wide registry of keys.
+
+:class:`KeyLimits` is the one door the pipeline and the order flow go through for every
+per-key promise. It holds this process's queues (a :class:`~._wait.Gate` per endpoint
+and one for the slots) and the account block this process saw; everything else lives in
+the key's :class:`~._store.KeyStore`, whichever backend opened it. A store operation
+that fails (:class:`RateLimitBackendError`) either propagates - nothing is sent - or,
+after the request it follows is done, only logs a WARNING.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from .._clock import Clock, SystemClock
+from .._errors import RateLimitBackendError
+from ._memory import InMemoryBackend, blocked_error
+from ._slots import Slot, unix
+from ._store import KeyStore, RateLimit, RateLimitBackend, Take
+from ._success import GuardMode, apply_guard, check_counts
+from ._wait import ErrorSource, Gate, logger, make_error
+from ._window import WindowLimiter
+
+if TYPE_CHECKING:
+    from ._state import KeyLimitsState, SuccessRateCheck
+
+__all__ = ["DEFAULT_BACKEND", "KeyLimits", "get_key_limits", "key_fingerprint"]
+
+#: The backend used when none is given.
+DEFAULT_BACKEND = InMemoryBackend()
+
+
+class _Unlimited:
+    """The permit of an endpoint without a limit: does nothing."""
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+
+_UNLIMITED = _Unlimited()
+
+
+class KeyLimits:
+    """The limits of one API key and base URL: a limiter per endpoint, the activation
+    slots, the success rate, the blocks, the handed-out ids and the orders in flight.
+
+    Get it from :func:`get_key_limits`, which hands every client on the same key, base
+    URL, clock and backend the same object. ``key`` is a short digest of the API key: the
+    key itself is never stored here.
+    """
+
+    def __init__(
+        self,
+        *,
+        key: str,
+        base_url: str,
+        rate_limits: Mapping[str, RateLimit | None],
+        clock: Clock,
+        backend: RateLimitBackend = DEFAULT_BACKEND,
+        max_active_activations: int = 20,
+    ) -> None:
+        if max_active_activations < 1:
+            raise ValueError(f"capacity must be at least 1, not {max_active_activations!r}")
+        self.key = key
+        self.base_url = base_url
+        self.clock = clock
+        self.backend = backend
+        self.store: KeyStore = backend.open_store(f"{key}@{base_url}", clock)
+        self.slot_capacity = max_active_activations
+        self._limits: dict[str, RateLimit | None] = {}
+        self._limiters: dict[str, WindowLimiter] = {}
+        self._slots = Gate(clock, "activation slots", "a free slot", level=20)
+        self._block: ErrorSource | None = None
+        self._blocked_endpoints: frozenset[str] | None = None
+        self._block_until = math.inf
+        self.add_limits(rate_limits)
+
+    def __repr__(self) -> str:
+        return f"<KeyLimits key={self.key} base_url={self.base_url!r}>"
+
+    @property
+    def limiters(self) -> Mapping[str, WindowLimiter]:
+        """The limiter of every limited endpoint, by method name."""
+        return self._limiters
+
+    def add_limits(self, rate_limits: Mapping[str, RateLimit | None]) -> None:
+        """Adopt the limits of endpoints not known yet; a known endpoint keeps its first
+        limit (a WARNING says when a later mapping disagrees)."""
+        for name, limit in rate_limits.items():
+            if name not in self._limits:
+                self._limits[name] = limit
+                if limit is not None:
+                    self._limiters[name] = WindowLimiter(self.store, name, limit, self.clock)
+            elif self._limits[name] != limit:
+                logger.warning(
+                    "rate limit for %s on key %s stays %r (set by the first client on "
+                    "this key), not %r",
+                    name,
+                    self.key,
+                    self._limits[name],
+                    limit,
+                )
+
+    def acquire(self, name: str) -> AbstractAsyncContextManager[None]:
+        """``async with limits.acquire("get_balance"):`` - a token of that endpoint.
+
+        An endpoint mapped to None, or missing from the mapping, is unlimited. Raises the
+        account block's error at once while the account is blocked.
+        """
+        if self._block is not None and (
+            self._blocked_endpoints is None or name in self._blocked_endpoints
+        ):
+            self._raise_if_blocked()
+        limiter = self._limiters.get(name)
+        return _UNLIMITED if limiter is None else limiter.acquire()
+
+    # -- the activation slots -----------------------------------------------------------
+
+    async def acquire_slot(self, timeout: float | None = None) -> Slot:
+        """A slot under the active-activations limit, first come, first served;
+        TimeoutError after ``timeout`` clock seconds (0: do not wait)."""
+        if self._block is not None:
+            await self._check_block()  # the store may have lifted it meanwhile
+        deadline = None if timeout is None else self.clock.monotonic() + timeout
+        member = await self._slots.take(
+            self._slot_attempt, self._slot_give_back, self.store.slot_leave, deadline=deadline
+        )
+        return Slot(member)
+
+    async def _slot_attempt(self, want: int) -> Take:
+        return await self.store.slot_take(self.slot_capacity)
+
+    async def _slot_give_back(self, member: str) -> None:
+        await self.store.slot_release(member)
+        self._slots.wake_head()
+
+    async def bind_slot(
+        self, slot: Slot, activation_id: str, expire_at: float | datetime | None
+    ) -> None:
+        """Tie ``slot`` to the activation its order opened."""
+        expire = None if expire_at is None else unix(expire_at)
+        member = slot.bound_to(activation_id, expire)
+        await self._quietly("binding a slot", self.store.slot_bind(member, activation_id, expire))
+        self._slots.wake_head()
+
+    async def release_slot(self, slot: Slot) -> None:
+        """Give ``slot`` back: its order placed nothing (idempotent)."""
+        if slot.released:
+            return
+        slot.released = True
+        await self._quietly("releasing a slot", self.store.slot_release(slot.member))
+        self._slots.wake_head()
+
+    async def server_full(self, slot: Slot | None) -> None:
+        """The server refused an order with TooManyActivations (``slot``: its slot)."""
+        member = None
+        if slot is not None and not slot.released:
+            slot.released = True
+            member = slot.member
+        await self._quietly(
+            "learning a full account", self.store.slots_full(self.slot_capacity, member)
+        )
+        self._slots.wake_head()
+
+    async def observe(
+        self,
+        activation_id: str,
+        *,
+        ended: bool,
+        expire_at: float | datetime | None = None,
+        sms: bool = False,
+    ) -> None:
+        """An activation's state was seen: free its slot if it ended, move its expiry,
+        count its first SMS. Never raises for the store: the call it follows is done."""
+        expire = None if expire_at is None else unix(expire_at)
+        await self._quietly(
+            "noting an activation's state",
+            self.store.slot_observe(activation_id, ended=ended, expire_at=expire),
+        )
+        if ended:
+            self._slots.wake_head()
+        if sms:
+            await self._quietly("counting an SMS", self.store.record_sms(activation_id))
+
+    # -- the success rate ---------------------------------------------------------------
+
+    async def record_order(self, activation_id: str) -> None:
+        """An order placed through the SDK opened ``activation_id``."""
+        await self._quietly("counting an order", self.store.record_order(activation_id))
+
+    async def guard_success_rate(
+        self,
+        mode: GuardMode,
+        *,
+        floor: float,
+        error: Callable[[SuccessRateCheck], BaseException],
+    ) -> SuccessRateCheck | None:
+        """Act on the projected success rate before an order (see ``_success``)."""
+        if mode == "off":
+            return None
+        orders, successes = await self.store.success_counts()
+        return apply_guard(check_counts(orders, successes, floor, 10), mode, error)
+
+    # -- blocks -------------------------------------------------------------------------
+
+    async def block_endpoint(self, name: str, reset_at: float | datetime) -> None:
+        """A 429 on ``name``: close its window until ``reset_at`` (Unix seconds or aware
+        datetime, from ``x-ratelimit-reset``). No-op for an unlimited endpoint."""
+        limiter = self._limiters.get(name)
+        if limiter is None:
+            return
+        seconds = unix(reset_at) - self.clock.time()
+        await self._quietly("sharing a 429", self.store.window_block(name, limiter.limit, seconds))
+
+    async def block_account(
+        self,
+        error: ErrorSource,
+        *,
+        until: float | datetime | None = None,
+        endpoints: Iterable[str] | None = None,
+    ) -> None:
+        """Make every queued and future acquire on this key (slots, and the endpoints
+        named in ``endpoints``, or all of them if None) raise ``error`` until ``until``
+        (Unix seconds or aware datetime; None: until :meth:`unblock_account`) - for every
+        client of the store, which keeps the block (``unblock_account()`` by any of them
+        lifts it)."""
+        blocked = None if endpoints is None else frozenset(endpoints)
+        for name, limiter in self._limiters.items():
+            if blocked is None or name in blocked:
+                limiter.interrupt(error)
+        self._slots.interrupt(error)
+        self._block = error
+        self._block_until = math.inf if until is None else unix(until)
+        self._blocked_endpoints = blocked
+        stamp = None if until is None else unix(until)
+        await self._quietly(
+            "sharing the account block", self.store.account_block(str(make_error(error)), stamp)
+        )
+
+    async def unblock_account(self) -> None:
+        """Lift an account-wide block (for every client of the store)."""
+        self._unblock_here()
+        await self.store.account_unblock()
+
+    async def check_account(self) -> None:
+        """Raise the account block's error if the store says the key is blocked."""
+        await self._check_block()
+
+    async def _check_block(self) -> None:
+        blocked = await self.store.account_read()
+        if blocked is None:
+            self._unblock_here()  # lifted by another client of the store
+            return
+        if self._block is not None and self.account_blocked:
+            raise make_error(self._block)
+        raise blocked_error(*blocked)
+
+    @property
+    def account_blocked(self) -> bool:
+        """Whether this process saw the account blocked (and the block still runs)."""
+        if self._block is not None and self.clock.time() >= self._block_until:
+            self._unblock_here()
+        return self._block is not None
+
+    # -- reconciliation -----------------------------------------------------------------
+
+    async def claim(self, activation_id: str) -> bool:
+        """Claim ``activation_id`` as handed out to a caller of this key: False when
+        another client of the store claimed it first. The number is open by then: a
+        store failure only logs a WARNING (and claims)."""
+        try:
+            (claimed,) = await self.store.claim([activation_id])
+        except RateLimitBackendError as exc:
+            logger.warning("sharing a handed-out id on key %s: %s", self.key, exc)
+            return True
+        return claimed
+
+    async def known_elsewhere(self, activation_ids: Iterable[str]) -> set[str]:
+        """The ids among these that some client of the store handed out."""
+        return await self.store.known(list(activation_ids))
+
+    async def flight_start(
+        self, service_id: str, country_id: str, max_price: int | None
+    ) -> str | None:
+        """An order is about to leave: the store sees it in flight until
+        :meth:`flight_end`, so that no other owner reconciling an order of its own takes
+        this order's activation. Raises :class:`RateLimitBackendError` (nothing sent)."""
+        price = "" if max_price is None else str(max_price)
+        return await self.store.flight_start(f"{service_id}|{country_id}|{price}")
+
+    async def flight_end(self, flight: str | None) -> None:
+        """The order of ``flight_start`` landed: answered (and its id claimed) or failed."""
+        if flight is not None:
+            await self._quietly("ending an order's flight", self.store.flight_end(flight))
+
+    async def flights_elsewhere(self) -> list[tuple[str, str, int | None]]:
+        """(service, country, max_price) of each order other owners have in flight."""
+        flights = []
+        for offer in await self.store.flights_elsewhere():
+            service_id, _, rest = offer.partition("|")
+            country_id, _, price = rest.partition("|")
+            flights.append((service_id, country_id, int(price) if price else None))
+        return flights
+
+    # -- dashboards ---------------------------------------------------------------------
+
+    async def state(self) -> KeyLimitsState:
+        """A snapshot of every limiter, the slots, the success rate and the block, as the
+        store sees them, with this process's waiters."""
+        import attrs
+
+        from . import _state
+
+        limits = {name: limiter.limit for name, limiter in self._limiters.items()}
+        seen = await self.store.snapshot(limits, self.slot_capacity)
+        limiters = {
+            name: attrs.evolve(window, waiters=window.waiters + self._limiters[name].gate.waiters)
+            for name, window in seen.windows.items()
+        }
+        slots = attrs.evolve(seen.slots, waiters=seen.slots.waiters + self._slots.waiters)
+        blocked_for = seen.account_blocked_for
+        if self.account_blocked:
+            blocked_for = max(blocked_for, self._block_until - self.clock.time())
+        orders, successes = seen.orders, seen.successes
+        return _state.KeyLimitsState(
+            key=self.key,
+            base_url=self.base_url,
+            limiters=limiters,
+            slots=slots,
+            success_rate=_state.SuccessRateState(
+                orders=orders, successes=successes, rate=successes / orders if orders else None
+            ),
+            account_blocked_for=max(0.0, blocked_for),
+        )
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _unblock_here(self) -> None:
+        self._block = None
+        self._block_until = math.inf
+        self._blocked_endpoints = None
+
+    def _raise_if_blocked(self) -> None:
+        if self._block is not None and self.account_blocked:
+            raise make_error(self._block)
+
+    async def _quietly(self, what: str, operation: Awaitable[object]) -> None:
+        """Run a write whose request is done: a store failure only logs a WARNING (what
+        the store missed errs on the safe side)."""
+        try:
+            await operation
+        except RateLimitBackendError as exc:
+            logger.warning("%s on key %s: %s", what, self.key, exc)
+
+
+# -- the process-wide registry ---------------------------------------------------------
+
+# Every SystemClock tells the same time, so clients on the real clock share by key and
+# base URL whatever clock instance they hold; those entries live as long as the process
+# (a short-lived client must not start from a fresh budget). Other clocks (virtual, in
+# tests) each get their own entries, dropped with the last client holding them.
+_REAL_TIME: dict[tuple[str, str, RateLimitBackend], KeyLimits] = {}
+_OTHER_CLOCKS: weakref.WeakValueDictionary[tuple[str, str, int, RateLimitBackend], KeyLimits] = (
+    weakref.WeakValueDictionary()
+)
+_REGISTRY_LOCK = threading.Lock()  # clients on several loop threads may look up at once
+
+_FINGERPRINT_LENGTH = 12
+
+
+def key_fingerprint(api_key: str) -> str:
+    """A short, non-reversible name for an API key (safe in reprs and logs)."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:_FINGERPRINT_LENGTH]
+
+
+def get_key_limits(
+    api_key: str,
+    base_url: str,
+    rate_limits: Mapping[str, RateLimit | None],
+    clock: Clock,
+    *,
+    backend: RateLimitBackend | None = None,
+    max_active_activations: int = 20,
+) -> KeyLimits:
+    """The :class:`KeyLimits` of ``api_key`` at ``base_url`` on ``clock``.
+
+    Every call with the same key, base URL (trailing slash ignored), clock (any
+    :class:`SystemClock` counts as one) and an equal backend returns the same object, so
+    a second client does not double the budget. The first caller's ``rate_limits`` and
+    ``max_active_activations`` win; a later caller's mapping only adds endpoints not
+    known yet.
+    """
+    backend = DEFAULT_BACKEND if backend is None else backend
+    digest = hashlib.sha256(api_key.encode()).hexdigest()
+    base_url = base_url.rstrip("/")
+    with _REGISTRY_LOCK:
+        limits: KeyLimits | None
+        if isinstance(clock, SystemClock):
+            real_key = (digest, base_url, backend)
+            limits = _REAL_TIME.get(real_key)
+            if limits is None:
+                limits = _REAL_TIME[real_key] = _new(
+                    digest, base_url, rate_limits, clock, backend, max_active_activations
+                )
+                return limits
+        else:
+            # A live entry holds its clock, so the clock's id cannot have been reused.
+            other_key = (digest, base_url, id(clock), backend)
+            limits = _OTHER_CLOCKS.get(other_key)
+            if limits is None:
+                limits = _new(digest, base_url, rate_limits, clock, backend, max_active_activations)
+                _OTHER_CLOCKS[other_key] = limits
+                return limits
+    limits.add_limits(rate_limits)
+    if limits.slot_capacity != max_active_activations:
+        logger.warning(
+            "max_active_activations on key %s stays %d (set by the first client on this "
+            "key), not %d",
+            limits.key,
+            limits.slot_capacity,
+            max_active_activations,
+        )
+    return limits
+
+
+def _new(
+    digest: str,
+    base_url: str,
+    rate_limits: Mapping[str, RateLimit | None],
+    clock: Clock,
+    backend: RateLimitBackend,
+    max_active_activations: int,
+) -> KeyLimits:
+    return KeyLimits(
+        key=digest[:_FINGERPRINT_LENGTH],
+        base_url=base_url,
+        rate_limits=rate_limits,
+        clock=clock,
+        backend=backend,
+        max_active_activations=max_active_activations,
+    )

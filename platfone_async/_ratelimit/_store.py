@@ -1,0 +1,188 @@
+"""The store seam: every operation one key's state needs, whichever store keeps it.
+
+A :class:`KeyStore` holds one API key's state (at one base URL): the endpoint windows,
+the active-activation slots, the endpoint and account blocks, the success-rate counts,
+the ids handed out to callers (claims) and the orders in flight. Its operations never
+wait: a ``*_take`` either grants or says how long until asking again is worth it, and
+the one generic wait loop (:class:`~platfone_async._ratelimit._wait.Gate`) queues the
+callers of this process first come, first served over it. A :class:`RateLimitBackend`
+opens a store per key: in memory (``_memory``) or in Redis (``_redis``).
+
+Every operation may raise :class:`~platfone_async.RateLimitBackendError` when a shared
+store cannot be reached; a store that falls back to in-process limits does so inside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+import attrs
+
+from .._clock import Clock
+
+if TYPE_CHECKING:
+    from ._state import LimiterState, SlotsState
+
+__all__ = ["KeyStore", "RateLimit", "RateLimitBackend", "StoreSnapshot", "Take"]
+
+
+def _float(value: float) -> float:
+    # Not `converter=float`: attrs reads a converter's signature, and a builtin's is parsed
+    # from its text by `tokenize`, whose first use compiles a large regex (~2 ms at import).
+    return float(value)
+
+
+@attrs.frozen
+class RateLimit:
+    """At most ``calls`` requests in any rolling window of ``period`` seconds."""
+
+    calls: int = attrs.field(validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)])
+    period: float = attrs.field(converter=_float, validator=attrs.validators.gt(0.0))
+
+
+class Take(NamedTuple):
+    """What a ``*_take`` got: the ``granted`` tokens (none, or up to the number asked
+    for), else ``retry_in`` - seconds until asking again is worth it, or None when only a
+    change made in this process (a token returned, a slot freed) can free one."""
+
+    granted: Sequence[str]
+    retry_in: float | None
+
+
+class StoreSnapshot(NamedTuple):
+    """A store's view of one key for dashboards (waiters queued in this process are the
+    caller's to add): windows by endpoint, slots, success counts, account block."""
+
+    windows: Mapping[str, LimiterState]
+    slots: SlotsState
+    orders: int
+    successes: int
+    account_blocked_for: float
+
+
+class KeyStore(Protocol):
+    """One key's state. ``limit`` travels with each window operation (a store keys its
+    windows by endpoint ``name``); times are seconds; ``expire_at`` and ``until`` are Unix
+    seconds. ``owner`` names this store's holder (one per process and key): flights and
+    claims are told apart by it."""
+
+    @property
+    def owner(self) -> str: ...
+
+    # -- endpoint windows: a token comes back one period after the response --
+
+    async def window_take(self, name: str, limit: RateLimit, want: int) -> Take:
+        """Up to ``want`` tokens of ``name``, each in use until :meth:`window_return`."""
+        ...
+
+    async def window_return(self, name: str, limit: RateLimit, token: str, *, spent: bool) -> None:
+        """Give a token back: ``spent`` (a request went out) stamps it to come back one
+        period (plus margin) from now; unspent, it is free at once."""
+        ...
+
+    async def window_leave(self, name: str) -> None:
+        """This process has no one waiting for ``name`` any more."""
+        ...
+
+    async def window_block(self, name: str, limit: RateLimit, seconds: float) -> None:
+        """A server 429: grant nothing of ``name`` for ``seconds`` (a later end extends)."""
+        ...
+
+    # -- the active-activation slots --
+
+    async def slot_take(self, capacity: int) -> Take:
+        """One slot (granted as its name, the order's ``member``), or how long to wait.
+        Raises the account block's error while the account is blocked."""
+        ...
+
+    async def slot_leave(self) -> None:
+        """This process has no one waiting for a slot any more."""
+        ...
+
+    async def slot_bind(self, member: str, activation_id: str, expire_at: float | None) -> None:
+        """Tie the slot ``member`` to the activation its order opened (it is then named by
+        ``activation_id``); None: no automatic return."""
+        ...
+
+    async def slot_release(self, member: str) -> None:
+        """Free the slot ``member`` (idempotent)."""
+        ...
+
+    async def slot_observe(
+        self, activation_id: str, *, ended: bool, expire_at: float | None
+    ) -> None:
+        """An activation was seen: free its slot when it ended, else move its expiry."""
+        ...
+
+    async def slots_full(self, capacity: int, member: str | None) -> None:
+        """The server refused an order (slot ``member``) with TooManyActivations: free
+        it and count what this key does not hold as held elsewhere until a re-probe."""
+        ...
+
+    # -- the account block --
+
+    async def account_block(self, message: str, until: float | None) -> None:
+        """Block the account until ``until`` (None: until :meth:`account_unblock`)."""
+        ...
+
+    async def account_unblock(self) -> None: ...
+
+    async def account_read(self) -> tuple[str, float] | None:
+        """``(message, until)`` while the account is blocked (``until`` inf: by hand)."""
+        ...
+
+    # -- the success rate --
+
+    async def record_order(self, activation_id: str) -> None: ...
+
+    async def record_sms(self, activation_id: str) -> None:
+        """A first SMS on an activation recorded as ordered (others are ignored)."""
+        ...
+
+    async def success_counts(self) -> tuple[int, int]:
+        """(orders, successes) over the last 24 h."""
+        ...
+
+    # -- handed-out ids and orders in flight --
+
+    async def claim(self, activation_ids: Sequence[str]) -> list[bool]:
+        """Claim ids as handed out: False for an id claimed before (by anyone)."""
+        ...
+
+    async def known(self, activation_ids: Sequence[str]) -> set[str]:
+        """The ids among these that were claimed."""
+        ...
+
+    async def flight_start(self, offer: str) -> str:
+        """An order of ``offer`` is about to leave; the flight's name to end it with."""
+        ...
+
+    async def flight_end(self, flight: str) -> None: ...
+
+    async def flights_elsewhere(self) -> list[str]:
+        """The offers of the orders other owners have in flight."""
+        ...
+
+    # -- dashboards --
+
+    async def snapshot(self, limits: Mapping[str, RateLimit], capacity: int) -> StoreSnapshot:
+        """The windows of ``limits``, the slots, the counts and the block."""
+        ...
+
+    async def aclose(self) -> None:
+        """Let go of what this store holds for the running event loop."""
+        ...
+
+
+class RateLimitBackend(Protocol):
+    """Where keys' state lives: opens the store of one key.
+
+    ``scope`` names the key and base URL without revealing the key (a digest); a shared
+    backend keys its state by ``scope`` so that every process on one key shares it.
+    Backends are compared by value: clients with equal backends share one key's state.
+    """
+
+    def open_store(self, scope: str, clock: Clock) -> KeyStore:
+        """The store of the key ``scope``."""
+        ...
