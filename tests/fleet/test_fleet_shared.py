@@ -209,16 +209,18 @@ async def test_redis_down_sends_nothing_or_falls_back_and_recovers(
 ) -> None:
     """Redis stopped: calls raise RateLimitBackendError and nothing is sent (no order
     either); with on_backend_error="local" they go on under in-process limits, with a
-    WARNING. Redis back: both work again."""
+    WARNING. Redis back (empty: no persistence): both work again, once each window was
+    held full for one period (here 1 s)."""
     emulator = PlatfoneEmulator(rate_limits=None)
     strict, lenient = (
         RedisBackend.from_url(own_redis.url, prefix=prefix),
         RedisBackend.from_url(own_redis.url, prefix=prefix, on_backend_error="local"),
     )
     no_retry = RetryPolicy(max_retries=0)
+    short = {name: RateLimit(100, 1) for name in ("get_balance", "create_activation")}
     async with (
-        _client(emulator, strict, retry_policy=no_retry) as client,
-        _client(emulator, lenient, retry_policy=no_retry) as fallback,
+        _client(emulator, strict, retry_policy=no_retry, rate_limits=short) as client,
+        _client(emulator, lenient, retry_policy=no_retry, rate_limits=short) as fallback,
     ):
         await client.get_balance()
         await fallback.get_balance()
