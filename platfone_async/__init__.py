@@ -90,6 +90,7 @@ __all__ = [
     "RateLimitBackendError",
     "RateLimitError",
     "RedisBackend",
+    "SQLiteBackend",
     "Report",
     "ReportDeadlinePassedError",
     "ReportReason",
@@ -144,6 +145,7 @@ _LAZY = {
     "PriceInfo": "._models._catalog",
     "Quality": "._models._catalog",
     "RedisBackend": "._ratelimit._redis",
+    "SQLiteBackend": "._ratelimit._sqlite",
     "Report": "._models._reports",
     "ReportReason": "._models._reports",
     "ReportResult": "._models._reports",
@@ -192,6 +194,7 @@ if TYPE_CHECKING:
     from ._models._reports import Report, ReportReason, ReportResult
     from ._offers import Offer
     from ._ratelimit._redis import RedisBackend
+    from ._ratelimit._sqlite import SQLiteBackend
     from ._ratelimit._state import KeyLimitsState, LimiterState, SlotsState, SuccessRateState
     from ._session import ActivationSession, SessionOutcome
     from ._sync._facade import Platfone, SyncActivationSession

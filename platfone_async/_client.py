@@ -71,16 +71,32 @@ _ENV_BACKENDS: dict[str, RateLimitBackend] = {}
 
 
 def _backend_from_environment() -> RateLimitBackend | None:
-    """A Redis backend for ``PLATFONE_REDIS_URL``, one per URL in the process; or None."""
-    url = os.environ.get("PLATFONE_REDIS_URL")
+    """The backend ``PLATFONE_STATE_URL`` names (``sqlite:///path`` or ``redis://...``;
+    ``PLATFONE_REDIS_URL`` is its older alias), one per URL in the process; or None."""
+    url = os.environ.get("PLATFONE_STATE_URL") or os.environ.get("PLATFONE_REDIS_URL")
     if not url:
         return None
     backend = _ENV_BACKENDS.get(url)
     if backend is None:
+        backend = _ENV_BACKENDS[url] = _backend_for(url)
+    return backend
+
+
+def _backend_for(url: str) -> RateLimitBackend:
+    scheme, _, rest = url.partition("://")
+    if scheme == "sqlite":
+        from ._ratelimit._sqlite import SQLiteBackend
+
+        if not rest:  # sqlite:///var/lib/app.db is the file /var/lib/app.db
+            raise ValueError(f"PLATFONE_STATE_URL {url!r} names no file (sqlite:///path)")
+        return SQLiteBackend(rest)
+    if scheme in ("redis", "rediss", "unix"):
         from ._ratelimit._redis import RedisBackend
 
-        backend = _ENV_BACKENDS[url] = RedisBackend.from_url(url)
-    return backend
+        return RedisBackend.from_url(url)
+    raise ValueError(
+        f"PLATFONE_STATE_URL must start with sqlite:/// or redis://, not {scheme + '://'!r}"
+    )
 
 
 def _activation_id(activation: str | Activation) -> str:
@@ -128,10 +144,13 @@ class AsyncPlatfone:
         rate_limit_wait: The longest server-announced wait (a 429's reset, a
             ``Retry-After``; seconds) a call waits out by itself before raising;
             shorthand for ``RetryPolicy(max_server_wait=...)``.
-        limits_backend: Where the limits live: in this process (the default), or
-            :class:`RedisBackend` to share them - the windows, the slots, the blocks, the
-            success rate and reconciliation - with every process and host on the key.
-            Without it, ``PLATFONE_REDIS_URL`` (if set) selects a Redis backend.
+        limits_backend: Where the limits live: in this process (the default),
+            :class:`SQLiteBackend` to share them - the windows, the slots, the blocks, the
+            success rate and reconciliation - with every process of this host, or
+            :class:`RedisBackend` with every process and host on the key.
+            Without it, ``PLATFONE_STATE_URL`` (if set) selects one: ``sqlite:///path``
+            a :class:`SQLiteBackend` on that file, ``redis://...`` a Redis backend
+            (``PLATFONE_REDIS_URL``, its older name, too).
         rng: The source of every random choice the client makes (the jitter of retry
             backoffs and of watch polls); tests pass ``random.Random(seed)`` for a
             reproducible run. None: a generator of its own, seeded by the system.
@@ -351,9 +370,8 @@ class AsyncPlatfone:
             ...     await client.aclose()
         """
         await self._http.aclose()
-        close = getattr(self._owned_backend, "aclose", None)
-        if close is not None:  # a backend from PLATFONE_REDIS_URL: its connections here
-            await close()
+        if self._owned_backend is not None:  # from PLATFONE_STATE_URL: its connections here
+            await self._owned_backend.aclose()
 
     async def rate_limit_state(self) -> KeyLimitsState:
         """A snapshot of this key's client-side limits, for dashboards.

@@ -483,3 +483,6 @@ class InMemoryBackend:
 
     def open_store(self, scope: str, clock: Clock) -> MemoryStore:
         return MemoryStore(clock, self.margin)
+
+    async def aclose(self) -> None:
+        return None

@@ -186,3 +186,7 @@ class RateLimitBackend(Protocol):
     def open_store(self, scope: str, clock: Clock) -> KeyStore:
         """The store of the key ``scope``."""
         ...
+
+    async def aclose(self) -> None:
+        """Close what the backend opened for the running event loop (connections)."""
+        ...

@@ -239,10 +239,13 @@ class Platfone(Root[AsyncPlatfone]):
         rate_limit_wait: The longest server-announced wait (a 429's reset, a
             ``Retry-After``; seconds) a call waits out by itself before raising;
             shorthand for ``RetryPolicy(max_server_wait=...)``.
-        limits_backend: Where the limits live: in this process (the default), or
-            :class:`RedisBackend` to share them - the windows, the slots, the blocks, the
-            success rate and reconciliation - with every process and host on the key.
-            Without it, ``PLATFONE_REDIS_URL`` (if set) selects a Redis backend.
+        limits_backend: Where the limits live: in this process (the default),
+            :class:`SQLiteBackend` to share them - the windows, the slots, the blocks, the
+            success rate and reconciliation - with every process of this host, or
+            :class:`RedisBackend` with every process and host on the key.
+            Without it, ``PLATFONE_STATE_URL`` (if set) selects one: ``sqlite:///path``
+            a :class:`SQLiteBackend` on that file, ``redis://...`` a Redis backend
+            (``PLATFONE_REDIS_URL``, its older name, too).
         rng: The source of every random choice the client makes (the jitter of retry
             backoffs and of watch polls); tests pass ``random.Random(seed)`` for a
             reproducible run. None: a generator of its own, seeded by the system.

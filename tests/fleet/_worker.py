@@ -1,6 +1,8 @@
 """One worker process of a fleet test (and of ``benchmarks/fleet.py``).
 
-    python -m tests.fleet._worker MODE --base-url URL --api-key KEY --redis URL --prefix P
+    python -m tests.fleet._worker MODE --base-url URL --api-key KEY --state URL --prefix P
+
+``--state`` is ``redis://...`` (keys under ``--prefix``) or ``sqlite:///path`` (one file).
 
 Modes: ``balance`` (``--calls`` get_balance calls at once), ``sessions`` (``--sessions``
 ``activation()`` sessions at once, each waiting for its SMS), ``hold`` (order
@@ -20,7 +22,14 @@ from typing import Any
 
 import anyio
 
-from platfone_async import AsyncPlatfone, PlatfoneError, RateLimit, RedisBackend, RetryPolicy
+from platfone_async import (
+    AsyncPlatfone,
+    PlatfoneError,
+    RateLimit,
+    RedisBackend,
+    RetryPolicy,
+    SQLiteBackend,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("mode", choices=["balance", "sessions", "hold", "order"])
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--api-key", required=True)
-    parser.add_argument("--redis", required=True)
+    parser.add_argument("--state", "--redis", dest="state", required=True)
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--sessions", type=int, default=5)
@@ -42,7 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _client(args: argparse.Namespace, backend: RedisBackend) -> AsyncPlatfone:
+def _backend(args: argparse.Namespace) -> RedisBackend | SQLiteBackend:
+    if args.state.startswith("sqlite://"):
+        return SQLiteBackend(args.state.removeprefix("sqlite://"), slot_grace=args.slot_grace)
+    return RedisBackend.from_url(args.state, prefix=args.prefix, slot_grace=args.slot_grace)
+
+
+def _client(args: argparse.Namespace, backend: RedisBackend | SQLiteBackend) -> AsyncPlatfone:
     return AsyncPlatfone(
         args.api_key,
         base_url=args.base_url,
@@ -111,7 +126,7 @@ async def _order(client: AsyncPlatfone) -> dict[str, Any]:
 
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
-    backend = RedisBackend.from_url(args.redis, prefix=args.prefix, slot_grace=args.slot_grace)
+    backend = _backend(args)
     try:
         async with _client(args, backend) as client:
             delay = args.start_at - time.time()

@@ -1,8 +1,10 @@
-"""Real worker processes on one key, through one Redis: the guarantees hold fleet-wide.
+"""Real worker processes on one key, through one SQLite file or one Redis: the
+guarantees hold fleet-wide.
 
 The emulator is served on a loopback port in this process and records every arrival;
 each worker is a separate Python process (``tests/fleet/_worker.py``) with its own
-limiter state, sharing only the Redis server.
+limiter state, sharing only the state file or the Redis server (``state_url``: each
+test runs over both).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _worker(
-    mode: str, base_url: str, api_key: str, redis_url: str, prefix: str, *extra: str
+    mode: str, base_url: str, api_key: str, state_url: str, prefix: str, *extra: str
 ) -> subprocess.Popen[str]:
     command = [
         sys.executable,
@@ -38,8 +40,8 @@ def _worker(
         base_url,
         "--api-key",
         api_key,
-        "--redis",
-        redis_url,
+        "--state",
+        state_url,
         "--prefix",
         prefix,
         *extra,
@@ -59,7 +61,7 @@ def _results(workers: Sequence[subprocess.Popen[str]], timeout: float = 90) -> l
     return results
 
 
-def test_four_processes_share_one_rolling_window(redis_url: str, prefix: str) -> None:
+def test_four_processes_share_one_rolling_window(state_url: str, prefix: str) -> None:
     """4 workers x 25 get_balance calls at 20 per second: the emulator never sees more than
     20 in any rolling second, draws no 429, and the fleet runs at the limit."""
     emulator = PlatfoneEmulator(rate_limits={"get_balance": (20, 1.0)})
@@ -71,7 +73,7 @@ def test_four_processes_share_one_rolling_window(redis_url: str, prefix: str) ->
                 "balance",
                 base_url,
                 emulator.api_key,
-                redis_url,
+                state_url,
                 prefix,
                 "--calls",
                 str(calls),
@@ -101,7 +103,7 @@ def test_four_processes_share_one_rolling_window(redis_url: str, prefix: str) ->
 
 
 def test_sixty_sessions_in_four_processes_stay_under_twenty_active(
-    redis_url: str, prefix: str
+    state_url: str, prefix: str
 ) -> None:
     """4 workers x 15 activation() sessions on a 20-active account: the server never
     refuses an order for too many activations, and every number is finalized."""
@@ -114,7 +116,7 @@ def test_sixty_sessions_in_four_processes_stay_under_twenty_active(
                 "sessions",
                 base_url,
                 emulator.api_key,
-                redis_url,
+                state_url,
                 prefix,
                 "--sessions",
                 "15",
@@ -133,7 +135,7 @@ def test_sixty_sessions_in_four_processes_stay_under_twenty_active(
 
 
 def test_a_worker_killed_holding_slots_frees_them_when_they_expire(
-    redis_url: str, prefix: str
+    state_url: str, prefix: str
 ) -> None:
     """A worker holding all 5 slots dies by SIGKILL: another waits, sends nothing the
     server would refuse, and orders as soon as the dead worker's activations expire."""
@@ -144,7 +146,7 @@ def test_a_worker_killed_holding_slots_frees_them_when_they_expire(
     common = ("--capacity", "5", "--slot-grace", "0.3")
     with serve(emulator) as base_url:
         holder = _worker(
-            "hold", base_url, emulator.api_key, redis_url, prefix, "--sessions", "5", *common
+            "hold", base_url, emulator.api_key, state_url, prefix, "--sessions", "5", *common
         )
         assert holder.stdout is not None
         held = json.loads(holder.stdout.readline())["held"]
@@ -157,7 +159,7 @@ def test_a_worker_killed_holding_slots_frees_them_when_they_expire(
                     "sessions",
                     base_url,
                     emulator.api_key,
-                    redis_url,
+                    state_url,
                     prefix,
                     "--sessions",
                     "2",
@@ -176,7 +178,7 @@ def test_a_worker_killed_holding_slots_frees_them_when_they_expire(
 
 @pytest.mark.parametrize("event_loop", ["asyncio", "trio"])
 def test_an_order_in_flight_in_one_process_keeps_its_activation_from_another(
-    redis_url: str, prefix: str, event_loop: str
+    state_url: str, prefix: str, event_loop: str
 ) -> None:
     """Worker A's order is placed at once but answered 3 s later; worker B's order, half
     a second after, meets a 502 that placed nothing, and B's reconciliation finds A's
@@ -192,7 +194,7 @@ def test_an_order_in_flight_in_one_process_keeps_its_activation_from_another(
                 "order",
                 base_url,
                 emulator.api_key,
-                redis_url,
+                state_url,
                 prefix,
                 "--start-at",
                 str(start_at + delay),

@@ -1,9 +1,10 @@
 """The store conformance suite: every ``KeyStore`` keeps every per-key promise alike.
 
-Each test runs over every store (memory; Redis on a real redis-server), on the real
+Each test runs over every store (memory; SQLite in a temporary file; Redis on a real
+redis-server), on the real
 clock (Redis reads its own) with periods long enough that no token comes back during a
 test: nothing here sleeps. The tests of two owners run over the shared stores only (two
-stores opened by two backends on one server stand for two processes).
+stores opened by two backends on one file or server stand for two processes).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from platfone_async import AccountBlockedError, RedisBackend, SystemClock
+from platfone_async import AccountBlockedError, RedisBackend, SQLiteBackend, SystemClock
 from platfone_async._ratelimit import InMemoryBackend, KeyStore, RateLimit
 
 from ..fleet._servers import redis_url as _redis_url
@@ -37,13 +38,17 @@ def redis_url() -> Iterator[str]:
 
 
 #: Every store, and those that the processes of a fleet share.
-STORES = ["memory", "redis"]
-SHARED = ["redis"]
+STORES = ["memory", "sqlite", "redis"]
+SHARED = ["sqlite", "redis"]
 
 
 async def _openers(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[Opener]:
     if kind == "memory":
         yield lambda: InMemoryBackend(margin=0.0).open_store(SCOPE, SystemClock())
+        return
+    if kind == "sqlite":
+        path = request.getfixturevalue("tmp_path") / "state.db"
+        yield lambda: SQLiteBackend(path).open_store(SCOPE, SystemClock())
         return
     url = request.getfixturevalue("redis_url")
     prefix = f"conf-{uuid.uuid4().hex[:12]}"
@@ -244,6 +249,7 @@ async def test_another_owners_flight_is_seen_until_it_lands(shared: Opener) -> N
     assert (["telegram|uk|25"], []) == (during, await other.flights_elsewhere())
 
 
+@pytest.mark.parametrize("shared", ["redis"], indirect=True)
 async def test_a_store_that_lost_its_state_holds_every_window_full_for_a_period(
     shared: Opener, redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

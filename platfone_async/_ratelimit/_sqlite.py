@@ -1,0 +1,573 @@
+"""The SQLite backend: one key's state shared by the processes of one host, in one file.
+
+``AsyncPlatfone(..., limits_backend=SQLiteBackend("/var/lib/app/platfone.db"))`` (or
+``PLATFONE_STATE_URL=sqlite:///var/lib/app/platfone.db``) keeps in that file what the
+memory store keeps in a process: the windows, the slots, the blocks, the success counts,
+the handed-out ids and the orders in flight. Each operation is one short ``BEGIN
+IMMEDIATE`` transaction (the file's write lock, so each is atomic across processes) run
+in a worker thread, off the event loop; the database is in WAL mode and a locked file is
+waited for (``busy_timeout``). Times are the host's clock, which every process shares.
+
+Waiters of one process queue in the generic :class:`~._wait.Gate`; only the head asks
+the file, sleeping as long as the answer says (at most ``max_sleep``: another process's
+change wakes no one here). Free tokens go to whoever asks first. The file outlives a
+restart of every process: a restart of the host loses nothing (a token in flight of a
+killed process comes back after ``max_request_time``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
+
+import anyio.to_thread
+
+from .._clock import Clock
+from .._errors import RateLimitBackendError
+from ._memory import blocked_error, default_margin
+from ._store import RateLimit, StoreSnapshot, Take
+
+__all__ = ["SQLiteBackend", "SQLiteStore"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+    scope TEXT NOT NULL, name TEXT NOT NULL, token TEXT NOT NULL, until REAL NOT NULL,
+    spent INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (scope, name, token));
+CREATE TABLE IF NOT EXISTS blocks (
+    scope TEXT NOT NULL, name TEXT NOT NULL, until REAL NOT NULL, PRIMARY KEY (scope, name));
+CREATE TABLE IF NOT EXISTS slots (
+    scope TEXT NOT NULL, member TEXT NOT NULL, expire REAL NOT NULL, bound INTEGER NOT NULL,
+    PRIMARY KEY (scope, member));
+CREATE TABLE IF NOT EXISTS external (
+    scope TEXT PRIMARY KEY, count INTEGER NOT NULL, probe_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS account (
+    scope TEXT PRIMARY KEY, until REAL NOT NULL, message TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders (
+    scope TEXT NOT NULL, activation_id TEXT NOT NULL, at REAL NOT NULL, sms INTEGER NOT NULL,
+    PRIMARY KEY (scope, activation_id));
+CREATE TABLE IF NOT EXISTS known (
+    scope TEXT NOT NULL, activation_id TEXT NOT NULL, at REAL NOT NULL,
+    PRIMARY KEY (scope, activation_id));
+CREATE TABLE IF NOT EXISTS flights (
+    scope TEXT NOT NULL, flight TEXT NOT NULL, owner TEXT NOT NULL, offer TEXT NOT NULL,
+    until REAL NOT NULL, PRIMARY KEY (scope, flight));
+"""
+
+
+class SQLiteBackend:
+    """State shared through one SQLite file by the processes of one host.
+
+    Pass it as ``limits_backend=``. Two backends on the same file are equal (clients
+    that each build their own still share one key's state in the process).
+
+    Args:
+        path: The database file (created with its tables when missing).
+        busy_timeout: Seconds to wait for another process's transaction before
+            :class:`RateLimitBackendError`.
+        max_request_time: The longest a request holds a token of its endpoint: the token
+            of a process that died mid-request comes back after this (plus the period).
+        max_sleep: The longest a waiter sleeps before asking the file again.
+        slot_grace: Seconds a slot stays taken after its activation's ``expire_at``.
+    """
+
+    __slots__ = (
+        "_connections",
+        "_ready",
+        "_ready_lock",
+        "busy_timeout",
+        "max_request_time",
+        "max_sleep",
+        "path",
+        "slot_grace",
+    )
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 5.0,
+        max_request_time: float = 300.0,
+        max_sleep: float = 1.0,
+        slot_grace: float = 5.0,
+    ) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self.busy_timeout = float(busy_timeout)
+        self.max_request_time = float(max_request_time)
+        self.max_sleep = float(max_sleep)
+        self.slot_grace = float(slot_grace)
+        self._connections = threading.local()
+        self._ready = False
+        self._ready_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SQLiteBackend({self.path!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not SQLiteBackend:
+            return NotImplemented
+        return self.path == other.path
+
+    def __hash__(self) -> int:
+        return hash((SQLiteBackend, self.path))
+
+    def open_store(self, scope: str, clock: Clock) -> SQLiteStore:
+        return SQLiteStore(self, scope, clock)
+
+    async def aclose(self) -> None:
+        """Nothing to do: each worker thread's connection closes with the thread."""
+        return
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._connections, "db", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+            connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            with self._ready_lock:
+                if not self._ready:
+                    self._set_up(connection)
+                    self._ready = True
+            connection.execute("PRAGMA synchronous = NORMAL")
+            self._connections.db = connection
+        return connection
+
+    def _set_up(self, connection: sqlite3.Connection) -> None:
+        """WAL mode and the tables. Switching to WAL while another process does so fails
+        at once ("database is locked", without the busy timeout): tried again until the
+        busy timeout ends."""
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode = WAL")
+                connection.executescript(_SCHEMA)
+                return
+            except sqlite3.OperationalError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
+
+    def transact(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction (in the calling thread)."""
+        try:
+            db = self._connection()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return result
+        except sqlite3.Error as exc:
+            raise RateLimitBackendError(
+                f"the SQLite limits backend failed ({type(exc).__name__}: {exc}); "
+                "no request was sent"
+            ) from exc
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """:meth:`transact` in a worker thread, off the event loop."""
+        return await anyio.to_thread.run_sync(self.transact, work)
+
+
+class SQLiteStore:
+    """One key's state in a SQLite file (see the module doc and ``_store.KeyStore``)."""
+
+    #: How long an order in flight holds its slot if its process dies: an activation's life.
+    pending_hold = 30 * 60.0
+    #: While the server says the account is full, one more order may probe this often.
+    probe_interval = 10.0
+    #: The success-rate window, and how long handed-out ids are remembered.
+    window = 86_400.0
+    known_for = 3_600.0
+    #: How long an order in flight stays visible if its process dies before it lands.
+    flight_hold = 600.0
+
+    def __init__(self, backend: SQLiteBackend, scope: str, clock: Clock) -> None:
+        self.backend = backend
+        self._scope = scope
+        self._clock = clock
+        self._owner = uuid.uuid4().hex
+
+    def __repr__(self) -> str:
+        return f"<SQLiteStore {self.backend.path!r} {self._scope.partition('@')[0]}>"
+
+    @property
+    def owner(self) -> str:
+        return self._owner
+
+    def _wait(self, seconds: float) -> float:
+        return min(max(seconds, 0.001), self.backend.max_sleep)
+
+    # -- windows --
+
+    async def window_take(self, name: str, limit: RateLimit, want: int) -> Take:
+        scope, now = self._scope, self._clock.time()
+        hold = limit.period + default_margin(limit.period)
+        lease = hold + self.backend.max_request_time
+
+        def work(db: sqlite3.Connection) -> Take:
+            db.execute(
+                "DELETE FROM tokens WHERE scope = ? AND name = ? AND until <= ?",
+                (scope, name, now),
+            )
+            row = db.execute(
+                "SELECT until FROM blocks WHERE scope = ? AND name = ?", (scope, name)
+            ).fetchone()
+            if row is not None and row[0] > now:
+                return Take((), self._wait(row[0] - now))
+            (count, first) = db.execute(
+                "SELECT COUNT(*), MIN(until) FROM tokens WHERE scope = ? AND name = ?",
+                (scope, name),
+            ).fetchone()
+            free = limit.calls - count
+            if free <= 0:
+                return Take((), self._wait(min(first, now + hold) - now))
+            base = uuid.uuid4().hex
+            granted = [f"{base}:{i}" for i in range(1, min(want, free) + 1)]
+            db.executemany(
+                "INSERT INTO tokens (scope, name, token, until) VALUES (?, ?, ?, ?)",
+                [(scope, name, token, now + lease) for token in granted],
+            )
+            return Take(granted, None)
+
+        return await self.backend.run(work)
+
+    async def window_return(self, name: str, limit: RateLimit, token: str, *, spent: bool) -> None:
+        scope, now = self._scope, self._clock.time()
+        hold = limit.period + default_margin(limit.period)
+
+        def work(db: sqlite3.Connection) -> None:
+            if spent:
+                db.execute(
+                    "UPDATE tokens SET until = ?, spent = 1 "
+                    "WHERE scope = ? AND name = ? AND token = ?",
+                    (now + hold, scope, name, token),
+                )
+            else:
+                db.execute(
+                    "DELETE FROM tokens WHERE scope = ? AND name = ? AND token = ?",
+                    (scope, name, token),
+                )
+
+        await self.backend.run(work)
+
+    async def window_leave(self, name: str) -> None:
+        return None  # no queue across processes
+
+    async def window_block(self, name: str, limit: RateLimit, seconds: float) -> None:
+        scope, until = self._scope, self._clock.time() + seconds
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO blocks (scope, name, until) VALUES (?, ?, ?) "
+                "ON CONFLICT (scope, name) DO UPDATE SET until = MAX(until, excluded.until)",
+                (scope, name, until),
+            )
+
+        await self.backend.run(work)
+
+    # -- slots --
+
+    def _expire_slots(self, db: sqlite3.Connection, now: float) -> None:
+        db.execute(
+            "DELETE FROM slots WHERE scope = ? AND expire <= ?",
+            (self._scope, now - self.backend.slot_grace),
+        )
+
+    async def slot_take(self, capacity: int) -> Take:
+        scope, now = self._scope, self._clock.time()
+        member = "order:" + uuid.uuid4().hex
+
+        def work(db: sqlite3.Connection) -> Take | tuple[str, float]:
+            blocked = self._account(db, now)
+            if blocked is not None:
+                return blocked
+            self._expire_slots(db, now)
+            (held, first) = db.execute(
+                "SELECT COUNT(*), MIN(expire) FROM slots WHERE scope = ?", (scope,)
+            ).fetchone()
+            row = db.execute(
+                "SELECT count, probe_at FROM external WHERE scope = ?", (scope,)
+            ).fetchone()
+            external, probe_at = (0, math.inf) if row is None else row
+            free = capacity - external - held
+            if free <= 0 and external > 0 and now >= probe_at:
+                external = max(0, min(external - 1, capacity - held - 1))
+                db.execute(
+                    "UPDATE external SET count = ?, probe_at = ? WHERE scope = ?",
+                    (external, now + self.probe_interval, scope),
+                )
+                free = capacity - external - held
+            if free > 0:
+                db.execute(
+                    "INSERT INTO slots (scope, member, expire, bound) VALUES (?, ?, ?, 0)",
+                    (scope, member, now + self.pending_hold),
+                )
+                return Take((member,), None)
+            wait = self.pending_hold
+            if first is not None:
+                wait = min(wait, first + self.backend.slot_grace - now)
+            if external > 0:
+                wait = min(wait, probe_at - now)
+            return Take((), self._wait(wait))
+
+        result = await self.backend.run(work)
+        if isinstance(result, Take):
+            return result
+        raise blocked_error(*result)
+
+    async def slot_leave(self) -> None:
+        return None  # no queue across processes
+
+    async def slot_bind(self, member: str, activation_id: str, expire_at: float | None) -> None:
+        scope = self._scope
+        expire = self._clock.time() + self.pending_hold if expire_at is None else expire_at
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM slots WHERE scope = ? AND member = ?", (scope, member))
+            db.execute(
+                "INSERT OR REPLACE INTO slots (scope, member, expire, bound) VALUES (?, ?, ?, 1)",
+                (scope, activation_id, expire),
+            )
+
+        await self.backend.run(work)
+
+    async def slot_release(self, member: str) -> None:
+        scope = self._scope
+        await self.backend.run(
+            lambda db: db.execute(
+                "DELETE FROM slots WHERE scope = ? AND member = ?", (scope, member)
+            )
+        )
+
+    async def slot_observe(
+        self, activation_id: str, *, ended: bool, expire_at: float | None
+    ) -> None:
+        if not ended and expire_at is None:
+            return
+        scope = self._scope
+
+        def work(db: sqlite3.Connection) -> None:
+            if ended:
+                db.execute(
+                    "DELETE FROM slots WHERE scope = ? AND member = ? AND bound = 1",
+                    (scope, activation_id),
+                )
+            else:
+                db.execute(
+                    "UPDATE slots SET expire = ? WHERE scope = ? AND member = ? AND bound = 1",
+                    (expire_at, scope, activation_id),
+                )
+
+        await self.backend.run(work)
+
+    async def slots_full(self, capacity: int, member: str | None) -> None:
+        scope, now = self._scope, self._clock.time()
+
+        def work(db: sqlite3.Connection) -> None:
+            if member is not None:
+                db.execute("DELETE FROM slots WHERE scope = ? AND member = ?", (scope, member))
+            self._expire_slots(db, now)
+            (held,) = db.execute("SELECT COUNT(*) FROM slots WHERE scope = ?", (scope,)).fetchone()
+            db.execute(
+                "INSERT OR REPLACE INTO external (scope, count, probe_at) VALUES (?, ?, ?)",
+                (scope, max(0, capacity - held), now + self.probe_interval),
+            )
+
+        await self.backend.run(work)
+
+    # -- the account block --
+
+    def _account(self, db: sqlite3.Connection, now: float) -> tuple[str, float] | None:
+        row = db.execute(
+            "SELECT message, until FROM account WHERE scope = ? AND until > ?",
+            (self._scope, now),
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    async def account_block(self, message: str, until: float | None) -> None:
+        scope, stamp = self._scope, math.inf if until is None else until
+        await self.backend.run(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO account (scope, until, message) VALUES (?, ?, ?)",
+                (scope, stamp, message),
+            )
+        )
+
+    async def account_unblock(self) -> None:
+        scope = self._scope
+        await self.backend.run(
+            lambda db: db.execute("DELETE FROM account WHERE scope = ?", (scope,))
+        )
+
+    async def account_read(self) -> tuple[str, float] | None:
+        now = self._clock.time()
+        return await self.backend.run(lambda db: self._account(db, now))
+
+    # -- the success rate --
+
+    async def record_order(self, activation_id: str) -> None:
+        scope, now = self._scope, self._clock.time()
+        await self.backend.run(
+            lambda db: db.execute(
+                "INSERT OR IGNORE INTO orders (scope, activation_id, at, sms) VALUES (?, ?, ?, 0)",
+                (scope, activation_id, now),
+            )
+        )
+
+    async def record_sms(self, activation_id: str) -> None:
+        scope = self._scope
+        await self.backend.run(
+            lambda db: db.execute(
+                "UPDATE orders SET sms = 1 WHERE scope = ? AND activation_id = ?",
+                (scope, activation_id),
+            )
+        )
+
+    def _counts(self, db: sqlite3.Connection, now: float) -> tuple[int, int]:
+        db.execute(
+            "DELETE FROM orders WHERE scope = ? AND at <= ?", (self._scope, now - self.window)
+        )
+        orders, successes = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(sms), 0) FROM orders WHERE scope = ?", (self._scope,)
+        ).fetchone()
+        return int(orders), int(successes)
+
+    async def success_counts(self) -> tuple[int, int]:
+        now = self._clock.time()
+        return await self.backend.run(lambda db: self._counts(db, now))
+
+    # -- handed-out ids and orders in flight --
+
+    async def claim(self, activation_ids: Sequence[str]) -> list[bool]:
+        scope, now = self._scope, self._clock.time()
+
+        def work(db: sqlite3.Connection) -> list[bool]:
+            db.execute(
+                "DELETE FROM known WHERE scope = ? AND at <= ?", (scope, now - self.known_for)
+            )
+            claimed = []
+            for activation_id in activation_ids:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO known (scope, activation_id, at) VALUES (?, ?, ?)",
+                    (scope, activation_id, now),
+                )
+                claimed.append(cursor.rowcount == 1)
+            return claimed
+
+        return await self.backend.run(work)
+
+    async def known(self, activation_ids: Sequence[str]) -> set[str]:
+        scope, cutoff = self._scope, self._clock.time() - self.known_for
+        ids = list(activation_ids)
+
+        def work(db: sqlite3.Connection) -> set[str]:
+            return {
+                aid
+                for aid in ids
+                if db.execute(
+                    "SELECT 1 FROM known WHERE scope = ? AND activation_id = ? AND at > ?",
+                    (scope, aid, cutoff),
+                ).fetchone()
+            }
+
+        return await self.backend.run(work) if ids else set()
+
+    async def flight_start(self, offer: str) -> str:
+        scope, until = self._scope, self._clock.time() + self.flight_hold
+        flight = uuid.uuid4().hex
+        await self.backend.run(
+            lambda db: db.execute(
+                "INSERT INTO flights (scope, flight, owner, offer, until) VALUES (?, ?, ?, ?, ?)",
+                (scope, flight, self._owner, offer, until),
+            )
+        )
+        return flight
+
+    async def flight_end(self, flight: str) -> None:
+        scope = self._scope
+        await self.backend.run(
+            lambda db: db.execute(
+                "DELETE FROM flights WHERE scope = ? AND flight = ?", (scope, flight)
+            )
+        )
+
+    async def flights_elsewhere(self) -> list[str]:
+        scope, now = self._scope, self._clock.time()
+
+        def work(db: sqlite3.Connection) -> list[str]:
+            db.execute("DELETE FROM flights WHERE scope = ? AND until <= ?", (scope, now))
+            rows = db.execute(
+                "SELECT offer FROM flights WHERE scope = ? AND owner != ?", (scope, self._owner)
+            )
+            return [offer for (offer,) in rows]
+
+        return await self.backend.run(work)
+
+    # -- dashboards --
+
+    async def snapshot(self, limits: Mapping[str, RateLimit], capacity: int) -> StoreSnapshot:
+        scope, now = self._scope, self._clock.time()
+
+        def work(db: sqlite3.Connection) -> StoreSnapshot:
+            from ._state import LimiterState, SlotsState
+
+            windows = {}
+            for name, limit in limits.items():
+                db.execute(
+                    "DELETE FROM tokens WHERE scope = ? AND name = ? AND until <= ?",
+                    (scope, name, now),
+                )
+                tokens, cooling, soonest = db.execute(
+                    "SELECT COUNT(*), COALESCE(SUM(spent), 0), MIN(until) FROM tokens "
+                    "WHERE scope = ? AND name = ?",
+                    (scope, name),
+                ).fetchone()
+                row = db.execute(
+                    "SELECT until FROM blocks WHERE scope = ? AND name = ?", (scope, name)
+                ).fetchone()
+                blocked_for = 0.0 if row is None else max(0.0, row[0] - now)
+                windows[name] = LimiterState(
+                    name=name,
+                    calls=limit.calls,
+                    period=limit.period,
+                    available=0 if blocked_for > 0 else max(0, limit.calls - tokens),
+                    in_use=tokens - cooling,
+                    cooling=cooling,
+                    waiters=0,
+                    blocked_for=blocked_for,
+                    next_return_in=None if soonest is None else soonest - now,
+                )
+            self._expire_slots(db, now)
+            held, bound, first = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(bound), 0), MIN(expire) FROM slots WHERE scope = ?",
+                (scope,),
+            ).fetchone()
+            row = db.execute("SELECT count FROM external WHERE scope = ?", (scope,)).fetchone()
+            external = 0 if row is None else row[0]
+            slots = SlotsState(
+                capacity=capacity,
+                effective_capacity=capacity - external,
+                external=external,
+                in_use=held,
+                bound=bound,
+                available=max(0, capacity - external - held),
+                waiters=0,
+                next_expiry_in=None if first is None else first + self.backend.slot_grace - now,
+            )
+            orders, successes = self._counts(db, now)
+            blocked = self._account(db, now)
+            blocked_for = 0.0 if blocked is None else blocked[1] - now
+            return StoreSnapshot(windows, slots, orders, successes, blocked_for)
+
+        return await self.backend.run(work)
+
+    async def aclose(self) -> None:
+        return None
