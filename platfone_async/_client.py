@@ -266,7 +266,7 @@ class AsyncPlatfone:
             limits=get_key_limits(
                 key,
                 base_url,
-                {} if rate_limits is None else rate_limits,
+                rate_limits,
                 clock,
                 backend=limits_backend,
                 max_active_activations=max_active_activations or 20,

@@ -436,10 +436,11 @@ _BOOKS: weakref.WeakKeyDictionary[KeyLimits, OrderBook] = weakref.WeakKeyDiction
 
 def book_for(limits: KeyLimits) -> OrderBook:
     """The order book of the key whose limits these are (one per key, like the limits)."""
+    root = limits.root  # a client with rate_limits=None looks through a view of them
     with _KEYS_LOCK:
-        book = _BOOKS.get(limits)
+        book = _BOOKS.get(root)
         if book is None:
-            book = _BOOKS[limits] = OrderBook(limits.clock)
+            book = _BOOKS[root] = OrderBook(root.clock)
         return book
 
 

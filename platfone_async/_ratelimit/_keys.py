@@ -10,6 +10,7 @@ after the request it follows is done, only logs a WARNING.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import threading
@@ -58,6 +59,18 @@ class _Unlimited:
 _UNLIMITED = _Unlimited()
 
 
+class _SeenBlock:
+    """The account block this process saw: the error to raise, until when, for which
+    endpoints (None: all)."""
+
+    __slots__ = ("endpoints", "error", "until")
+
+    def __init__(self) -> None:
+        self.error: ErrorSource | None = None
+        self.until = math.inf
+        self.endpoints: frozenset[str] | None = None
+
+
 class KeyLimits:
     """The limits of one API key and base URL: a limiter per endpoint, the activation
     slots, the success rate, the blocks, the handed-out ids and the orders in flight.
@@ -88,13 +101,25 @@ class KeyLimits:
         self._limits: dict[str, RateLimit | None] = {}
         self._limiters: dict[str, WindowLimiter] = {}
         self._slots = Gate(clock, "activation slots", "a free slot", level=20)
-        self._block: ErrorSource | None = None
-        self._blocked_endpoints: frozenset[str] | None = None
-        self._block_until = math.inf
+        self._seen = _SeenBlock()  # shared with the views of without_windows()
+        self._windows_on = True
+        self._root = self
         self.add_limits(rate_limits)
 
     def __repr__(self) -> str:
         return f"<KeyLimits key={self.key} base_url={self.base_url!r}>"
+
+    def without_windows(self) -> KeyLimits:
+        """This key's limits for a client with ``rate_limits=None``: every endpoint is
+        unlimited for it, all else (slots, blocks, counts, claims) is shared."""
+        view = copy.copy(self)
+        view._windows_on = False
+        return view
+
+    @property
+    def root(self) -> KeyLimits:
+        """The shared limits of this key (itself, or what a view looks through)."""
+        return self._root
 
     @property
     def limiters(self) -> Mapping[str, WindowLimiter]:
@@ -125,10 +150,11 @@ class KeyLimits:
         An endpoint mapped to None, or missing from the mapping, is unlimited. Raises the
         account block's error at once while the account is blocked.
         """
-        if self._block is not None and (
-            self._blocked_endpoints is None or name in self._blocked_endpoints
-        ):
+        seen = self._seen
+        if seen.error is not None and (seen.endpoints is None or name in seen.endpoints):
             self._raise_if_blocked()
+        if not self._windows_on:
+            return _UNLIMITED
         limiter = self._limiters.get(name)
         return _UNLIMITED if limiter is None else limiter.acquire()
 
@@ -137,7 +163,7 @@ class KeyLimits:
     async def acquire_slot(self, timeout: float | None = None) -> Slot:
         """A slot under the active-activations limit, first come, first served;
         TimeoutError after ``timeout`` clock seconds (0: do not wait)."""
-        if self._block is not None:
+        if self._seen.error is not None:
             await self._check_block()  # the store may have lifted it meanwhile
         deadline = None if timeout is None else self.clock.monotonic() + timeout
         member = await self._slots.take(
@@ -247,9 +273,9 @@ class KeyLimits:
             if blocked is None or name in blocked:
                 limiter.interrupt(error)
         self._slots.interrupt(error)
-        self._block = error
-        self._block_until = math.inf if until is None else unix(until)
-        self._blocked_endpoints = blocked
+        self._seen.error = error
+        self._seen.until = math.inf if until is None else unix(until)
+        self._seen.endpoints = blocked
         stamp = None if until is None else unix(until)
         await self._quietly(
             "sharing the account block", self.store.account_block(str(make_error(error)), stamp)
@@ -269,16 +295,17 @@ class KeyLimits:
         if blocked is None:
             self._unblock_here()  # lifted by another client of the store
             return
-        if self._block is not None and self.account_blocked:
-            raise make_error(self._block)
+        error = self._seen.error
+        if error is not None and self.account_blocked:
+            raise make_error(error)
         raise blocked_error(*blocked)
 
     @property
     def account_blocked(self) -> bool:
         """Whether this process saw the account blocked (and the block still runs)."""
-        if self._block is not None and self.clock.time() >= self._block_until:
+        if self._seen.error is not None and self.clock.time() >= self._seen.until:
             self._unblock_here()
-        return self._block is not None
+        return self._seen.error is not None
 
     # -- reconciliation -----------------------------------------------------------------
 
@@ -338,7 +365,7 @@ class KeyLimits:
         slots = attrs.evolve(seen.slots, waiters=seen.slots.waiters + self._slots.waiters)
         blocked_for = seen.account_blocked_for
         if self.account_blocked:
-            blocked_for = max(blocked_for, self._block_until - self.clock.time())
+            blocked_for = max(blocked_for, self._seen.until - self.clock.time())
         orders, successes = seen.orders, seen.successes
         return _state.KeyLimitsState(
             key=self.key,
@@ -354,13 +381,14 @@ class KeyLimits:
     # -- internals ----------------------------------------------------------------------
 
     def _unblock_here(self) -> None:
-        self._block = None
-        self._block_until = math.inf
-        self._blocked_endpoints = None
+        self._seen.error = None
+        self._seen.until = math.inf
+        self._seen.endpoints = None
 
     def _raise_if_blocked(self) -> None:
-        if self._block is not None and self.account_blocked:
-            raise make_error(self._block)
+        error = self._seen.error
+        if error is not None and self.account_blocked:
+            raise make_error(error)
 
     async def _quietly(self, what: str, operation: Awaitable[object]) -> None:
         """Run a write whose request is done: a store failure only logs a WARNING (what
@@ -394,7 +422,7 @@ def key_fingerprint(api_key: str) -> str:
 def get_key_limits(
     api_key: str,
     base_url: str,
-    rate_limits: Mapping[str, RateLimit | None],
+    rate_limits: Mapping[str, RateLimit | None] | None,
     clock: Clock,
     *,
     backend: RateLimitBackend | None = None,
@@ -406,8 +434,19 @@ def get_key_limits(
     :class:`SystemClock` counts as one) and an equal backend returns the same object, so
     a second client does not double the budget. The first caller's ``rate_limits`` and
     ``max_active_activations`` win; a later caller's mapping only adds endpoints not
-    known yet.
+    known yet. ``rate_limits=None``: a view of those limits under which every endpoint
+    is unlimited (see :meth:`KeyLimits.without_windows`).
     """
+    if rate_limits is None:
+        shared = get_key_limits(
+            api_key,
+            base_url,
+            {},
+            clock,
+            backend=backend,
+            max_active_activations=max_active_activations,
+        )
+        return shared.without_windows()
     backend = DEFAULT_BACKEND if backend is None else backend
     digest = hashlib.sha256(api_key.encode()).hexdigest()
     base_url = base_url.rstrip("/")

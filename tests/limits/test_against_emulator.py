@@ -230,3 +230,28 @@ async def test_rate_limit_state_reports_tokens_and_slots(clock: VirtualClock) ->
     assert (5, 2) == (balance.calls, balance.available)
     assert 20 == state.slots.capacity
     assert emulator.api_key not in repr(state)
+
+
+async def test_rate_limits_none_is_unlimited_though_a_limited_client_on_its_key_came_first() -> (
+    None
+):
+    """``rate_limits=None`` turns the windows off for that client, even when another
+    client on the key set limits first; the first stays limited, and both share slots."""
+    clock = VirtualClock()
+    emulator = PlatfoneEmulator(clock=clock, rate_limits=None, success_rate_check=False)
+    one_a_minute = {"get_balance": RateLimit(1, 60)}
+    async with (
+        emulator.client(rate_limits=one_a_minute) as limited,
+        emulator.client(rate_limits=None) as unlimited,
+    ):
+        await limited.get_balance()
+        with anyio.fail_after(5):  # real seconds: a limited call would wait 60 virtual ones
+            for _ in range(5):
+                await unlimited.get_balance()
+        await unlimited.create_activation("telegram", "uk")
+        state = await limited.rate_limit_state()
+    assert (6, 0, 1) == (
+        emulator.request_count("get_balance"),
+        state.limiters["get_balance"].available,
+        state.slots.in_use,
+    )
