@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # loaded when first used (see _models); the methods import th
     from ._offers import Offer
     from ._ratelimit import KeyLimitsState
     from ._session import ActivationSession
+    from .webhooks._push import PushHub
 
 __all__ = ["NOT_GIVEN", "PRODUCTION_URL", "SANDBOX_URL", "AsyncPlatfone", "NotGiven"]
 
@@ -103,6 +104,16 @@ def _activation_id(activation: str | Activation) -> str:
     if isinstance(activation, Activation):
         return activation.activation_id
     return check.activation_id(activation)
+
+
+class _Shared:
+    """What a client shares with its ``with_options`` copies: the push hub of its
+    webhook handler (made by the first handler attached to any of them)."""
+
+    __slots__ = ("push_hub",)
+
+    def __init__(self) -> None:
+        self.push_hub: PushHub | None = None
 
 
 class AsyncPlatfone:
@@ -280,6 +291,7 @@ class AsyncPlatfone:
             success_rate_floor=success_rate_floor,
         )
         self._catalog: dict[str, tuple[str, list[Any]]] = {}
+        self._shared = _Shared()
 
     def __repr__(self) -> str:
         return f"<AsyncPlatfone base_url={self.base_url!r}>"

@@ -37,7 +37,6 @@ import enum
 import itertools
 import logging
 import threading
-import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
@@ -430,18 +429,17 @@ async def _read_back(fetch_page: FetchPage, back: float, seq: int, started: floa
         page += 1
 
 
-_KEYS_LOCK = threading.Lock()
-_BOOKS: weakref.WeakKeyDictionary[KeyLimits, OrderBook] = weakref.WeakKeyDictionary()
+_BOOK_LOCK = threading.Lock()
 
 
 def book_for(limits: KeyLimits) -> OrderBook:
-    """The order book of the key whose limits these are (one per key, like the limits)."""
+    """The order book of the key whose limits these are (one per key, like the limits,
+    and kept on them)."""
     root = limits.root  # a client with rate_limits=None looks through a view of them
-    with _KEYS_LOCK:
-        book = _BOOKS.get(root)
-        if book is None:
-            book = _BOOKS[root] = OrderBook(root.clock)
-        return book
+    with _BOOK_LOCK:
+        if root.order_book is None:
+            root.order_book = OrderBook(root.clock)
+        return root.order_book
 
 
 async def reconcile(

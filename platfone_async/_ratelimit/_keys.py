@@ -31,6 +31,7 @@ from ._wait import ErrorSource, Gate, logger, make_error
 from ._window import WindowLimiter
 
 if TYPE_CHECKING:
+    from .._reconcile import OrderBook
     from ._state import KeyLimitsState, SuccessRateCheck
 
 __all__ = ["DEFAULT_BACKEND", "KeyLimits", "get_key_limits", "key_fingerprint"]
@@ -104,6 +105,8 @@ class KeyLimits:
         self._seen = _SeenBlock()  # shared with the views of without_windows()
         self._windows_on = True
         self._root = self
+        #: The key's order book (``_reconcile``), made by its first order.
+        self.order_book: OrderBook | None = None
         self.add_limits(rate_limits)
 
     def __repr__(self) -> str:

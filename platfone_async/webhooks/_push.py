@@ -1,4 +1,5 @@
-"""Where webhook events meet a client's watchers: one :class:`PushHub` per client.
+"""Where webhook events meet a client's watchers: one :class:`PushHub` per client (and
+its ``with_options`` copies; it lives on the client).
 
 A ``WebhookHandler`` attached to a client pushes each verified ``activation.updated``
 into the client's hub, which wakes every watcher of that activation at once; each
@@ -16,7 +17,6 @@ than the watchers (a waiter woken from elsewhere is woken through its own loop).
 from __future__ import annotations
 
 import threading
-import weakref
 from typing import TYPE_CHECKING
 
 from .._clock import Clock
@@ -113,20 +113,19 @@ class PushHub:
         return last is not None and self._clock.time() - last <= PUSH_FRESHNESS
 
 
-# One hub per client, made by the first handler attached to it; gone with the client.
-_hubs: weakref.WeakKeyDictionary[AsyncPlatfone, PushHub] = weakref.WeakKeyDictionary()
 _hubs_lock = threading.Lock()
 
 
 def hub_for(client: AsyncPlatfone) -> PushHub:
-    """The client's :class:`PushHub`, made on first use."""
+    """The client's :class:`PushHub` (shared with its ``with_options`` copies), made on
+    first use."""
+    shared = client._shared
     with _hubs_lock:
-        hub = _hubs.get(client)
-        if hub is None:
-            hub = _hubs[client] = PushHub(client.clock)
-        return hub
+        if shared.push_hub is None:
+            shared.push_hub = PushHub(client.clock)
+        return shared.push_hub
 
 
 def hub_of(client: AsyncPlatfone) -> PushHub | None:
-    """The client's :class:`PushHub`, if a handler was ever attached to it."""
-    return _hubs.get(client)
+    """The client's :class:`PushHub`, if a handler was ever attached to it or a copy."""
+    return client._shared.push_hub

@@ -339,3 +339,20 @@ def test_configure_needs_a_target_and_a_secret(emulator: PlatfoneEmulator) -> No
         emulator.configure_webhooks(secret=SECRET)
     with pytest.raises(ValueError, match="secret"):
         emulator.configure_webhooks("http://127.0.0.1:9/", secret="")
+
+
+@pytest.mark.anyio
+async def test_a_with_options_copys_watcher_is_woken_by_the_originals_handler(
+    emulator: PlatfoneEmulator, client: AsyncPlatfone, clock: VirtualClock
+) -> None:
+    """The push hub is the client's and its copies': a copy's 10-minute watcher yields a
+    pushed SMS at once, with no poll in between."""
+    copy = client.with_options(timeout=5.0)
+    activation = await copy.create_activation("telegram", "uk")
+    sms_at = clock.time() + 90
+    async with emulator.webhooks.running(), anyio.create_task_group() as tg:
+        tg.start_soon(sms_after, emulator, clock, activation.activation_id, 90, "5151")
+        states = [s async for s in copy.watch_activation(activation, interval=600)]
+        arrived = clock.time()
+    assert ("5151", 2) == (states[-1].sms_code, polls(emulator))
+    assert 0 <= arrived - sms_at < 1
