@@ -472,7 +472,10 @@ class HTTPPipeline:
                             continue
                         raise error
                     may_retry = idempotent and status in policy.retry_statuses
-                    retry_after = _retry_after(response.headers.get("retry-after"), clock)
+                    retry_after = _retry_after(
+                        response.headers.get("retry-after"),
+                        _server_time(response) or clock.time(),
+                    )
                     cause = None
             last_error = error
             if not may_retry or attempt >= policy.max_retries:
@@ -571,10 +574,13 @@ class HTTPPipeline:
         if isinstance(error, ActiveActivationsLimitError):
             return None  # the order path decides (it holds the slot)
         now = self.clock.time()
+        # A reset is a moment on the server's clock: read it against the server's "now"
+        # (its Date header), so a host whose clock is off neither hammers nor gives up.
+        server_now = _server_time(response) or now
         if error.reset_at is not None:
-            wait = error.reset_at.timestamp() - now
+            wait = error.reset_at.timestamp() - server_now
         else:
-            wait = _retry_after(response.headers.get("retry-after"), self.clock) or 1.0
+            wait = _retry_after(response.headers.get("retry-after"), server_now) or 1.0
         wait = max(wait, 0.0)
         await self.limits.block_endpoint(endpoint, now + wait)
         return wait if wait <= self.retry.max_server_wait else None
@@ -735,7 +741,16 @@ def _connection_error(exc: httpx.TransportError, method: str, path: str) -> APIC
     return APIConnectionError(f"{method} {path}: connection failed ({kind}: {detail})")
 
 
-def _retry_after(value: str | None, clock: Clock) -> float | None:
+def _server_time(response: httpx.Response) -> float | None:
+    """The server's clock when it answered (its ``Date`` header; None without one)."""
+    try:
+        when = email.utils.parsedate_to_datetime(response.headers.get("date", ""))
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when.timestamp() if when.tzinfo is not None else None
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
     if not value:
         return None
     try:
@@ -750,7 +765,7 @@ def _retry_after(value: str | None, clock: Clock) -> float | None:
         return None
     if when.tzinfo is None:
         return None
-    return max(0.0, when.timestamp() - clock.time())
+    return max(0.0, when.timestamp() - now)
 
 
 def _log(method: str, path: str, outcome: object, started: float, attempt: int) -> None:

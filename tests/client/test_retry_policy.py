@@ -183,3 +183,32 @@ async def test_the_429_waits_are_counted() -> None:
         with pytest.raises(pf.RateLimitError):
             await client.get_balance()
     assert 2 == len(server.requests)
+
+
+@pytest.mark.parametrize("ahead", [600.0, -600.0])
+async def test_a_429s_reset_is_read_against_the_servers_clock(ahead: float) -> None:
+    """A host 10 minutes ahead of the server (or behind it) waits the 5 s the server
+    asks: the reset is compared with the server's ``Date``, not with the local clock."""
+    import email.utils
+
+    clock = VirtualClock()
+    sent: list[float] = []
+
+    def limited(request: httpx.Request) -> httpx.Response:
+        sent.append(clock.time())
+        server_now = int(clock.time() - ahead)
+        headers = {
+            "x-ratelimit-reset": str(server_now + 5),
+            "date": email.utils.formatdate(server_now, usegmt=True),
+        }
+        return json_response(429, TOO_MANY, headers=headers)
+
+    def balance(request: httpx.Request) -> httpx.Response:
+        sent.append(clock.time())
+        return json_response(200, BALANCE)
+
+    server = Server(limited, balance)
+    async with clock.autojump(), server.client(clock) as client:
+        got = await client.get_balance()
+    assert 100 == got.total
+    assert 5.0 == pytest.approx(sent[1] - sent[0], abs=1.0)
