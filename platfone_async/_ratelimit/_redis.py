@@ -39,6 +39,7 @@ import attrs
 from .._clock import Clock
 from .._errors import RateLimitBackendError
 from . import _scripts
+from ._lease import Heartbeat
 from ._memory import MemoryStore, blocked_error, default_margin
 from ._state import LimiterState, SlotsState
 from ._store import RateLimit, StoreSnapshot, Take
@@ -153,6 +154,16 @@ class _Connections:
                 "no request was sent"
             ) from exc
 
+    def run_sync(self, script: str, keys: Sequence[str], args: Sequence[object]) -> Any:
+        """:meth:`run` from a thread without an event loop (the lease's heartbeat)."""
+        import redis.exceptions
+
+        try:
+            sync = self._sync_client()
+            return self._script(sync, script)(keys=keys, args=args, client=sync)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise RateLimitBackendError(f"the Redis limits backend failed ({exc})") from exc
+
     async def aclose(self) -> None:
         loop = _running_asyncio_loop()
         with self._lock:
@@ -198,6 +209,9 @@ class RedisBackend:
         max_sleep: The longest a waiter sleeps before asking Redis again.
         slot_grace: Seconds a slot stays taken after its activation's ``expire_at`` (the
             server needs a moment to expire it too).
+        lease: Seconds an owner's orders in flight and claims count after its last
+            heartbeat (sent every ``lease / 6`` s): a dead process blocks no other's
+            reconciliation for longer.
         timeout: Seconds to connect to Redis and for each answer (``from_url`` only; a
             client you pass keeps its own settings): a Redis that hangs fails the call
             with :class:`RateLimitBackendError` instead of hanging it.
@@ -210,6 +224,7 @@ class RedisBackend:
     max_sleep: float = 1.0
     slot_grace: float = 5.0
     timeout: float = 5.0
+    lease: float = 30.0
     url: str | None = attrs.field(default=None, repr=False, kw_only=True)
     _connections: _Connections = attrs.field(init=False, repr=False)
 
@@ -231,6 +246,7 @@ class RedisBackend:
         max_sleep: float = 1.0,
         slot_grace: float = 5.0,
         timeout: float = 5.0,
+        lease: float = 30.0,
     ) -> RedisBackend:
         """A backend on the Redis server at ``url`` (``redis://host:6379/0``, ``rediss://``)."""
         return cls(
@@ -241,6 +257,7 @@ class RedisBackend:
             max_sleep=max_sleep,
             slot_grace=slot_grace,
             timeout=timeout,
+            lease=lease,
             url=url,
         )
 
@@ -302,8 +319,9 @@ class RedisStore:
         self._slot_keys = [self._key("slots", part) for part in ("held", "q", "seen", "ext")]
         self._account_key = self._key("account")
         self._success_keys = [self._key("success", "orders"), self._key("success", "sms")]
-        self._known_key = self._key("known")
-        self._flights_key = self._key("flights")
+        self._known_keys = [self._key("known"), self._key("claimers"), self._key("owners")]
+        self._flights_keys = [self._key("flights"), self._key("owners")]
+        self._heartbeat = Heartbeat(self._beat, backend.lease / 6)
         self._epoch_keys = [self._key("epoch"), self._key("restarted")]
         self._epoch = ""  # the epoch this process last saw ("" before its first look)
         self._lock = threading.Lock()
@@ -590,11 +608,15 @@ class RedisStore:
     async def claim(self, activation_ids: Sequence[str]) -> list[bool]:
         if not activation_ids:
             return []
-        reply = await self._run(
-            _scripts.KNOWN_CLAIM,
-            [self._known_key],
-            [repr(self.known_for), _ms(self.known_for + 60), *activation_ids],
-        )
+        args = [
+            repr(self.known_for),
+            _ms(self.known_for + 60),
+            self._owner,
+            repr(self.backend.lease),
+            *activation_ids,
+        ]
+        reply = await self._run(_scripts.KNOWN_CLAIM, self._known_keys, args)
+        self._heartbeat.start()
         return [bool(int(x)) for x in reply]
 
     async def known(self, activation_ids: Sequence[str]) -> set[str]:
@@ -602,7 +624,7 @@ class RedisStore:
             return set()
 
         async def shared() -> set[str]:
-            reply = await self._run(_scripts.KNOWN_FILTER, [self._known_key], activation_ids)
+            reply = await self._run(_scripts.KNOWN_FILTER, self._known_keys, activation_ids)
             return {a for a, flag in zip(activation_ids, reply, strict=True) if int(flag)}
 
         return await self._or_local(
@@ -612,9 +634,12 @@ class RedisStore:
     async def flight_start(self, offer: str) -> str:
         async def shared() -> str:
             flight = f"{self._owner}:{uuid.uuid4().hex}|{offer}"
+            if not self._heartbeat.started:
+                await self._run(*self._beat_call())
+                self._heartbeat.start()
             await self._run(
                 _scripts.WINDOW_RELEASE,  # a member that expires after flight_hold
-                [self._flights_key],
+                self._flights_keys[:1],
                 [flight, repr(self.flight_hold), _ms(self.flight_hold + 60)],
             )
             return flight
@@ -628,11 +653,11 @@ class RedisStore:
         if flight.startswith("local:"):
             await self._local.flight_end(flight.removeprefix("local:"))
             return
-        await self._run(_scripts.REMOVE, [self._flights_key], [flight])
+        await self._run(_scripts.REMOVE, self._flights_keys[:1], [flight])
 
     async def flights_elsewhere(self) -> list[str]:
         async def shared() -> list[str]:
-            reply = await self._run(_scripts.FLIGHT_LIST, [self._flights_key], [])
+            reply = await self._run(_scripts.FLIGHT_LIST, self._flights_keys, [])
             mine = self._owner + ":"
             return [m.partition("|")[2] for m in map(_text, reply) if not m.startswith(mine)]
 
@@ -686,5 +711,17 @@ class RedisStore:
         orders, successes = await self.success_counts()
         return StoreSnapshot(windows, slots, orders, successes, blocked_for)
 
+    def _beat_call(self) -> tuple[str, list[str], list[object]]:
+        ttl = _ms(self.known_for + 60)
+        return (
+            _scripts.HEARTBEAT,
+            self._flights_keys[1:],
+            [self._owner, repr(self.backend.lease), ttl],
+        )
+
+    def _beat(self) -> None:
+        self.backend._connections.run_sync(*self._beat_call())
+
     async def aclose(self) -> None:
-        return None  # the connections are the backend's
+        """Stop renewing this owner's lease (the connections are the backend's)."""
+        self._heartbeat.stop()

@@ -21,6 +21,7 @@ __all__ = [
     "ACCOUNT_READ",
     "FLEET_STATE",
     "FLIGHT_LIST",
+    "HEARTBEAT",
     "KNOWN_CLAIM",
     "KNOWN_FILTER",
     "LEAVE_QUEUE",
@@ -333,38 +334,93 @@ return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2])}
 """
 )
 
-#: Claim activation ids as handed out by this fleet: 1 per id newly claimed, 0 per id
-#: some process had claimed already. KEYS: known.  ARGV: keep, ttl_ms, ids...
-KNOWN_CLAIM = (
+_OWNERS = """
+local function live(owners, owner)
+  local expiry = redis.call('ZSCORE', owners, owner)
+  return expiry and tonumber(expiry) > now
+end
+"""
+
+#: Renew an owner's lease. KEYS: owners.  ARGV: owner, lease, ttl_ms.
+HEARTBEAT = (
     _NOW
     + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 3600)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+)
+
+#: Claim activation ids as handed out by this fleet: 1 per id newly claimed (or taken
+#: over from an owner whose lease lapsed), 0 per id a live owner claimed already; the
+#: claimer's lease is renewed. KEYS: known, claimers, owners.
+#: ARGV: keep, ttl_ms, owner, lease, ids...
+KNOWN_CLAIM = (
+    _NOW
+    + _OWNERS
+    + """
+local known, claimers, owners = KEYS[1], KEYS[2], KEYS[3]
+local owner, lease, ttl = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[2])
+redis.call('ZADD', owners, now + lease, owner)
+redis.call('PEXPIRE', owners, ttl)
+local gone = redis.call('ZRANGEBYSCORE', known, '-inf', now - tonumber(ARGV[1]))
+for _, id in ipairs(gone) do redis.call('HDEL', claimers, id) end
+redis.call('ZREMRANGEBYSCORE', known, '-inf', now - tonumber(ARGV[1]))
 local out = {}
-for i = 3, #ARGV do
-  out[#out + 1] = redis.call('ZADD', KEYS[1], 'NX', now, ARGV[i])
+for i = 5, #ARGV do
+  local id = ARGV[i]
+  local claimer = redis.call('HGET', claimers, id)
+  if redis.call('ZSCORE', known, id) and claimer and claimer ~= owner
+      and live(owners, claimer) then
+    out[#out + 1] = 0
+  elseif redis.call('ZSCORE', known, id) and claimer == owner then
+    out[#out + 1] = 0
+  else
+    redis.call('ZADD', known, now, id)
+    redis.call('HSET', claimers, id, owner)
+    out[#out + 1] = 1
+  end
 end
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+redis.call('PEXPIRE', known, ttl)
+redis.call('PEXPIRE', claimers, ttl)
 return out
 """
 )
 
-#: Which of the ids some process of the fleet handed out: 1 or 0 per id. KEYS: known.
-#: ARGV: ids...
-KNOWN_FILTER = """
+#: Which of the ids an owner whose lease runs handed out: 1 or 0 per id.
+#: KEYS: known, claimers, owners.  ARGV: ids...
+KNOWN_FILTER = (
+    _NOW
+    + _OWNERS
+    + """
 local out = {}
 for i = 1, #ARGV do
-  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then out[#out + 1] = 1 else out[#out + 1] = 0 end
+  local claimer = redis.call('HGET', KEYS[2], ARGV[i])
+  if redis.call('ZSCORE', KEYS[1], ARGV[i]) and claimer and live(KEYS[3], claimer) then
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
 end
 return out
 """
+)
 
-#: Every order of the fleet in flight now (added by ``WINDOW_RELEASE``, removed by
-#: ``REMOVE`` as it lands). KEYS: flights.
+#: Every order of the fleet in flight now whose owner's lease runs (added by
+#: ``WINDOW_RELEASE`` as ``<owner>:<id>|<offer>``, removed by ``REMOVE`` as it lands).
+#: KEYS: flights, owners.
 FLIGHT_LIST = (
     _NOW
+    + _OWNERS
     + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-return redis.call('ZRANGE', KEYS[1], 0, -1)
+local out = {}
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local owner = string.match(member, '^([^:]+):')
+  if owner and live(KEYS[2], owner) then out[#out + 1] = member end
+end
+return out
 """
 )
 

@@ -30,6 +30,7 @@ import anyio.to_thread
 
 from .._clock import Clock
 from .._errors import RateLimitBackendError
+from ._lease import Heartbeat
 from ._memory import blocked_error, default_margin
 from ._store import RateLimit, StoreSnapshot, Take
 
@@ -54,8 +55,10 @@ CREATE TABLE IF NOT EXISTS orders (
     scope TEXT NOT NULL, activation_id TEXT NOT NULL, at REAL NOT NULL, sms INTEGER NOT NULL,
     PRIMARY KEY (scope, activation_id));
 CREATE TABLE IF NOT EXISTS known (
-    scope TEXT NOT NULL, activation_id TEXT NOT NULL, at REAL NOT NULL,
+    scope TEXT NOT NULL, activation_id TEXT NOT NULL, at REAL NOT NULL, owner TEXT NOT NULL,
     PRIMARY KEY (scope, activation_id));
+CREATE TABLE IF NOT EXISTS owners (
+    scope TEXT NOT NULL, owner TEXT NOT NULL, until REAL NOT NULL, PRIMARY KEY (scope, owner));
 CREATE TABLE IF NOT EXISTS flights (
     scope TEXT NOT NULL, flight TEXT NOT NULL, owner TEXT NOT NULL, offer TEXT NOT NULL,
     until REAL NOT NULL, PRIMARY KEY (scope, flight));
@@ -76,6 +79,9 @@ class SQLiteBackend:
             of a process that died mid-request comes back after this (plus the period).
         max_sleep: The longest a waiter sleeps before asking the file again.
         slot_grace: Seconds a slot stays taken after its activation's ``expire_at``.
+        lease: Seconds an owner's orders in flight and claims count after its last
+            heartbeat (sent every ``lease / 6`` s): a dead process blocks no other's
+            reconciliation for longer.
     """
 
     __slots__ = (
@@ -83,6 +89,7 @@ class SQLiteBackend:
         "_ready",
         "_ready_lock",
         "busy_timeout",
+        "lease",
         "max_request_time",
         "max_sleep",
         "path",
@@ -97,7 +104,9 @@ class SQLiteBackend:
         max_request_time: float = 300.0,
         max_sleep: float = 1.0,
         slot_grace: float = 5.0,
+        lease: float = 30.0,
     ) -> None:
+        self.lease = float(lease)
         self.path = os.path.abspath(os.fspath(path))
         self.busy_timeout = float(busy_timeout)
         self.max_request_time = float(max_request_time)
@@ -194,6 +203,7 @@ class SQLiteStore:
         self._scope = scope
         self._clock = clock
         self._owner = uuid.uuid4().hex
+        self._heartbeat = Heartbeat(self._beat, backend.lease / 6)
 
     def __repr__(self) -> str:
         return f"<SQLiteStore {self.backend.path!r} {self._scope.partition('@')[0]}>"
@@ -446,26 +456,50 @@ class SQLiteStore:
 
     # -- handed-out ids and orders in flight --
 
+    def _renew(self, db: sqlite3.Connection, now: float) -> None:
+        db.execute(
+            "INSERT OR REPLACE INTO owners (scope, owner, until) VALUES (?, ?, ?)",
+            (self._scope, self._owner, now + self.backend.lease),
+        )
+
+    def _beat(self) -> None:
+        now = self._clock.time()
+        self.backend.transact(lambda db: self._renew(db, now))
+
     async def claim(self, activation_ids: Sequence[str]) -> list[bool]:
-        scope, now = self._scope, self._clock.time()
+        scope, now, owner = self._scope, self._clock.time(), self._owner
 
         def work(db: sqlite3.Connection) -> list[bool]:
+            self._renew(db, now)
             db.execute(
                 "DELETE FROM known WHERE scope = ? AND at <= ?", (scope, now - self.known_for)
             )
             claimed = []
             for activation_id in activation_ids:
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO known (scope, activation_id, at) VALUES (?, ?, ?)",
-                    (scope, activation_id, now),
+                row = db.execute(
+                    "SELECT k.owner, o.until FROM known k LEFT JOIN owners o "
+                    "ON o.scope = k.scope AND o.owner = k.owner "
+                    "WHERE k.scope = ? AND k.activation_id = ?",
+                    (scope, activation_id),
+                ).fetchone()
+                if row is not None and (row[0] == owner or (row[1] or 0) > now):
+                    claimed.append(False)  # claimed before, by a live owner
+                    continue
+                db.execute(
+                    "INSERT OR REPLACE INTO known (scope, activation_id, at, owner) "
+                    "VALUES (?, ?, ?, ?)",
+                    (scope, activation_id, now, owner),
                 )
-                claimed.append(cursor.rowcount == 1)
+                claimed.append(True)
             return claimed
 
-        return await self.backend.run(work)
+        claimed = await self.backend.run(work)
+        self._heartbeat.start()
+        return claimed
 
     async def known(self, activation_ids: Sequence[str]) -> set[str]:
-        scope, cutoff = self._scope, self._clock.time() - self.known_for
+        scope, now = self._scope, self._clock.time()
+        cutoff = now - self.known_for
         ids = list(activation_ids)
 
         def work(db: sqlite3.Connection) -> set[str]:
@@ -473,22 +507,28 @@ class SQLiteStore:
                 aid
                 for aid in ids
                 if db.execute(
-                    "SELECT 1 FROM known WHERE scope = ? AND activation_id = ? AND at > ?",
-                    (scope, aid, cutoff),
+                    "SELECT 1 FROM known k JOIN owners o ON o.scope = k.scope "
+                    "AND o.owner = k.owner WHERE k.scope = ? AND k.activation_id = ? "
+                    "AND k.at > ? AND o.until > ?",
+                    (scope, aid, cutoff, now),
                 ).fetchone()
             }
 
         return await self.backend.run(work) if ids else set()
 
     async def flight_start(self, offer: str) -> str:
-        scope, until = self._scope, self._clock.time() + self.flight_hold
+        scope, now = self._scope, self._clock.time()
         flight = uuid.uuid4().hex
-        await self.backend.run(
-            lambda db: db.execute(
+
+        def work(db: sqlite3.Connection) -> None:
+            self._renew(db, now)
+            db.execute(
                 "INSERT INTO flights (scope, flight, owner, offer, until) VALUES (?, ?, ?, ?, ?)",
-                (scope, flight, self._owner, offer, until),
+                (scope, flight, self._owner, offer, now + self.flight_hold),
             )
-        )
+
+        await self.backend.run(work)
+        self._heartbeat.start()
         return flight
 
     async def flight_end(self, flight: str) -> None:
@@ -505,7 +545,9 @@ class SQLiteStore:
         def work(db: sqlite3.Connection) -> list[str]:
             db.execute("DELETE FROM flights WHERE scope = ? AND until <= ?", (scope, now))
             rows = db.execute(
-                "SELECT offer FROM flights WHERE scope = ? AND owner != ?", (scope, self._owner)
+                "SELECT f.offer FROM flights f JOIN owners o ON o.scope = f.scope "
+                "AND o.owner = f.owner WHERE f.scope = ? AND f.owner != ? AND o.until > ?",
+                (scope, self._owner, now),
             )
             return [offer for (offer,) in rows]
 
@@ -570,4 +612,5 @@ class SQLiteStore:
         return await self.backend.run(work)
 
     async def aclose(self) -> None:
-        return None
+        """Stop renewing this owner's lease."""
+        self._heartbeat.stop()

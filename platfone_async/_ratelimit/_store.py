@@ -65,7 +65,9 @@ class KeyStore(Protocol):
     """One key's state. ``limit`` travels with each window operation (a store keys its
     windows by endpoint ``name``); times are seconds; ``expire_at`` and ``until`` are Unix
     seconds. ``owner`` names this store's holder (one per process and key): flights and
-    claims are told apart by it."""
+    claims are told apart by it, and a shared store counts them only while their owner's
+    lease runs (``_lease``: renewed by a heartbeat, lapsed ~30 s after a process died).
+    The journal of open numbers (crash recovery) is the next operation to join."""
 
     @property
     def owner(self) -> str: ...

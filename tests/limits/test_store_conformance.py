@@ -14,7 +14,9 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
+import anyio
 import pytest
 
 from platfone_async import AccountBlockedError, RedisBackend, SQLiteBackend, SystemClock
@@ -27,7 +29,7 @@ pytestmark = pytest.mark.anyio
 SCOPE = "0123456789ab@https://api.example.test"
 LIMIT = RateLimit(3, 600)
 
-Opener = Callable[[], KeyStore]
+Opener = Callable[..., KeyStore]
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +50,31 @@ async def _openers(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[O
         return
     if kind == "sqlite":
         path = request.getfixturevalue("tmp_path") / "state.db"
-        yield lambda: SQLiteBackend(path).open_store(SCOPE, SystemClock())
+        stores: list[KeyStore] = []
+
+        def open_sqlite(**options: Any) -> KeyStore:
+            stores.append(SQLiteBackend(path, **options).open_store(SCOPE, SystemClock()))
+            return stores[-1]
+
+        yield open_sqlite
+        for store in stores:
+            await store.aclose()
         return
     url = request.getfixturevalue("redis_url")
     prefix = f"conf-{uuid.uuid4().hex[:12]}"
     backends: list[RedisBackend] = []
 
-    def open_redis() -> KeyStore:
-        backend = RedisBackend.from_url(url, prefix=prefix)
+    opened: list[KeyStore] = []
+
+    def open_redis(**options: Any) -> KeyStore:
+        backend = RedisBackend.from_url(url, prefix=prefix, **options)
         backends.append(backend)
-        return backend.open_store(SCOPE, SystemClock())
+        opened.append(backend.open_store(SCOPE, SystemClock()))
+        return opened[-1]
 
     yield open_redis
+    for store in opened:
+        await store.aclose()
     for backend in backends:
         await backend.aclose()
 
@@ -271,3 +286,21 @@ async def test_a_store_that_lost_its_state_holds_every_window_full_for_a_period(
     assert held.retry_in is not None
     assert 0 < held.retry_in
     assert "lost its state" in caplog.text
+
+
+async def test_a_lapsed_owners_flights_and_claims_stop_counting(shared: Opener) -> None:
+    """An owner that stops renewing its lease (a dead process) counts no more once the
+    lease ends - its flight is no one's, its claim is taken over - while a live owner's
+    heartbeat keeps its own counting (lease 0.3 s; real time: the store keeps the time)."""
+    dead, alive, observer = (shared(lease=0.3) for _ in range(3))
+    await dead.flight_start("telegram|uk|")
+    await dead.claim(["act-1"])
+    await alive.flight_start("telegram|de|")
+    before = sorted(await observer.flights_elsewhere())
+    await dead.aclose()  # its heartbeat stops, as a killed process's does
+    await anyio.sleep(0.6)
+    assert (["telegram|de|", "telegram|uk|"], ["telegram|de|"]) == (
+        before,
+        await observer.flights_elsewhere(),
+    )
+    assert (set(), [True]) == (await observer.known(["act-1"]), await alive.claim(["act-1"]))
