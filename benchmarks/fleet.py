@@ -1,16 +1,17 @@
-"""A fleet of processes on one key, limited through Redis: achieved rate, 429s, cost.
+"""A fleet of processes on one key, limited through a shared store: achieved rate, 429s, cost.
 
-    python benchmarks/fleet.py [--quick]
+    python benchmarks/fleet.py [--quick] [--backend redis|sqlite]
 
 (a) 1, 2, 4 and 8 worker processes (``tests/fleet/_worker.py``; quick: 1 and 2) share
-    one API key and one ``RedisBackend``; together they call ``get_balance`` as fast as
+    one API key and one store (``RedisBackend``, or ``SQLiteBackend`` on one file);
+    together they call ``get_balance`` as fast as
     the limit allows against the emulator served on a loopback port, which enforces
     the same limit as a rolling window. Reports, from the emulator's own arrival record,
     the achieved rate over the limit after the first burst (target >= 0.95), the most
     arrivals in any rolling period (never over the limit), the server 429s (target 0)
-    and the Redis round trips per call (Redis's ``INFO commandstats``).
-(b) the added time of one acquire and release through Redis against the in-memory
-    limiter, in-process, on a limit that never binds.
+    and, on Redis, the round trips per call (Redis's ``INFO commandstats``).
+(b) the added time of one acquire and release through the store against the memory
+    store, in-process, on a limit that never binds.
 
 Redis: ``PLATFONE_TEST_REDIS_URL``, or a ``redis-server`` started here. Prints a table,
 then one JSON object on the last line. Asserts nothing.
@@ -19,10 +20,12 @@ then one JSON object on the last line. Asserts nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -33,7 +36,7 @@ import anyio
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from platfone_async import RateLimit, RedisBackend  # noqa: E402
+from platfone_async import RateLimit, RedisBackend, SQLiteBackend  # noqa: E402
 from platfone_async._clock import SystemClock  # noqa: E402
 from platfone_async._ratelimit import KeyLimits  # noqa: E402
 from platfone_async.testing import PlatfoneEmulator  # noqa: E402
@@ -41,6 +44,8 @@ from tests.fleet._servers import max_in_window, redis_url, serve  # noqa: E402
 
 
 def _round_trips(url: str) -> int:
+    if url.startswith("sqlite://"):
+        return 0
     import redis
 
     client = redis.Redis.from_url(url)
@@ -54,6 +59,8 @@ def _round_trips(url: str) -> int:
 
 
 def _fleet(url: str, processes: int, limit: int, period: float, rounds: int) -> dict[str, Any]:
+    if url.startswith("sqlite://"):
+        url = f"sqlite://{tempfile.mkdtemp(prefix='platfone-bench-')}/fleet.db"
     emulator = PlatfoneEmulator(rate_limits={"get_balance": (limit, period)})
     total = limit * (rounds + 1)
     calls = [total // processes + (1 if i < total % processes else 0) for i in range(processes)]
@@ -66,7 +73,7 @@ def _fleet(url: str, processes: int, limit: int, period: float, rounds: int) -> 
                 [
                     sys.executable, "-m", "tests.fleet._worker", "balance",
                     "--base-url", base_url, "--api-key", emulator.api_key,
-                    "--redis", url, "--prefix", prefix, "--calls", str(n),
+                    "--state", url, "--prefix", prefix, "--calls", str(n),
                     "--limit", str(limit), "--period", str(period),
                     "--start-at", str(start_at),
                 ],
@@ -91,21 +98,25 @@ def _fleet(url: str, processes: int, limit: int, period: float, rounds: int) -> 
         "max_in_period": max_in_window(arrivals, period),
         "server_429s": sum(1 for r in records if r.status == 429),
         "errors": errors,
-        "redis_round_trips_per_call": round(trips / max(len(arrivals), 1), 2),
+        "round_trips_per_call": round(trips / max(len(arrivals), 1), 2),
     }
 
 
 async def _acquire_cost(url: str, n: int) -> dict[str, float]:
-    """Microseconds per acquire + release: in memory, and through Redis."""
+    """Microseconds per acquire + release: in memory, and through the shared store."""
     huge = {"get_balance": RateLimit(10**9, 60)}
     clock = SystemClock()
-    backend = RedisBackend.from_url(url, prefix=f"bench-{uuid.uuid4().hex[:8]}")
+    backend: RedisBackend | SQLiteBackend
+    if url.startswith("sqlite://"):
+        backend = SQLiteBackend(f"{tempfile.mkdtemp(prefix='platfone-bench-')}/cost.db")
+    else:
+        backend = RedisBackend.from_url(url, prefix=f"bench-{uuid.uuid4().hex[:8]}")
     results: dict[str, float] = {}
     try:
         for name, limits in (
             ("memory", KeyLimits(key="k", base_url="b", rate_limits=huge, clock=clock)),
             (
-                "redis",
+                "store",
                 KeyLimits(key="k", base_url="b", rate_limits=huge, clock=clock, backend=backend),
             ),
         ):
@@ -119,17 +130,19 @@ async def _acquire_cost(url: str, n: int) -> dict[str, float]:
             results[f"{name}_acquire_us"] = round((time.perf_counter() - started) / n * 1e6, 1)
     finally:
         await backend.aclose()
-    results["redis_added_us"] = round(results["redis_acquire_us"] - results["memory_acquire_us"], 1)
+    results["store_added_us"] = round(results["store_acquire_us"] - results["memory_acquire_us"], 1)
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a seconds-long run")
+    parser.add_argument("--backend", choices=["redis", "sqlite"], default="redis")
     args = parser.parse_args()
     sizes = (1, 2) if args.quick else (1, 2, 4, 8)
     limit, period, rounds = (10, 0.5, 2) if args.quick else (20, 1.0, 5)
-    with redis_url() as url:
+    with contextlib.ExitStack() as stack:
+        url = "sqlite://" if args.backend == "sqlite" else stack.enter_context(redis_url())
         runs = [_fleet(url, n, limit, period, rounds) for n in sizes]
         cost = anyio.run(_acquire_cost, url, 200 if args.quick else 2000)
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
@@ -139,14 +152,15 @@ def main() -> None:
             f"{run['processes']} processes: {run['calls']} calls, "
             f"{run['achieved_over_limit']:.3f} of the limit (target >= 0.95), "
             f"at most {run['max_in_period']} in a period, {run['server_429s']} server 429s, "
-            f"{run['redis_round_trips_per_call']} Redis round trips per call"
+            f"{run['round_trips_per_call']} Redis round trips per call"
         )
     print(
         f"acquire + release: {cost['memory_acquire_us']} us in memory, "
-        f"{cost['redis_acquire_us']} us through Redis (+{cost['redis_added_us']} us)"
+        f"{cost['store_acquire_us']} us through {args.backend} (+{cost['store_added_us']} us)"
     )
     worst = min(run["achieved_over_limit"] for run in runs)
-    print(json.dumps({"benchmark": "fleet", "runs": runs, "worst_achieved": worst, **cost}))
+    summary = {"benchmark": "fleet", "backend": args.backend, "runs": runs, "worst_achieved": worst}
+    print(json.dumps({**summary, **cost}))
 
 
 if __name__ == "__main__":

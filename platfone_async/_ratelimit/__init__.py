@@ -21,7 +21,7 @@ from ._memory import InMemoryBackend
 from ._slots import ActivationSlots, Slot, SlotToken
 from ._store import KeyStore, RateLimit, RateLimitBackend
 from ._success import GuardMode, SuccessRateTracker
-from ._wait import ErrorSource
+from ._wait import ErrorSource, for_held_number
 from ._window import SlidingWindowLimiter
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ __all__ = [
     "SuccessRateCheck",
     "SuccessRateState",
     "SuccessRateTracker",
+    "for_held_number",
     "get_key_limits",
     "key_fingerprint",
 ]

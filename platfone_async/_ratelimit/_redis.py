@@ -43,7 +43,7 @@ from ._lease import Heartbeat
 from ._memory import MemoryStore, blocked_error, default_margin
 from ._state import LimiterState, SlotsState
 from ._store import RateLimit, StoreSnapshot, Take
-from ._wait import logger
+from ._wait import logger, serving_held_number
 
 __all__ = ["OnBackendError", "RedisBackend", "RedisStore"]
 
@@ -331,6 +331,7 @@ class RedisStore:
         # The in-process stand-in for on_backend_error="local".
         self._local = MemoryStore(clock)
         self._local_members: set[str] = set()
+        self._held_fallback_said = False
 
     def __repr__(self) -> str:
         return f"<RedisStore {self.backend.prefix}:{{{self._scope}}}>"
@@ -353,12 +354,23 @@ class RedisStore:
     ) -> T:
         """``shared()``; when Redis fails and the backend allows it, ``local()`` instead."""
         try:
-            return await shared()
+            result = await shared()
         except RateLimitBackendError as exc:
-            if self.backend.on_backend_error != "local":
+            if self.backend.on_backend_error == "local":
+                logger.warning("%s: %s; using in-process limits meanwhile", what, exc)
+            elif not serving_held_number():
                 raise
-            logger.warning("%s: %s; using in-process limits meanwhile", what, exc)
+            elif not self._held_fallback_said:  # a number already open: its watch goes on
+                self._held_fallback_said = True
+                logger.warning(
+                    "%s: %s; the numbers already open are watched under in-process "
+                    "limits meanwhile",
+                    what,
+                    exc,
+                )
             return await local()
+        self._held_fallback_said = False  # the outage (if any) is over: say the next one
+        return result
 
     async def _owe(self, script: str, keys: list[str], args: list[object]) -> None:
         """Apply a write; if Redis fails, keep it and apply it (with any others owed, in

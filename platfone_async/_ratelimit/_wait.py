@@ -21,6 +21,7 @@ thread-safe "call soon".
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import threading
 from collections import deque
@@ -35,13 +36,44 @@ from .._errors import RateLimitBackendError
 if TYPE_CHECKING:
     from ._store import Take
 
-__all__ = ["ErrorSource", "Gate", "WaitQueue", "Waiter", "logger", "make_error"]
+__all__ = [
+    "ErrorSource",
+    "Gate",
+    "WaitQueue",
+    "Waiter",
+    "for_held_number",
+    "logger",
+    "make_error",
+    "serving_held_number",
+]
 
 #: What a blocked key raises: an exception instance (raised as is) or a factory called
 #: once per raise (so concurrent tasks do not share, and scramble, one traceback).
 ErrorSource: TypeAlias = "BaseException | Callable[[], BaseException]"
 
 logger = logging.getLogger("platfone_async")
+
+#: True while a request serves a number the SDK already holds (a watch's poll, a
+#: finalize, a cancel): if the shared store fails then, the request goes on under
+#: in-process limits instead of failing, so that no code is lost to a store blip.
+_HELD_NUMBER: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "platfone_async_held_number", default=False
+)
+
+
+@contextlib.contextmanager
+def for_held_number() -> Iterator[None]:
+    """Mark the requests made inside as serving a number already open (see above)."""
+    token = _HELD_NUMBER.set(True)
+    try:
+        yield
+    finally:
+        _HELD_NUMBER.reset(token)
+
+
+def serving_held_number() -> bool:
+    """Whether the current request serves a number already open."""
+    return _HELD_NUMBER.get()
 
 
 def make_error(source: ErrorSource) -> BaseException:

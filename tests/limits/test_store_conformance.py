@@ -19,8 +19,14 @@ from typing import Any
 import anyio
 import pytest
 
-from platfone_async import AccountBlockedError, RedisBackend, SQLiteBackend, SystemClock
-from platfone_async._ratelimit import InMemoryBackend, KeyStore, RateLimit
+from platfone_async import (
+    AccountBlockedError,
+    RateLimitBackendError,
+    RedisBackend,
+    SQLiteBackend,
+    SystemClock,
+)
+from platfone_async._ratelimit import InMemoryBackend, KeyStore, RateLimit, for_held_number
 
 from ..fleet._servers import redis_url as _redis_url
 
@@ -304,3 +310,19 @@ async def test_a_lapsed_owners_flights_and_claims_stop_counting(shared: Opener) 
         await observer.flights_elsewhere(),
     )
     assert (set(), [True]) == (await observer.known(["act-1"]), await alive.claim(["act-1"]))
+
+
+async def test_an_unreachable_redis_stops_new_work_but_not_the_watch_of_a_held_number(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Redis down: a take raises RateLimitBackendError, unless it serves a number already
+    open (``for_held_number``) - that one goes on under in-process limits, said once."""
+    backend = RedisBackend.from_url("redis://127.0.0.1:1/0", timeout=0.5)  # nothing listens
+    store = backend.open_store(SCOPE, SystemClock())
+    with pytest.raises(RateLimitBackendError):
+        await store.window_take("get_activation", LIMIT, 1)
+    with caplog.at_level(logging.WARNING, logger="platfone_async"), for_held_number():
+        polls = [await store.window_take("get_activation", LIMIT, 1) for _ in range(2)]
+    await backend.aclose()
+    assert [1, 1] == [len(poll.granted) for poll in polls]
+    assert 1 == caplog.text.count("numbers already open are watched")
