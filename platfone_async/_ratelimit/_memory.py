@@ -56,6 +56,7 @@ KNOWN_FOR = 3_600.0
 
 _NONE: tuple[str, ...] = ()
 _ONE: tuple[str, ...] = ("",)
+_GRANT_ONE = Take(_ONE, None)
 
 
 def default_margin(period: float) -> float:
@@ -111,7 +112,7 @@ class WindowBook:
             if free > 0:
                 n = min(want, free)
                 self._in_use += n
-                return Take(_ONE if n == 1 else _ONE * n, None)
+                return _GRANT_ONE if n == 1 else Take(_ONE * n, None)
             return Take(_NONE, self._returns[0] - now if self._returns else None)
 
     def give_back(self, *, spent: bool) -> None:

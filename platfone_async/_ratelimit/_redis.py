@@ -450,7 +450,8 @@ class RedisStore:
         ttl = _ms(hold + self.backend.max_request_time + hold + 60.0)
         # Owed when Redis fails: the token stays "in flight" (it comes back by itself
         # after its lease) and is stamped again, later than it should be, never sooner.
-        await self._owe(_scripts.WINDOW_RELEASE, tokens, [token, repr(hold), ttl])
+        with anyio.CancelScope(shield=True):
+            await self._owe(_scripts.WINDOW_RELEASE, tokens, [token, repr(hold), ttl])
 
     async def window_leave(self, name: str) -> None:
         await self._run(_scripts.LEAVE_QUEUE, self._window_keys(name)[1:3], [self._owner])

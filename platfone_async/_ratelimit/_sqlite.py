@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
+import anyio
 import anyio.to_thread
 
 from .._clock import Clock
@@ -266,7 +267,8 @@ class SQLiteStore:
                     (scope, name, token),
                 )
 
-        await self.backend.run(work)
+        with anyio.CancelScope(shield=True):  # a request's token is never lost to a cancel
+            await self.backend.run(work)
 
     async def window_leave(self, name: str) -> None:
         return None  # no queue across processes

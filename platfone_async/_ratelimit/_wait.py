@@ -344,6 +344,10 @@ class Gate:
     def wake_head(self, *, only_untimed: bool = False) -> None:
         """Something changed here: the head looks at the store again (``only_untimed``:
         unless it sleeps until a moment the store named)."""
+        if not self._queue.live:
+            # Safe without the lock: a waiter queues before it asks the store, and the
+            # change that calls this was made in the store before this check.
+            return
         with self._lock:
             self._queue.wake_head(only_untimed=only_untimed)
 

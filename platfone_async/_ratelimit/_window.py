@@ -12,8 +12,6 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-import anyio
-
 from .._clock import Clock
 from .._errors import RateLimitBackendError
 from ._memory import DEFAULT_MARGIN, MemoryStore, default_margin
@@ -29,13 +27,14 @@ __all__ = ["DEFAULT_MARGIN", "SlidingWindowLimiter", "WindowLimiter", "default_m
 class WindowLimiter:
     """Endpoint ``name`` of one key: its window in ``store``, its queue in this process."""
 
-    __slots__ = ("gate", "limit", "name", "store")
+    __slots__ = ("_take_args", "gate", "limit", "name", "store")
 
     def __init__(self, store: KeyStore, name: str, limit: RateLimit, clock: Clock) -> None:
         self.store = store
         self.name = name
         self.limit = limit
         self.gate = Gate(clock, f"rate limit {name}")
+        self._take_args = (self._attempt, self._give_back, self._leave)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.limit.calls}/{self.limit.period:g}s>"
@@ -49,15 +48,15 @@ class WindowLimiter:
         self.gate.interrupt(error)
 
     async def enter(self) -> str:
-        return await self.gate.take(self._attempt, self._give_back, self._leave)
+        return await self.gate.take(*self._take_args)
 
     async def exit(self, token: str) -> None:
-        with anyio.CancelScope(shield=True):
-            try:
-                await self.store.window_return(self.name, self.limit, token, spent=True)
-            except RateLimitBackendError as exc:
-                # The store keeps what it owes; the request is done: say so, and go on.
-                logger.warning("rate limit %s: could not return a token: %s", self.name, exc)
+        # Not shielded here: a store whose return may suspend shields it itself.
+        try:
+            await self.store.window_return(self.name, self.limit, token, spent=True)
+        except RateLimitBackendError as exc:
+            # The store keeps what it owes; the request is done: say so, and go on.
+            logger.warning("rate limit %s: could not return a token: %s", self.name, exc)
         # A head sleeping on a timer wakes no later than this token's return.
         self.gate.wake_head(only_untimed=True)
 
