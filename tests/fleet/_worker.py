@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--period", type=float, default=1.0)
     parser.add_argument("--capacity", type=int, default=20, help="max_active_activations")
     parser.add_argument("--slot-grace", type=float, default=5.0)
+    parser.add_argument("--lease", type=float, default=30.0, help="the owner's lease, s")
     parser.add_argument("--start-at", type=float, default=0.0)
     parser.add_argument("--reconcile-delays", default="1,4,10", help="seconds, comma-separated")
     parser.add_argument("--event-loop", choices=["asyncio", "trio"], default="asyncio")
@@ -53,8 +54,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _backend(args: argparse.Namespace) -> RedisBackend | SQLiteBackend:
     if args.state.startswith("sqlite://"):
-        return SQLiteBackend(args.state.removeprefix("sqlite://"), slot_grace=args.slot_grace)
-    return RedisBackend.from_url(args.state, prefix=args.prefix, slot_grace=args.slot_grace)
+        path = args.state.removeprefix("sqlite://")
+        return SQLiteBackend(path, slot_grace=args.slot_grace, lease=args.lease)
+    return RedisBackend.from_url(
+        args.state, prefix=args.prefix, slot_grace=args.slot_grace, lease=args.lease
+    )
 
 
 def _client(args: argparse.Namespace, backend: RedisBackend | SQLiteBackend) -> AsyncPlatfone:

@@ -221,6 +221,45 @@ def test_an_order_in_flight_in_one_process_keeps_its_activation_from_another(
     assert placed == [a["activation_id"], b["activation_id"]]
 
 
+def test_a_worker_killed_mid_order_holds_up_anothers_reconciliation_only_for_its_lease(
+    state_url: str, prefix: str
+) -> None:
+    """Worker A's order is placed but its answer never comes: A is killed (SIGKILL) while
+    it waits. Worker B's order meets a 502 that placed nothing; its reconciliation sees
+    A's activation, and A's flight, in its window. Once A's lease (2 s) lapses, A's
+    flight no longer counts: B decides within seconds (with a 600 s lease it does not
+    decide in time), and the activation goes to one worker."""
+    emulator = PlatfoneEmulator(rate_limits=None, sms_policy=None)
+    emulator.inject_fault("create_activation", Fault(answer_delay=120.0))
+    lease = ("--lease", "2")
+    with serve(emulator) as base_url:
+        start_at = time.time() + 2.0
+        a = _worker(
+            "order", base_url, emulator.api_key, state_url, prefix,
+            "--start-at", str(start_at), *lease,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not emulator.request_count("create_activation"):  # A's order has arrived
+            assert time.monotonic() < deadline, "worker A never ordered"
+            time.sleep(0.01)
+        emulator.inject_fault("create_activation", Fault(status=502))
+        b = _worker(
+            "order", base_url, emulator.api_key, state_url, prefix,
+            "--reconcile-delays", "1,4,8", *lease,
+        )  # fmt: skip
+        time.sleep(0.5)
+        a.send_signal(signal.SIGKILL)
+        a.communicate(timeout=30)
+        started = time.monotonic()
+        (result,) = _results([b])
+        took = time.monotonic() - started
+    placed = [x["activation_id"] for x in emulator.activations()]
+    # The one activation in B's window is unclaimed and its order's owner is dead: B's
+    # reconciliation takes it (a number paid for goes to a live caller, not to no one).
+    assert (None, placed) == (result["error"], [result["activation_id"]])
+    assert took < 20
+
+
 def test_the_sync_client_shares_the_fleet_limits(redis_url: str, prefix: str) -> None:
     """A sync Platfone (its own loop thread) takes a Redis backend like the async client:
     the slot its order holds is the fleet's."""
