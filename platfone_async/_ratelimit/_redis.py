@@ -135,24 +135,33 @@ class _Connections:
             return self._sync
 
     async def run(self, script: str, keys: Sequence[str], args: Sequence[object]) -> Any:
-        """Run ``script`` atomically; :class:`RateLimitBackendError` when Redis fails."""
+        """Run ``script`` atomically; :class:`RateLimitBackendError` when Redis fails.
+
+        A connection error is tried once more, on a fresh connection: after a restart of
+        Redis the pool's connections are dead, and the first use of each fails. (Should
+        the lost call have run, its tokens count as in flight until their lease: never
+        more requests than the limit, only fewer for a while.)"""
         import redis.exceptions
 
         try:
-            loop = _running_asyncio_loop()
-            if loop is not None:
-                client = self._async_client(loop)
-                return await self._script(client, script)(keys=keys, args=args, client=client)
-            sync = self._sync_client()
-            registered = self._script(sync, script)
-            return await anyio.to_thread.run_sync(
-                lambda: registered(keys=keys, args=args, client=sync)
-            )
+            try:
+                return await self._run_once(script, keys, args)
+            except redis.exceptions.ConnectionError:
+                return await self._run_once(script, keys, args)
         except (redis.exceptions.RedisError, OSError) as exc:
             raise RateLimitBackendError(
                 f"the Redis limits backend failed ({type(exc).__name__}: {exc}); "
                 "no request was sent"
             ) from exc
+
+    async def _run_once(self, script: str, keys: Sequence[str], args: Sequence[object]) -> Any:
+        loop = _running_asyncio_loop()
+        if loop is not None:
+            client = self._async_client(loop)
+            return await self._script(client, script)(keys=keys, args=args, client=client)
+        sync = self._sync_client()
+        registered = self._script(sync, script)
+        return await anyio.to_thread.run_sync(lambda: registered(keys=keys, args=args, client=sync))
 
     def run_sync(self, script: str, keys: Sequence[str], args: Sequence[object]) -> Any:
         """:meth:`run` from a thread without an event loop (the lease's heartbeat)."""

@@ -21,6 +21,7 @@ from platfone_async import (
     AccountBlockedError,
     ActiveActivationsLimitError,
     AsyncPlatfone,
+    PlatfoneError,
     RateLimit,
     RateLimitBackendError,
     RedisBackend,
@@ -380,3 +381,43 @@ def _on_asyncio() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+async def test_a_redis_restarted_without_persistence_lets_no_burst_through(
+    own_redis: RedisServer, prefix: str
+) -> None:
+    """Two workers spend a 5-per-second window; Redis restarts empty; right after, they
+    ask for 10 more at once. The windows are held full for a period after the restart:
+    the server answers no 429 and no rolling second holds more than 5 arrivals."""
+    limit, period = 5, 1.0
+    emulator = PlatfoneEmulator(rate_limits={"get_balance": (limit, period)})
+    backends = await _backends(own_redis.url, prefix)
+    mine = {"get_balance": RateLimit(limit, period)}
+    strict = RetryPolicy(max_retries=0, max_rate_limit_waits=0)
+    refused: list[BaseException] = []
+
+    async def call(client: AsyncPlatfone) -> None:
+        try:
+            await client.get_balance()
+        except PlatfoneError as exc:
+            refused.append(exc)
+
+    async with (
+        _client(emulator, backends[0], rate_limits=mine, retry_policy=strict) as one,
+        _client(emulator, backends[1], rate_limits=mine, retry_policy=strict) as two,
+    ):
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                for index in range(limit):
+                    tg.start_soon(call, (one, two)[index % 2])
+            own_redis.stop()
+            own_redis.start()
+            async with anyio.create_task_group() as tg:
+                for index in range(2 * limit):
+                    tg.start_soon(call, (one, two)[index % 2])
+    for backend in backends:
+        await backend.aclose()
+    records = [r for r in emulator.requests if r.route == "get_balance"]
+    assert ([], 3 * limit) == (refused, len(records))
+    assert [] == [r.status for r in records if r.status == 429]
+    assert limit >= max_in_window([r.time for r in records], period)
