@@ -32,8 +32,9 @@ import anyio.to_thread
 from .._clock import Clock
 from .._errors import RateLimitBackendError
 from ._lease import Heartbeat
-from ._memory import blocked_error, default_margin
+from ._memory import MemoryStore, blocked_error, default_margin
 from ._store import RateLimit, StoreSnapshot, Take
+from ._wait import logger, serving_held_number
 
 __all__ = ["SQLiteBackend", "SQLiteStore"]
 
@@ -205,6 +206,9 @@ class SQLiteStore:
         self._clock = clock
         self._owner = uuid.uuid4().hex
         self._heartbeat = Heartbeat(self._beat, backend.lease / 6)
+        # Stands in for the file for requests about a number already open, while it fails.
+        self._local = MemoryStore(clock)
+        self._held_fallback_said = False
 
     def __repr__(self) -> str:
         return f"<SQLiteStore {self.backend.path!r} {self._scope.partition('@')[0]}>"
@@ -248,9 +252,27 @@ class SQLiteStore:
             )
             return Take(granted, None)
 
-        return await self.backend.run(work)
+        try:
+            taken = await self.backend.run(work)
+        except RateLimitBackendError as exc:
+            if not serving_held_number():
+                raise
+            if not self._held_fallback_said:  # a number already open: its watch goes on
+                self._held_fallback_said = True
+                logger.warning(
+                    "rate limit %s: %s; the numbers already open are watched under "
+                    "in-process limits meanwhile",
+                    name,
+                    exc,
+                )
+            return await self._local.window_take(name, limit, want)
+        self._held_fallback_said = False
+        return taken
 
     async def window_return(self, name: str, limit: RateLimit, token: str, *, spent: bool) -> None:
+        if not token:  # a token of the in-process stand-in
+            await self._local.window_return(name, limit, token, spent=spent)
+            return
         scope, now = self._scope, self._clock.time()
         hold = limit.period + default_margin(limit.period)
 

@@ -14,6 +14,7 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -312,12 +313,18 @@ async def test_a_lapsed_owners_flights_and_claims_stop_counting(shared: Opener) 
     assert (set(), [True]) == (await observer.known(["act-1"]), await alive.claim(["act-1"]))
 
 
-async def test_an_unreachable_redis_stops_new_work_but_not_the_watch_of_a_held_number(
-    caplog: pytest.LogCaptureFixture,
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+async def test_a_failing_store_stops_new_work_but_not_the_watch_of_a_held_number(
+    kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Redis down: a take raises RateLimitBackendError, unless it serves a number already
-    open (``for_held_number``) - that one goes on under in-process limits, said once."""
-    backend = RedisBackend.from_url("redis://127.0.0.1:1/0", timeout=0.5)  # nothing listens
+    """The store unreachable: a take raises RateLimitBackendError, unless it serves a
+    number already open (``for_held_number``) - that one goes on under in-process
+    limits, said once."""
+    backend: SQLiteBackend | RedisBackend
+    if kind == "sqlite":
+        backend = SQLiteBackend(tmp_path / "no such directory" / "state.db")
+    else:
+        backend = RedisBackend.from_url("redis://127.0.0.1:1/0", timeout=0.5)  # no one there
     store = backend.open_store(SCOPE, SystemClock())
     with pytest.raises(RateLimitBackendError):
         await store.window_take("get_activation", LIMIT, 1)
