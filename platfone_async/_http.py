@@ -101,6 +101,10 @@ class Reply:
         self.data = data
 
 
+#: Marks a response sent back unparsed whose body was cut at ``max_response_bytes``.
+_OVERSIZED = "platfone_async.oversized"
+
+
 async def _read_capped(response: httpx.Response, cap: int, declared: str) -> bool:
     """Read the body into ``response.content``, at most ``cap`` bytes once decoded;
     whether it was longer (then only its first bytes are kept, the rest never read).
@@ -441,6 +445,8 @@ class HTTPPipeline:
                 status = response.status_code
                 if 200 <= status < 300 or status == 304:
                     if not parse or status == 304:
+                        if oversized:  # for decode() to say so, should the caller read it
+                            response.extensions[_OVERSIZED] = True
                         return Reply(response)  # a write's 200 says all: its body is not read
                     if oversized:
                         raise self._oversized_error(response)
@@ -587,6 +593,8 @@ class HTTPPipeline:
 
     def decode(self, response: httpx.Response, cl: type[T] | Any) -> T:
         """The response's JSON structured into ``cl``."""
+        if response.extensions.get(_OVERSIZED):
+            raise self._oversized_error(response)
         result: T = self.decode_reply(Reply(response, self.json(response)), cl)
         return result
 

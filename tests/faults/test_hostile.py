@@ -287,6 +287,20 @@ async def test_every_read_meets_every_bad_body_with_a_decode_error(call: Call, b
     assert caught.value.response is not None
 
 
+@pytest.mark.parametrize("call", READS.values(), ids=READS.keys())
+async def test_every_read_beyond_the_cap_says_so(call: Call) -> None:
+    """A body beyond max_response_bytes is named as such (not as invalid JSON), whichever
+    endpoint read it, and keeps only its first bytes, flagged."""
+    clock = VirtualClock()
+    server = Server(default=httpx.Response(200, content=BAD_BODIES["too-large"]))
+    async with clock.autojump(), server.client(clock, max_response_bytes=CAP) as client:
+        with pytest.raises(
+            pf.ResponseDecodeError, match="larger than max_response_bytes"
+        ) as caught:
+            await call(client)
+    assert caught.value.body_truncated
+
+
 @pytest.mark.parametrize("body", BAD_BODIES.values(), ids=BAD_BODIES.keys())
 @pytest.mark.parametrize("call", WRITES.values(), ids=WRITES.keys())
 async def test_every_write_answered_with_a_bad_body_is_done(call: Call, body: bytes) -> None:
