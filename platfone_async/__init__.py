@@ -152,7 +152,7 @@ _LAZY = {
     "Service": "._models._catalog",
     "ServicePrice": "._models._catalog",
     "ServicePrices": "._models._catalog",
-    "SessionOutcome": "._session",
+    "SessionOutcome": "._settle",
     "SlotsState": "._ratelimit._state",
     "SuccessRateState": "._ratelimit._state",
     "SyncActivationSession": "._sync._facade",
@@ -196,7 +196,8 @@ if TYPE_CHECKING:
     from ._ratelimit._redis import RedisBackend
     from ._ratelimit._sqlite import SQLiteBackend
     from ._ratelimit._state import KeyLimitsState, LimiterState, SlotsState, SuccessRateState
-    from ._session import ActivationSession, SessionOutcome
+    from ._session import ActivationSession
+    from ._settle import SessionOutcome
     from ._sync._facade import Platfone, SyncActivationSession
 
 for _name in __all__:

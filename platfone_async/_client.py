@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy as _copy
+import inspect
 import os
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
@@ -171,6 +172,10 @@ class AsyncPlatfone:
         request_deadline: Real seconds one request may take as a whole - connect, send
             and the entire answer - however slowly the server trickles it; past it,
             :class:`APITimeoutError`. None: from ``timeout``; ``math.inf``: no bound.
+        on_late_sms: Called with the :class:`Activation` of every code that arrived after
+            its holder stopped waiting - found while an ``activation()`` block settles the
+            number. A plain function, called on the event loop: keep it short. A WARNING
+            names the number and the code either way.
 
     Use it as ``async with AsyncPlatfone() as client:``, or call ``await client.aclose()``.
 
@@ -231,6 +236,7 @@ class AsyncPlatfone:
         rng: random.Random | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         request_deadline: float | None = None,
+        on_late_sms: Callable[[Activation], object] | None = None,
     ) -> None:
         key = self._resolve_api_key(api_key)
         policy = client_policy(max_retries, rate_limit_wait, retry_policy)
@@ -255,6 +261,12 @@ class AsyncPlatfone:
         check.int_in_range(max_response_bytes, "max_response_bytes", 1024)
         if request_deadline is not None:
             check.positive_or_inf(request_deadline, "request_deadline")
+        if on_late_sms is not None and (
+            not callable(on_late_sms) or inspect.iscoroutinefunction(on_late_sms)
+        ):
+            raise InvalidParameterError(
+                "on_late_sms", "must be a plain function of an Activation", on_late_sms
+            )
         if rng is not None and not isinstance(rng, random.Random):
             raise InvalidParameterError("rng", "must be a random.Random", type(rng).__name__)
         clock = clock if clock is not None else _SYSTEM_CLOCK
@@ -292,6 +304,8 @@ class AsyncPlatfone:
         )
         self._catalog: dict[str, tuple[str, list[Any]]] = {}
         self._shared = _Shared()
+        #: Called with each code that arrived after its holder stopped waiting.
+        self._on_late_sms = on_late_sms
 
     def __repr__(self) -> str:
         return f"<AsyncPlatfone base_url={self.base_url!r}>"

@@ -2,18 +2,16 @@
 
 ``AsyncPlatfone.activation()`` is :func:`open_session`. Whatever ends the block (a
 return, an exception, cancellation, KeyboardInterrupt), the clean-up runs shielded from
-cancellation: an activation that got its SMS and was billed is finalized, one still
-waiting for its first SMS is cancelled once ``cancelable_after`` allows, and any other
-is left to expire. :class:`SessionOutcome` records which.
+cancellation and is ``_settle.settle``: an activation that got its SMS and was billed is
+finalized, one still waiting for its first SMS is watched until ``cancelable_after``
+allows its cancel (a late SMS is finalized and its code delivered), and any other is
+left to expire. :class:`SessionOutcome` records which.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import enum
 import logging
-import math
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import TYPE_CHECKING, TextIO
 
@@ -22,10 +20,9 @@ import anyio.lowlevel
 import attrs
 
 from . import _validate as check
-from ._enums import ActivationStatus, BillingStatus, SmsStatus
+from ._enums import ActivationStatus, BillingStatus
 from ._errors import (
     ActivationEndedError,
-    ConflictError,
     InvalidParameterError,
     MaxPriceExceededError,
     NotFoundError,
@@ -33,7 +30,9 @@ from ._errors import (
 )
 from ._models import Activation, publish
 from ._progress import phone_of
+from ._settle import SessionOutcome, describe_left, outcome_of, settle
 from ._validate import Evidence
+from ._watch import check_interval
 
 if TYPE_CHECKING:
     from ._client import AsyncPlatfone
@@ -45,36 +44,6 @@ logger = logging.getLogger("platfone_async")
 
 #: At most this many orders follow a 409 ``MaxPriceExceededError`` within the ceiling.
 MAX_REORDERS = 3
-#: A cancel on leaving waits this long past ``cancelable_after``, for clock skew.
-CANCEL_MARGIN = 1.0
-#: A wait for ``cancelable_after`` longer than this is announced (as a warning).
-NOTICE_AFTER = 1.5
-
-_SMS_SEEN = frozenset({SmsStatus.SMS_RECEIVED, SmsStatus.RETRY_REQUESTED, SmsStatus.RETRY_RECEIVED})
-
-
-class SessionOutcome(str, enum.Enum):
-    """How an activation session ended (``ActivationSession.outcome``).
-
-    - ``FINALIZED``: it got its SMS and was finalized, on leaving the block or by
-      :meth:`ActivationSession.finalize` inside it.
-    - ``CANCELED``: no SMS came; it was cancelled, on leaving or by
-      :meth:`ActivationSession.cancel`.
-    - ``LEFT_TO_EXPIRE``: still active, and it could be neither finalized nor cancelled
-      (``cancelable_after`` is null or falls after ``expire_at``, an SMS arrived but is
-      not billed, or the clean-up failed); it ends by itself at ``expire_at``.
-    - ``ALREADY_ENDED``: it was no longer active when the block ended, through nothing
-      the session did (it expired, or was finalized or cancelled elsewhere);
-      ``session.activation.activation_status`` says how.
-    """
-
-    FINALIZED = "finalized"
-    CANCELED = "canceled"
-    LEFT_TO_EXPIRE = "left_to_expire"
-    ALREADY_ENDED = "already_ended"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class ActivationSession:
@@ -84,7 +53,14 @@ class ActivationSession:
     ``outcome`` is None while the block runs, then a :class:`SessionOutcome`.
     """
 
-    __slots__ = ("_activation", "_attempted", "_client", "_outcome", "wait_for_slot")
+    __slots__ = (
+        "_activation",
+        "_attempted",
+        "_client",
+        "_interval",
+        "_outcome",
+        "wait_for_slot",
+    )
 
     def __init__(
         self, client: AsyncPlatfone, activation: Activation, *, wait_for_slot: bool = True
@@ -95,6 +71,8 @@ class ActivationSession:
         # What the session last tried to end the activation with, so that an activation
         # found finalized/cancelled (a lost answer, a retried PUT) is counted as ours.
         self._attempted: SessionOutcome | None = None
+        # How often the holder polled: settling polls as often while it waits.
+        self._interval = 10.0
         #: Whether the order waited for a free place under the 20-active limit.
         self.wait_for_slot = wait_for_slot
 
@@ -160,6 +138,7 @@ class ActivationSession:
             >>> activation = await session.wait_for_sms(timeout=300, progress=True)
             >>> activation.sms_code
         """
+        self._interval = check_interval(interval)
         try:
             state = await self._client.wait_for_sms(
                 self._activation, timeout=timeout, interval=interval, progress=progress
@@ -185,6 +164,7 @@ class ActivationSession:
             ...     print(state.sms_status)
         """
         # watch_activation returns an async generator: close it with this one.
+        self._interval = check_interval(interval)
         states = self._client.watch_activation(self._activation, interval=interval)
         async with contextlib.aclosing(states):
             async for state in states:
@@ -286,6 +266,9 @@ class ActivationSession:
 
     # -- leaving the block --------------------------------------------------------------
 
+    def _learn(self, state: Activation) -> None:
+        self._activation = state
+
     async def _close(self, error: BaseException | None) -> None:
         """Settle the activation, shielded; never hide ``error`` (what ended the block).
 
@@ -293,12 +276,19 @@ class ActivationSession:
         about it is logged as a warning (shown on stderr when logging is not set up),
         and a second one - which reaches through the shield only as KeyboardInterrupt
         on trio, or as a cancellation of the task itself on asyncio (``asyncio.run``'s
-        second Ctrl-C, the sync client's) - cuts the clean-up short, saying so.
+        second Ctrl-C, the sync client's) - cuts the clean-up short, saying what it left.
         """
         interrupted = error is not None and not isinstance(error, Exception)
         with anyio.CancelScope(shield=True):
             try:
-                self._outcome = await self._settle(interrupted)
+                settled = await settle(
+                    self._client,
+                    self._activation,
+                    interrupted=interrupted,
+                    attempted=self._attempted,
+                    interval=self._interval,
+                    on_state=self._learn,
+                )
             except Exception as cleanup_error:
                 self._outcome = SessionOutcome.LEFT_TO_EXPIRE
                 if error is None:
@@ -311,112 +301,27 @@ class ActivationSession:
                     cleanup_error,
                 )
             except BaseException:  # a second interruption cut the clean-up short
-                if self._outcome is None:  # (the wait for cancelable_after says so itself)
-                    self._outcome = SessionOutcome.LEFT_TO_EXPIRE
-                    logger.warning(
-                        "stopped settling %s: it may be left to expire at %s",
-                        phone_of(self._activation),
-                        _local_time(self._activation.expire_at.timestamp()),
-                    )
+                # (settle has said what it left)
+                self._outcome = outcome_of(self._activation, self._attempted)
                 raise
+            else:
+                self._activation = settled.activation
+                self._outcome = settled.outcome
         if interrupted:
             logger.warning("%s", self._describe_outcome())
         else:
             logger.debug("activation %s: %s", self._activation.activation_id, self._outcome)
 
     def _describe_outcome(self) -> str:
-        phone = phone_of(self._activation)
+        a = self._activation
+        phone = phone_of(a)
         if self._outcome is SessionOutcome.FINALIZED:
-            return f"finalized {phone} (it got its SMS)"
+            return f"finalized {phone} (it got its SMS: {a.sms_code or a.sms_text})"
         if self._outcome is SessionOutcome.CANCELED:
             return f"cancelled {phone}; its reserved price is released"
         if self._outcome is SessionOutcome.LEFT_TO_EXPIRE:
-            expires = _local_time(self._activation.expire_at.timestamp())
-            return f"left {phone} to expire at {expires}; its reserved price is released then"
-        return f"{phone} had already ended ({self._activation.activation_status})"
-
-    async def _settle(self, interrupted: bool = False) -> SessionOutcome:
-        state = self._activation
-        if state.is_active:
-            state = await self.refresh()
-        for second_look in (False, True):
-            if not state.is_active:
-                return self._ended_outcome(state)
-            action = _settling_action(state)
-            try:
-                if action is SessionOutcome.FINALIZED:
-                    await self.finalize()
-                elif action is SessionOutcome.CANCELED:
-                    await self._wait_until_cancelable(state, interrupted)
-                    await self.cancel()
-                return action
-            except ConflictError:
-                # The activation changed under us (an SMS arrived just before the
-                # cancel, it expired): look again and do what its new state calls for.
-                if second_look:
-                    raise
-                state = await self.refresh()
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _ended_outcome(self, state: Activation) -> SessionOutcome:
-        ours = {
-            SessionOutcome.FINALIZED: ActivationStatus.FINALIZED,
-            SessionOutcome.CANCELED: ActivationStatus.CANCELED,
-        }
-        if self._attempted is not None and state.activation_status == ours[self._attempted]:
-            return self._attempted
-        return SessionOutcome.ALREADY_ENDED
-
-    async def _wait_until_cancelable(self, state: Activation, interrupted: bool) -> None:
-        assert state.cancelable_after is not None
-        allowed = state.cancelable_after.timestamp()
-        target = allowed + CANCEL_MARGIN
-        if target >= state.expire_at.timestamp():
-            target = allowed
-        clock = self._client.clock
-        delay = target - clock.time()
-        phone = phone_of(state)
-        try:  # (a second Ctrl-C may land while the notice is being written)
-            if delay > NOTICE_AFTER:
-                logger.warning(
-                    "cancelling %s at %s, in %d s; Ctrl-C %sto leave it to expire"
-                    " - its reserved price is released then",
-                    phone,
-                    _local_time(target),
-                    math.ceil(delay),
-                    "again " if interrupted else "",
-                )
-            await clock.sleep(delay)
-        except BaseException:
-            # Only an interruption reaches through the shield: leave it to expire.
-            self._outcome = SessionOutcome.LEFT_TO_EXPIRE
-            logger.warning(
-                "left %s to expire at %s; its reserved price is released then",
-                phone,
-                _local_time(state.expire_at.timestamp()),
-            )
-            raise
-
-
-def _local_time(timestamp: float) -> str:
-    """A Unix time as the local wall clock shows it: ``21:44:13``."""
-    return dt.datetime.fromtimestamp(timestamp).strftime("%H:%M:%S")
-
-
-def _settling_action(state: Activation) -> SessionOutcome:
-    """What leaving the block does to an active activation in ``state``."""
-    if state.sms_status in _SMS_SEEN:
-        if state.billing_status == BillingStatus.BILLED:
-            return SessionOutcome.FINALIZED
-        return SessionOutcome.LEFT_TO_EXPIRE
-    cancelable_after = state.cancelable_after
-    if (
-        state.sms_status == SmsStatus.SMS_REQUESTED
-        and cancelable_after is not None
-        and cancelable_after < state.expire_at
-    ):
-        return SessionOutcome.CANCELED
-    return SessionOutcome.LEFT_TO_EXPIRE
+            return describe_left(a)
+        return f"{phone} had already ended ({a.activation_status})"
 
 
 # -- ordering ---------------------------------------------------------------------------
@@ -534,4 +439,4 @@ async def open_session(
     await session._close(None)
 
 
-publish(ActivationSession, SessionOutcome)  # loaded on first use: label it here
+publish(ActivationSession)  # loaded on first use: label it here

@@ -2,8 +2,9 @@
 
 A watcher is one coroutine that polls ``get_activation`` (through the client's limiter)
 and sleeps on the client's clock in between: no task, no timer, no thread of its own.
-The activation session (``AsyncPlatfone.activation()``) lives in ``_session`` and is
-re-exported here, where the client looks for it.
+Its polls serve a number already open, so a failing limits store does not stop them
+(they go on under in-process limits). Settling (``_settle``) watches with
+:func:`poll_until` while it waits to cancel.
 
 Webhooks plug in at :func:`_sleep_until`, the one place a watcher waits: "until the
 next poll is due, or until a pushed update for this activation arrives". A
@@ -40,12 +41,14 @@ from ._errors import (
     ActivationEndedError,
     APIConnectionError,
     InvalidParameterError,
+    RateLimitBackendError,
     RateLimitError,
     ResponseDecodeError,
     ServerError,
     WaitTimeoutError,
 )
 from ._models import Activation
+from ._ratelimit import for_held_number
 
 if TYPE_CHECKING:
     from ._client import AsyncPlatfone
@@ -54,7 +57,7 @@ if TYPE_CHECKING:
 #: Where the hubs live; loaded by the first ``WebhookHandler`` attached to a client.
 _PUSH = "platfone_async.webhooks._push"
 
-__all__ = ["check_interval", "check_timeout", "id_of", "wait_for_sms", "watch"]
+__all__ = ["check_interval", "check_timeout", "id_of", "poll_until", "wait_for_sms", "watch"]
 
 logger = logging.getLogger("platfone_async")
 
@@ -107,10 +110,14 @@ def is_settled(state: Activation) -> bool:
     return state.sms_received or not state.is_active
 
 
-def _is_transient(error: Exception) -> bool:
+def is_transient(error: Exception) -> bool:
+    """Whether trying again later may succeed: a connection error, a timeout, a 5xx, a
+    429 (not the account block), an undecodable answer, the limits backend failing."""
     if isinstance(error, RateLimitError):
         return not isinstance(error, AccountBlockedError)
-    return isinstance(error, (APIConnectionError, ServerError, ResponseDecodeError))
+    return isinstance(
+        error, (APIConnectionError, ServerError, ResponseDecodeError, RateLimitBackendError)
+    )
 
 
 def _register(
@@ -213,9 +220,11 @@ async def watch(
             not_before: float | None = None
             pause = interval
             try:
-                state = await client.get_activation(activation_id)
+                # A number already open: a failing limits store does not stop its watch.
+                with for_held_number():
+                    state = await client.get_activation(activation_id)
             except Exception as error:
-                if not _is_transient(error):
+                if not is_transient(error):
                     raise
                 failures += 1
                 _log_failure(activation_id, error, failures)
@@ -257,6 +266,53 @@ async def watch(
                 await _sleep_until(clock, at, registration)
             if registration is not None and registration.pushed:
                 confirming = False  # woken early by a push: this poll confirms nothing
+    finally:
+        if registration is not None:
+            registration.hub.unregister(registration)
+
+
+async def poll_until(
+    client: AsyncPlatfone,
+    activation: Activation,
+    until: float,
+    *,
+    interval: float,
+    on_state: OnState,
+) -> Activation | None:
+    """Poll ``activation`` now and every ``interval`` (woken early by pushed webhooks)
+    until ``until`` (clock seconds): the first settled state (:func:`is_settled`), or
+    None once ``until`` comes. Each state is passed to ``on_state``; transient failures
+    are polled through. No task of its own, so an interruption lands in the caller's.
+    """
+    clock = client.clock
+    activation_id = activation.activation_id
+    registration: Registration | None = None
+    failures = 0
+    try:
+        while True:
+            registration = _register(client, activation_id, registration)
+            if registration is not None:
+                registration.pushed = False  # this poll sees what was pushed so far
+            try:
+                with for_held_number():
+                    state = await client.get_activation(activation_id)
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                failures += 1
+                _log_failure(activation_id, error, failures)
+            else:
+                failures = 0
+                on_state(state)
+                if is_settled(state):
+                    return state
+            now = clock.time()
+            if now >= until:
+                return None
+            jitter = 1.0 + JITTER * (2.0 * client._rng.random() - 1.0)
+            await _sleep_until(clock, min(until, now + interval * jitter), registration)
+            if clock.time() >= until and not (registration is not None and registration.pushed):
+                return None
     finally:
         if registration is not None:
             registration.hub.unregister(registration)

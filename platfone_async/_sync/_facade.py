@@ -32,7 +32,8 @@ from .._ratelimit import DOCUMENTED_RATE_LIMITS
 from .._ratelimit._state import KeyLimitsState
 from .._ratelimit._store import RateLimit, RateLimitBackend
 from .._retry import RetryPolicy
-from .._session import ActivationSession, SessionOutcome
+from .._session import ActivationSession
+from .._settle import SessionOutcome
 from .._validate import Evidence
 from ._runtime import Root, Twin, build_later
 
@@ -255,6 +256,10 @@ class Platfone(Root[AsyncPlatfone]):
         request_deadline: Real seconds one request may take as a whole - connect, send
             and the entire answer - however slowly the server trickles it; past it,
             :class:`APITimeoutError`. None: from ``timeout``; ``math.inf``: no bound.
+        on_late_sms: Called with the :class:`Activation` of every code that arrived after
+            its holder stopped waiting - found while an ``activation()`` block settles the
+            number. A plain function, called on the event loop: keep it short. A WARNING
+            names the number and the code either way.
 
     It runs its own event loop in a daemon thread, started on first use, on which the
     :class:`AsyncPlatfone` and everything it holds live; so it works alike in Jupyter (where
@@ -287,6 +292,7 @@ class Platfone(Root[AsyncPlatfone]):
         rng: random.Random | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         request_deadline: float | None = None,
+        on_late_sms: Callable[[Activation], object] | None = None,
     ) -> None:
         super().__init__(
             build_later(
@@ -310,6 +316,7 @@ class Platfone(Root[AsyncPlatfone]):
                 rng=rng,
                 max_response_bytes=max_response_bytes,
                 request_deadline=request_deadline,
+                on_late_sms=on_late_sms,
             ),
             AsyncPlatfone.aclose,
         )
