@@ -96,10 +96,11 @@ def test_four_processes_share_one_rolling_window(state_url: str, prefix: str) ->
     # After the first burst, each further `limit` calls take one period (plus a round
     # trip and the margin): the achieved rate over the rest of the run, against the limit.
     # benchmarks/fleet.py measures it (>= 0.95 on a quiet machine); here the bound only
-    # catches a fleet that wastes its budget, and holds on a loaded CI machine too.
+    # catches a fleet that wastes its budget - one that waited a period too many would
+    # reach about half - and holds on a loaded machine too (0.796 seen at load 5 on 2 cores).
     ordered = sorted(arrivals)
     achieved = (len(ordered) - limit) / (ordered[-1] - ordered[0]) * period / limit
-    assert achieved >= 0.8, achieved
+    assert achieved >= 0.65, achieved
 
 
 def test_sixty_sessions_in_four_processes_stay_under_twenty_active(
