@@ -40,16 +40,14 @@ The whole tree lives in this one module (about 480 lines) on purpose: a reader s
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
-if TYPE_CHECKING:
-    from ._models import Activation
+from ._models import Activation
 
 __all__ = [
     "APIConnectionError",
@@ -288,13 +286,10 @@ _SALVAGED = ("activation_id", "sms_code", "sms_text")
 
 # A complete "name": "string" (or "name": number) pair, wherever it stands in a body
 # that may be cut short or not be JSON at all: a value cut mid-string does not match.
-@functools.cache
-def _pairs() -> dict[str, re.Pattern[str]]:
-    # Compiled when a body first fails to decode, not at import (~0.5 ms).
-    return {
-        name: re.compile(rf'"{name}"\s*:\s*(?:"((?:[^"\\]|\\.)*)"|(-?\d+)(?=\s*[,}}\]]))')
-        for name in _SALVAGED
-    }
+_PAIRS = {
+    name: re.compile(rf'"{name}"\s*:\s*(?:"((?:[^"\\]|\\.)*)"|(-?\d+)(?=\s*[,}}\]]))')
+    for name in _SALVAGED
+}
 
 
 _SALVAGE_SCAN = 1024 * 1024  # characters of a body searched for the pairs
@@ -318,7 +313,7 @@ def salvage_activation(data: object, body: str) -> dict[str, str]:
     text = body[:_SALVAGE_SCAN]
     if text.count('"activation_id"') > 1:
         return found  # several activations (a page): a code could not be paired safely
-    for name, pattern in _pairs().items():
+    for name, pattern in _PAIRS.items():
         match = pattern.search(text)
         if match is None:
             continue

@@ -9,6 +9,7 @@ part of a name counts as a name of its own (``"Gmail"`` finds
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -16,8 +17,7 @@ from typing import Generic, TypeVar
 
 import attrs
 
-from ._models import publish
-from ._models._catalog import Country, Service
+from ._models import Country, Service
 
 __all__ = ["CatalogMatch", "normalize", "rank"]
 
@@ -44,9 +44,6 @@ class CatalogMatch(Generic[T]):
     item: T
     exact: bool
     score: float
-
-
-publish(CatalogMatch)
 
 
 def normalize(text: str) -> str:
@@ -76,8 +73,6 @@ def _score(key: str, item: T) -> CatalogMatch[T] | None:
         return CatalogMatch(item, exact=False, score=PREFIX)
     if any(key in name for name in names):
         return CatalogMatch(item, exact=False, score=INSIDE)
-    import difflib  # only for queries that name nothing: kept out of `import platfone_async`
-
     similarity = max(difflib.SequenceMatcher(None, key, name).ratio() for name in names)
     if similarity < MIN_SIMILARITY:
         return None

@@ -20,13 +20,12 @@ import json
 import logging
 import math
 import random
-import sys
 import time
 import warnings
 import zlib
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import anyio
 import httpx
@@ -46,13 +45,11 @@ from ._errors import (
     ResponseDecodeError,
     make_api_error,
 )
+from ._models import Page
 from ._ratelimit import KeyLimits
 from ._redact import Redactor
 from ._retry import RetryPolicy, SendTrace
 from ._version import __version__
-
-if TYPE_CHECKING:
-    from ._models._page import Page
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -90,8 +87,7 @@ _BUILD_REQUEST = httpx.AsyncClient.build_request
 class Reply:
     """A 2xx (or 304) response and its parsed JSON body (None when not parsed).
 
-    A plain class: one is made per call and read once, and an attrs class would cost
-    more at import (~0.6 ms) than it gives here.
+    A plain slotted class: one is made per call and read once.
     """
 
     __slots__ = ("data", "response")
@@ -511,7 +507,7 @@ class HTTPPipeline:
             entry = deadlines.enter(task, deadline)
             try:
                 result = await self._send_and_read(request)
-            except sys.modules["asyncio"].CancelledError:
+            except anyio.get_cancelled_exc_class():
                 # (as asyncio.timeout() judges it) cancelled from outside too: go on
                 if not entry.expired or task.uncancel() > entry.cancelling:
                     raise

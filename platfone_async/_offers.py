@@ -16,16 +16,13 @@ out, as ``"price"`` leaves it out.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import attrs
 
 from . import _validate as check
 from ._errors import InvalidParameterError
-from ._models import publish
-
-if TYPE_CHECKING:
-    from ._models._catalog import CountryPrice
+from ._models import CountryPrice
 
 __all__ = ["Offer", "Prefer", "check_choice", "check_country_ids", "rank"]
 
@@ -114,6 +111,3 @@ def _score(prefer: Prefer, cheapness: float, quality: float) -> float:
     if prefer == "quality":
         return round(quality, 6)
     return round(quality * cheapness, 6)
-
-
-publish(Offer)

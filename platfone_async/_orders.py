@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import copy as _copy
 import datetime as dt
+import enum
 import logging
 from collections.abc import Awaitable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import anyio
 import httpx
@@ -44,25 +45,20 @@ from ._errors import (
     SuccessRateGuardError,
 )
 from ._http import HTTPPipeline
-from ._models import Activation
-from ._ratelimit import Slot
+from ._models import Activation, Page
+from ._ratelimit import Slot, SuccessRateCheck
+from ._reconcile import OrderBook, PendingOrder, Verdict, VerdictKind, book_for, reconcile
 from ._retry import SendTrace
 
-if TYPE_CHECKING:
-    from ._models._page import Page
-    from ._ratelimit import SuccessRateCheck
-    from ._reconcile import OrderBook, PendingOrder, Verdict
 
-    # For type checking only: a protocol is a class to create, and nothing checks it at
-    # run time.
-    class Reader(Protocol):
-        """The reads the order flow needs: the client's own, through its limits."""
+class Reader(Protocol):
+    """The reads the order flow needs: the client's own, through its limits."""
 
-        async def get_activation(self, activation_id: str | Activation) -> Activation: ...
+    async def get_activation(self, activation_id: str | Activation) -> Activation: ...
 
-        async def get_activation_history(
-            self, *, page: int = 1, limit: int = 10
-        ) -> Page[Activation]: ...
+    async def get_activation_history(
+        self, *, page: int = 1, limit: int = 10
+    ) -> Page[Activation]: ...
 
 
 __all__ = ["Orders", "SuccessRateGuard"]
@@ -106,8 +102,6 @@ class Orders:
         """The key's order book, made (and ``_reconcile`` loaded) on the first order: a
         client that only reads never imports the reconciliation machinery."""
         if self._book is None:
-            from ._reconcile import book_for
-
             self._book = book_for(self._http.limits)
         return self._book
 
@@ -232,8 +226,6 @@ class Orders:
         back) or the caller is being interrupted after it left (the slot stays taken).
         Raises :class:`OrderOutcomeUnknownError` when it cannot tell.
         """
-        from ._reconcile import Verdict, VerdictKind, reconcile
-
         if not order.trace.reached or _refused(exc):
             self.book.close(order)
             if slot is not None:
@@ -430,26 +422,11 @@ async def _shielded(operation: Awaitable[object]) -> None:
         await operation
 
 
-class _Failure:
-    """What a failed order came to when it opened nothing: ``SETTLED`` or ``NOT_PLACED``.
+class _Failure(enum.Enum):
+    """What a failed order came to when it opened nothing."""
 
-    Two plain sentinels: an enum class costs ~0.1 ms of ``import platfone_async``.
-    """
-
-    __slots__ = ("_name",)
-
-    SETTLED: ClassVar[_Failure]
-    NOT_PLACED: ClassVar[_Failure]
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __repr__(self) -> str:
-        return f"<_Failure.{self._name}>"
-
-
-_Failure.SETTLED = _Failure("SETTLED")
-_Failure.NOT_PLACED = _Failure("NOT_PLACED")
+    SETTLED = "settled"
+    NOT_PLACED = "not placed"
 
 
 def _refused(exc: BaseException) -> bool:

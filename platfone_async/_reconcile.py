@@ -45,8 +45,7 @@ import attrs
 
 from ._clock import Clock
 from ._errors import PlatfoneError
-from ._models import Activation
-from ._models._page import Page
+from ._models import Activation, Page
 from ._retry import RetryPolicy, SendTrace
 
 if TYPE_CHECKING:

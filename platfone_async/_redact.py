@@ -13,6 +13,7 @@ Only the error path pays for this: a successful answer is handed over as it came
 from __future__ import annotations
 
 import json
+import traceback
 import urllib.parse
 from typing import AnyStr
 
@@ -121,8 +122,6 @@ class Redactor:
         return error
 
     def _shows_key(self, error: BaseException) -> bool:
-        import traceback  # an error path only: not at import
-
         shown = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         return self.text(shown) != shown
 

@@ -35,21 +35,10 @@ EVIDENCE_MAX_BYTES = 5 * 1024 * 1024
 # The reference's own example ``7eleven`` breaks its documented pattern (a leading
 # digit), so we read it as: letters, digits, ".", "-", "_", starting and ending
 # with a letter or digit.
-_SERVICE_ID = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
-_COUNTRY_ID = r"[a-zA-Z0-9]+(?:[-_]*[a-zA-Z0-9]+)*"
+_SERVICE_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+_COUNTRY_ID = re.compile(r"[a-zA-Z0-9]+(?:[-_]*[a-zA-Z0-9]+)*")
 # Ids go into URL paths: only URL-unreserved characters, so nothing can escape the path.
-_ACTIVATION_ID = r"[A-Za-z0-9._~-]+"
-
-# Compiled by the first check that needs one, not by `import platfone_async` (~0.3 ms).
-_COMPILED: dict[str, re.Pattern[str]] = {}
-
-
-def _fullmatch(pattern: str, value: str) -> bool:
-    compiled = _COMPILED.get(pattern)
-    if compiled is None:
-        compiled = _COMPILED[pattern] = re.compile(pattern)
-    return compiled.fullmatch(value) is not None
-
+_ACTIVATION_ID = re.compile(r"[A-Za-z0-9._~-]+")
 
 _EVIDENCE_TYPES = {
     "jpg": "image/jpeg",
@@ -71,7 +60,7 @@ def service_id(value: object, name: str = "service_id") -> str:
         raise InvalidParameterError(name, "must be a string", value)
     if not 1 <= len(value) <= 30:
         raise InvalidParameterError(name, "must be 1-30 characters", value)
-    if not _fullmatch(_SERVICE_ID, value):
+    if not _SERVICE_ID.fullmatch(value):
         raise InvalidParameterError(
             name,
             "may hold letters, digits, '.', '-', '_' and must start and end with a letter or digit",
@@ -85,7 +74,7 @@ def country_id(value: object, name: str = "country_id") -> str:
         raise InvalidParameterError(name, "must be a string", value)
     if not 2 <= len(value) <= 9:
         raise InvalidParameterError(name, "must be 2-9 characters", value)
-    if not _fullmatch(_COUNTRY_ID, value):
+    if not _COUNTRY_ID.fullmatch(value):
         raise InvalidParameterError(
             name, "may hold letters and digits joined by '-' or '_' (e.g. 'us', 'us_v')", value
         )
@@ -97,7 +86,7 @@ def activation_id(value: object, name: str = "activation_id") -> str:
         raise InvalidParameterError(name, "must be a string (or an Activation)", value)
     if not value:
         raise InvalidParameterError(name, "must not be empty", value)
-    if len(value) > 128 or not _fullmatch(_ACTIVATION_ID, value) or value in (".", ".."):
+    if len(value) > 128 or not _ACTIVATION_ID.fullmatch(value) or value in (".", ".."):
         raise InvalidParameterError(
             name, "must be an id as returned by the API (letters, digits, '-', '_')", value
         )

@@ -1,12 +1,11 @@
 """The account: its balance.
 
-Loaded on first use (see ``_models``); no ``from __future__ import annotations``, for
-the same reason as there.
+No ``from __future__ import annotations`` (see ``_models``).
 """
 
 import attrs
 
-from . import ApiModel, publish
+from ._base import ApiModel
 
 __all__ = ["Balance"]
 
@@ -22,6 +21,3 @@ class Balance(ApiModel):
     def available(self) -> int:
         """What can still be spent: ``total - reserved``."""
         return self.total - self.reserved
-
-
-publish(Balance)

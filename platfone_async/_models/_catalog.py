@@ -1,12 +1,11 @@
 """The catalog and the price lists: countries, services, prices, quality, stock.
 
-Loaded on first use (see ``_models``); no ``from __future__ import annotations``, for
-the same reason as there.
+No ``from __future__ import annotations`` (see ``_models``).
 """
 
 import attrs
 
-from . import ApiModel, publish
+from ._base import ApiModel
 
 __all__ = [
     "Country",
@@ -102,16 +101,3 @@ class Service(ApiModel):
     has_description: bool = False
     has_warning: bool = False
     prohibited: bool | None = None
-
-
-publish(
-    Country,
-    CountryPrice,
-    CountryPrices,
-    Price,
-    PriceInfo,
-    Quality,
-    Service,
-    ServicePrice,
-    ServicePrices,
-)

@@ -1,14 +1,13 @@
 """One page of a paginated list: the activation history, the reports.
 
-Loaded on first use (see ``_models``); no ``from __future__ import annotations``, for
-the same reason as there.
+No ``from __future__ import annotations`` (see ``_models``).
 """
 
 from typing import Generic, TypeVar
 
 import attrs
 
-from . import ApiModel, publish
+from ._base import ApiModel
 
 __all__ = ["Page"]
 
@@ -24,6 +23,3 @@ class Page(ApiModel, Generic[T]):
     limit: int
     pages: int
     total: int
-
-
-publish(Page)

@@ -1,7 +1,6 @@
 """Reports: the reasons one may be filed for, the answer to filing, a filed report.
 
-Loaded on first use (see ``_models``); no ``from __future__ import annotations``, for
-the same reason as there.
+No ``from __future__ import annotations`` (see ``_models``).
 """
 
 import datetime as dt
@@ -9,7 +8,8 @@ import datetime as dt
 import attrs
 
 from .._enums import ReportResultStatus
-from . import Activation, ApiModel, publish
+from ._activation import Activation
+from ._base import ApiModel
 
 __all__ = ["Report", "ReportReason", "ReportResult"]
 
@@ -44,6 +44,3 @@ class Report(ApiModel):
     activation_state_snapshot: str | None = None
     #: Where the evidence uploaded with the report can be fetched (None without one).
     evidence_url: str | None = None
-
-
-publish(Report, ReportReason, ReportResult)

@@ -2,7 +2,9 @@
 
 - ``_store`` - :class:`KeyStore`, the protocol naming every operation a key's state
   needs, and :class:`RateLimitBackend`, which opens a key's store;
-- ``_memory`` - the memory store (the default); ``_redis`` - the Redis store;
+- ``_memory`` - the memory store (the default); ``_sqlite`` - one host's processes
+  through one file; ``_redis`` - a fleet through Redis (which it imports on first use).
+  The package loads neither shared store (see ``platfone_async``);
 - ``_wait`` - :class:`~._wait.Gate`, the one wait loop (this process's FIFO over a
   store's non-waiting ``take``);
 - ``_window`` / ``_slots`` - an endpoint's limiter and the activation slots over it;
@@ -14,24 +16,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from ._keys import DEFAULT_BACKEND, KeyLimits, get_key_limits, key_fingerprint
 from ._memory import InMemoryBackend
 from ._slots import ActivationSlots, Slot, SlotToken
+from ._state import (
+    KeyLimitsState,
+    LimiterState,
+    SlotsState,
+    SuccessRateCheck,
+    SuccessRateState,
+)
 from ._store import KeyStore, RateLimit, RateLimitBackend
 from ._success import GuardMode, SuccessRateTracker
 from ._wait import ErrorSource, for_held_number
 from ._window import SlidingWindowLimiter
-
-if TYPE_CHECKING:
-    from ._state import (
-        KeyLimitsState,
-        LimiterState,
-        SlotsState,
-        SuccessRateCheck,
-        SuccessRateState,
-    )
 
 __all__ = [
     "DEFAULT_BACKEND",
@@ -57,20 +56,6 @@ __all__ = [
     "get_key_limits",
     "key_fingerprint",
 ]
-
-_STATES = frozenset(
-    {"KeyLimitsState", "LimiterState", "SlotsState", "SuccessRateCheck", "SuccessRateState"}
-)
-
-
-def __getattr__(name: str) -> object:
-    # The snapshots live in ._state, loaded on first use (see there).
-    if name in _STATES:
-        from . import _state
-
-        return getattr(_state, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 #: The per-endpoint limits of the reference's "Rate limits" table, by method name.
 DOCUMENTED_RATE_LIMITS: Mapping[str, RateLimit | None] = {

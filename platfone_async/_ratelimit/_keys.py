@@ -10,6 +10,7 @@ after the request it follows is done, only logs a WARNING.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import threading
@@ -20,10 +21,13 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+import attrs
+
 from .._clock import Clock, SystemClock
 from .._errors import RateLimitBackendError
 from ._memory import InMemoryBackend, blocked_error
 from ._slots import Slot, unix
+from ._state import KeyLimitsState, SuccessRateCheck, SuccessRateState
 from ._store import KeyStore, RateLimit, RateLimitBackend, Take
 from ._success import GuardMode, apply_guard, check_counts
 from ._wait import ErrorSource, Gate, logger, make_error
@@ -31,7 +35,6 @@ from ._window import WindowLimiter
 
 if TYPE_CHECKING:
     from .._reconcile import OrderBook
-    from ._state import KeyLimitsState, SuccessRateCheck
 
 __all__ = ["DEFAULT_BACKEND", "KeyLimits", "get_key_limits", "key_fingerprint"]
 
@@ -114,8 +117,7 @@ class KeyLimits:
     def without_windows(self) -> KeyLimits:
         """This key's limits for a client with ``rate_limits=None``: every endpoint is
         unlimited for it, all else (slots, blocks, counts, claims) is shared."""
-        view = object.__new__(KeyLimits)
-        view.__dict__.update(self.__dict__)  # the same store, gates, tables and block
+        view = copy.copy(self)  # the same store, gates, tables and block
         view._windows_on = False
         return view
 
@@ -355,10 +357,6 @@ class KeyLimits:
     async def state(self) -> KeyLimitsState:
         """A snapshot of every limiter, the slots, the success rate and the block, as the
         store sees them, with this process's waiters."""
-        import attrs
-
-        from . import _state
-
         limits = {name: limiter.limit for name, limiter in self._limiters.items()}
         seen = await self.store.snapshot(limits, self.slot_capacity)
         limiters = {
@@ -370,12 +368,12 @@ class KeyLimits:
         if self.account_blocked:
             blocked_for = max(blocked_for, self._seen.until - self.clock.time())
         orders, successes = seen.orders, seen.successes
-        return _state.KeyLimitsState(
+        return KeyLimitsState(
             key=self.key,
             base_url=self.base_url,
             limiters=limiters,
             slots=slots,
-            success_rate=_state.SuccessRateState(
+            success_rate=SuccessRateState(
                 orders=orders, successes=successes, rate=successes / orders if orders else None
             ),
             account_blocked_for=max(0.0, blocked_for),

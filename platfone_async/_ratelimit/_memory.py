@@ -23,21 +23,22 @@ are guarded by a :class:`threading.Lock` (clients on several loop threads share 
 
 from __future__ import annotations
 
+import datetime as dt
 import heapq
 import itertools
 import math
-import os
 import threading
+import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+
+import attrs
 
 from .._clock import Clock
+from .._errors import AccountBlockedError
+from ._state import LimiterState, SlotsState
 from ._store import RateLimit, StoreSnapshot, Take
 from ._success import SuccessRateTracker
-
-if TYPE_CHECKING:
-    from ._state import LimiterState, SlotsState
 
 __all__ = [
     "DEFAULT_MARGIN",
@@ -57,11 +58,6 @@ KNOWN_FOR = 3_600.0
 _NONE: tuple[str, ...] = ()
 _ONE: tuple[str, ...] = ("",)
 _GRANT_ONE = Take(_ONE, None)
-
-
-def _name() -> str:
-    """A random name (not ``uuid``: importing it costs ~2 ms of ``import platfone_async``)."""
-    return os.urandom(16).hex()
 
 
 def default_margin(period: float) -> float:
@@ -137,8 +133,6 @@ class WindowBook:
             now = self.clock.monotonic()
             free = self._free(now)
             blocked_for = max(0.0, self._blocked_until - now)
-            from ._state import LimiterState
-
             return LimiterState(
                 name=self.name,
                 calls=self.calls,
@@ -250,8 +244,6 @@ class SlotBook:
             now = self._clock.monotonic()
             free = self._free(now, probe=False)
             next_expiry = self._next_expiry()
-            from ._state import SlotsState
-
             return SlotsState(
                 capacity=self.capacity,
                 effective_capacity=self.capacity - self._external,
@@ -308,10 +300,6 @@ class SlotBook:
 
 def blocked_error(message: str, until: float) -> BaseException:
     """The error of an account block seen in the store (not raised by this process)."""
-    import datetime as dt
-
-    from .._errors import AccountBlockedError
-
     reset_at = None if math.isinf(until) else dt.datetime.fromtimestamp(until, dt.timezone.utc)
     return AccountBlockedError(
         message or "the account is blocked (low SMS success rate), seen by another worker",
@@ -327,7 +315,7 @@ class MemoryStore:
     def __init__(self, clock: Clock, margin: float | None = None) -> None:
         self._clock = clock
         self._margin = margin
-        self._owner = _name()
+        self._owner = uuid.uuid4().hex
         self._windows: dict[str, WindowBook] = {}
         self.slots = SlotBook(20, clock=clock)
         self.success = SuccessRateTracker(clock=clock)
@@ -368,7 +356,7 @@ class MemoryStore:
         if blocked is not None:
             raise blocked_error(*blocked)
         self.slots.capacity = capacity
-        return self.slots.take("order:" + _name())
+        return self.slots.take("order:" + uuid.uuid4().hex)
 
     async def slot_leave(self) -> None:
         return None
@@ -436,7 +424,7 @@ class MemoryStore:
             self._claims = {aid: at for aid, at in self._claims.items() if at > cutoff}
 
     async def flight_start(self, offer: str) -> str:
-        flight = _name()
+        flight = uuid.uuid4().hex
         with self._lock:
             self._flights[flight] = offer
         return flight
@@ -460,6 +448,7 @@ class MemoryStore:
         return None
 
 
+@attrs.frozen(kw_only=True)
 class InMemoryBackend:
     """State in this process (the default). ``margin``: added to a spent token's hold.
 
@@ -467,25 +456,7 @@ class InMemoryBackend:
     still share one key's state.
     """
 
-    __slots__ = ("_margin",)
-
-    def __init__(self, *, margin: float | None = None) -> None:
-        self._margin = margin
-
-    @property
-    def margin(self) -> float | None:
-        return self._margin  # read-only: a backend is a key of the limits registry
-
-    def __repr__(self) -> str:
-        return f"InMemoryBackend(margin={self.margin!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not InMemoryBackend:
-            return NotImplemented
-        return self.margin == other.margin
-
-    def __hash__(self) -> int:
-        return hash((InMemoryBackend, self.margin))
+    margin: float | None = None
 
     def open_store(self, scope: str, clock: Clock) -> MemoryStore:
         return MemoryStore(clock, self.margin)

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from .._clock import Clock
 from ._memory import SlotBook
+from ._state import SlotsState
 from ._store import Take
 from ._wait import ErrorSource, Gate
-
-if TYPE_CHECKING:
-    from ._state import SlotsState
 
 __all__ = ["ActivationSlots", "Slot", "SlotToken", "unix"]
 

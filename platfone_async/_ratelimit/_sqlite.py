@@ -33,6 +33,7 @@ from .._clock import Clock
 from .._errors import RateLimitBackendError
 from ._lease import Heartbeat
 from ._memory import MemoryStore, blocked_error, default_margin
+from ._state import LimiterState, SlotsState
 from ._store import RateLimit, StoreSnapshot, Take
 from ._wait import logger, serving_held_number
 
@@ -583,8 +584,6 @@ class SQLiteStore:
         scope, now = self._scope, self._clock.time()
 
         def work(db: sqlite3.Connection) -> StoreSnapshot:
-            from ._state import LimiterState, SlotsState
-
             windows = {}
             for name, limit in limits.items():
                 db.execute(

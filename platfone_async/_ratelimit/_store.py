@@ -15,14 +15,12 @@ store cannot be reached; a store that falls back to in-process limits does so in
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 import attrs
 
 from .._clock import Clock
-
-if TYPE_CHECKING:
-    from ._state import LimiterState, SlotsState
+from ._state import LimiterState, SlotsState
 
 __all__ = ["KeyStore", "RateLimit", "RateLimitBackend", "StoreSnapshot", "Take"]
 

@@ -13,13 +13,11 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from .._clock import Clock
+from ._state import SuccessRateCheck, SuccessRateState
 from ._wait import logger
-
-if TYPE_CHECKING:
-    from ._state import SuccessRateCheck, SuccessRateState
 
 __all__ = [
     "DAY",
@@ -85,8 +83,6 @@ class SuccessRateTracker:
     def state(self) -> SuccessRateState:
         """The counts over the window, as one consistent snapshot."""
         orders, successes = self._counts()
-        from ._state import SuccessRateState
-
         return SuccessRateState(
             orders=orders, successes=successes, rate=successes / orders if orders else None
         )
@@ -129,8 +125,6 @@ class SuccessRateTracker:
 def check_counts(orders: int, successes: int, floor: float, min_orders: int) -> SuccessRateCheck:
     """What ordering once more does to a rate of ``successes`` in ``orders``."""
     projected = successes / (orders + 1)
-    from ._state import SuccessRateCheck
-
     return SuccessRateCheck(
         ok=orders + 1 < min_orders or projected >= floor,
         orders=orders,

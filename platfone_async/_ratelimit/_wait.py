@@ -26,15 +26,13 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TypeAlias
 
 import anyio
 
 from .._clock import Clock
 from .._errors import RateLimitBackendError
-
-if TYPE_CHECKING:
-    from ._store import Take
+from ._store import Take
 
 __all__ = [
     "ErrorSource",

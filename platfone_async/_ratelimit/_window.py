@@ -10,16 +10,13 @@ not checkpoint when a token is free at once (the request itself will).
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 from .._clock import Clock
 from .._errors import RateLimitBackendError
 from ._memory import DEFAULT_MARGIN, MemoryStore, default_margin
+from ._state import LimiterState
 from ._store import KeyStore, RateLimit, Take
 from ._wait import ErrorSource, Gate, logger
-
-if TYPE_CHECKING:
-    from ._state import LimiterState
 
 __all__ = ["DEFAULT_MARGIN", "SlidingWindowLimiter", "WindowLimiter", "default_margin"]
 

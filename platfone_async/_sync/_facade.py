@@ -21,8 +21,8 @@ from .._client import NOT_GIVEN, AsyncPlatfone, NotGiven
 from .._clock import Clock
 from .._find import CatalogMatch
 from .._http import DEFAULT_MAX_RESPONSE_BYTES
-from .._models import Activation
 from .._models._account import Balance
+from .._models._activation import Activation
 from .._models._catalog import Country, CountryPrices, PriceInfo, Service, ServicePrices
 from .._models._page import Page
 from .._models._reports import Report, ReportReason, ReportResult

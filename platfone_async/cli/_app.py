@@ -93,16 +93,17 @@ class Context:
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script ``platfone``: run one subcommand, return its exit code."""
     arguments = sys.argv[1:] if argv is None else list(argv)
-    if "emulator" in arguments:  # uvicorn runs its own loop, in the main thread
-        with contextlib.suppress(SystemExit):  # amain reports usage errors
-            args, extra = build_parser().parse_known_args(arguments)
-            if args.command == "emulator":
-                if not _importable("uvicorn"):
-                    missing = MissingExtraError("serving the emulator", "emulator")
-                    color = not args.no_color and not os.environ.get("NO_COLOR")
-                    out = Output(json_mode=False, color=color)
-                    return _fail(out, args, str(missing), EXIT_USAGE)
-                return _serve_emulator(extra)
+    try:  # --help and usage errors are printed here, before any event loop starts
+        args, extra = build_parser().parse_known_args(arguments)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    if args.command == "emulator":  # uvicorn runs its own loop, in the main thread
+        if not _importable("uvicorn"):
+            missing = MissingExtraError("serving the emulator", "emulator")
+            color = not args.no_color and not os.environ.get("NO_COLOR")
+            out = Output(json_mode=False, color=color)
+            return _fail(out, args, str(missing), EXIT_USAGE)
+        return _serve_emulator(extra)
     try:
         return anyio.run(partial(amain, arguments))
     except KeyboardInterrupt:

@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from .._client import AsyncPlatfone
 from .._clock import Clock, SystemClock
 from .._enums import WebhookEventType
 from .._errors import InvalidParameterError, WebhookVerificationError
@@ -29,7 +30,6 @@ from ._push import PushHub, hub_for
 from ._signature import DEFAULT_TOLERANCE, check_tolerance, secrets_of, verify
 
 if TYPE_CHECKING:
-    from .._client import AsyncPlatfone
     from .._sync._facade import Platfone
 
 __all__ = ["ALL_EVENTS", "ASGIApp", "WebhookHandler", "webhook_app"]
@@ -217,8 +217,6 @@ _SYSTEM_CLOCK = SystemClock()
 
 def _async_client(client: AsyncPlatfone | Platfone) -> AsyncPlatfone:
     """The ``AsyncPlatfone`` behind ``client`` (a sync ``Platfone`` wraps one)."""
-    from .._client import AsyncPlatfone
-
     if isinstance(client, AsyncPlatfone):
         return client
     # The sync facade's hook: __async_target__() starts (if need be) and returns the

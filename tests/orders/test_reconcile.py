@@ -389,7 +389,7 @@ def test_the_window_widens_to_the_clock_difference_it_has_seen() -> None:
     trace.sending(clock.time())
     order = book.open("netflix", "us", None, trace)
     created = int(clock.time()) - 30
-    activation = converter().structure({**ACTIVATION, "created_at": created}, pf.Activation)
+    activation = converter.structure({**ACTIVATION, "created_at": created}, pf.Activation)
     book.handed_out(order, activation, clock.time())
     assert 30.0 == book.skew(5.0)
     assert book.is_known(activation.activation_id)
@@ -406,7 +406,7 @@ async def test_an_order_in_flight_in_another_process_holds_back_the_match() -> N
     trace.sending(clock.time())
     order = book.open("netflix", "us", None, trace)
     created = int(clock.time())
-    theirs = converter().structure({**ACTIVATION, "created_at": created}, pf.Activation)
+    theirs = converter.structure({**ACTIVATION, "created_at": created}, pf.Activation)
     book.mark_failed(order, 5.0)
     snapshot = _Snapshot(1, clock.time(), float("-inf"), (theirs,))
     flying: list[tuple[str, str, int | None]] = [("netflix", "us", None)]
@@ -451,7 +451,7 @@ async def test_the_fleets_orders_in_flight_unreadable_leave_the_outcome_unknown(
     trace = SendTrace()
     trace.sending(clock.time())
     order = book.open("netflix", "us", None, trace)
-    theirs = converter().structure({**ACTIVATION, "created_at": int(clock.time())}, pf.Activation)
+    theirs = converter.structure({**ACTIVATION, "created_at": int(clock.time())}, pf.Activation)
 
     async def page(**kwargs: Any) -> pf.Page[pf.Activation]:
         return pf.Page(items=[theirs], page=1, limit=50, pages=1, total=1)
