@@ -255,6 +255,7 @@ class Orders:
                 activation_id=exc.activation_id if isinstance(exc, ResponseDecodeError) else None,
                 known_elsewhere=self._http.limits.known_elsewhere,
                 flights_elsewhere=self._http.limits.flights_elsewhere,
+                flights_orphaned=self._http.limits.flights_orphaned,
             )
         except BaseException:
             await self._hold_unknown(order, slot)

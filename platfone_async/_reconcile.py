@@ -13,8 +13,11 @@ docs/guides/reliability.md ("Reconciliation"); this is how the history is search
 3. **Who owns what.** Every order of the key whose request has left and whose outcome is
    not settled is in the book. A candidate that an order still in flight could own is
    not judged until that order has its answer (it may be that order's number). On a
-   shared backend the fleet's orders in flight count too: each process tells Redis
-   when an order leaves and when it lands, after claiming its activation.
+   shared backend the fleet's orders in flight count too: each process tells the store
+   when an order leaves and when it lands, after claiming its activation. An order whose
+   process died in flight (its owner's lease lapsed) is waited for no longer, but a
+   candidate it could own is never taken: it may be that order's number, and ours may
+   never have arrived (crash recovery deals with such numbers).
    Candidates are then matched to the failed orders whose windows hold them, oldest
    first, each to the order whose window closes first: an order gets the candidate
    matched to it. A candidate none of our orders can explain was placed by someone else
@@ -305,6 +308,7 @@ class OrderBook:
         skew: float,
         flights_elsewhere: FlightsElsewhere | None = None,
         known_elsewhere: KnownElsewhere | None = None,
+        orphaned: FlightsElsewhere | None = None,
     ) -> tuple[Activation | None, tuple[Activation, ...]]:
         """(the activation matched to ``order``, or None; the foreign candidates, if any).
 
@@ -313,7 +317,9 @@ class OrderBook:
         or one that another process of a fleet has in flight (``flights_elsewhere``).
         Such an order, once answered, claims its activation for the fleet before it
         lands: each look reads the fleet's orders in flight, then which candidates the
-        fleet handed out meanwhile (``known_elsewhere``), which are no candidates.
+        fleet handed out meanwhile (``known_elsewhere``), which are no candidates. The
+        candidates an order of a dead process could own (``orphaned``) are not ours to
+        take: they come back as foreign.
         """
         give_up = self.clock.time() + _IN_FLIGHT_WAIT
         while True:
@@ -329,12 +335,20 @@ class OrderBook:
                         self.learn_known(await known_elsewhere(ids))
             with self._lock:
                 candidates = self._candidates(order, snapshot)
-                if not self._blocked(order, candidates, skew) and not _could_own(
+                settled = not self._blocked(order, candidates, skew) and not _could_own(
                     flights, candidates
-                ):
-                    return self._assign(order, candidates)
-                if self.clock.time() >= give_up:
+                )
+                if not settled and self.clock.time() >= give_up:
                     return None, tuple(candidates)
+            if settled:
+                # Read outside the lock; an orphan never lands, so none can appear since.
+                orphans = [] if orphaned is None or not candidates else await orphaned()
+                with self._lock:
+                    candidates = self._candidates(order, snapshot)
+                    if not self._blocked(order, candidates, skew):  # still, after the read
+                        if _could_own(orphans, candidates):
+                            return None, tuple(candidates)
+                        return self._assign(order, candidates)
             await self.clock.sleep(_POLL)
 
     def _candidates(self, order: PendingOrder, snapshot: _Snapshot) -> list[Activation]:
@@ -451,6 +465,7 @@ async def reconcile(
     activation_id: str | None = None,
     known_elsewhere: KnownElsewhere | None = None,
     flights_elsewhere: FlightsElsewhere | None = None,
+    flights_orphaned: FlightsElsewhere | None = None,
 ) -> Verdict:
     """Find out whether ``order`` (whose request just failed) was placed; see the module.
 
@@ -458,7 +473,9 @@ async def reconcile(
     looked up first. ``known_elsewhere`` says which ids other processes of a fleet
     handed out (so their orders are never taken for foreign ones), and
     ``flights_elsewhere`` which orders they have in flight (so that an activation one
-    of those may own is not taken before that order has its answer).
+    of those may own is not taken before that order has its answer), and
+    ``flights_orphaned`` which orders were in flight when their process died (an
+    activation one of those may own is never taken).
     """
     clock = book.clock
     skew = book.mark_failed(order, policy.clock_skew)
@@ -492,7 +509,7 @@ async def reconcile(
             )
         try:
             mine, foreign = await book.match(
-                order, snapshot, skew, flights_elsewhere, known_elsewhere
+                order, snapshot, skew, flights_elsewhere, known_elsewhere, flights_orphaned
             )
         except PlatfoneError as error:
             reason = f"the fleet's orders in flight or handed-out ids could not be read ({error})"
@@ -504,7 +521,8 @@ async def reconcile(
                 VerdictKind.UNDECIDED,
                 window,
                 reason=f"{len(foreign)} activations of this service and country that this "
-                "process did not order were created in the window",
+                "process did not order, or that an order of a process that died in flight "
+                "may have placed, were created in the window",
                 candidates=foreign,
             )
     if reason:

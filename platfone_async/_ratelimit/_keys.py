@@ -345,12 +345,11 @@ class KeyLimits:
 
     async def flights_elsewhere(self) -> list[tuple[str, str, int | None]]:
         """(service, country, max_price) of each order other owners have in flight."""
-        flights = []
-        for offer in await self.store.flights_elsewhere():
-            service_id, _, rest = offer.partition("|")
-            country_id, _, price = rest.partition("|")
-            flights.append((service_id, country_id, int(price) if price else None))
-        return flights
+        return _offers(await self.store.flights_elsewhere())
+
+    async def flights_orphaned(self) -> list[tuple[str, str, int | None]]:
+        """(service, country, max_price) of each order whose owner died in flight."""
+        return _offers(await self.store.flights_orphaned())
 
     # -- dashboards ---------------------------------------------------------------------
 
@@ -402,10 +401,21 @@ class KeyLimits:
 
 # -- the process-wide registry ---------------------------------------------------------
 
+
 # Every SystemClock tells the same time, so clients on the real clock share by key and
 # base URL whatever clock instance they hold; those entries live as long as the process
 # (a short-lived client must not start from a fresh budget). Other clocks (virtual, in
 # tests) each get their own entries, dropped with the last client holding them.
+def _offers(flights: Iterable[str]) -> list[tuple[str, str, int | None]]:
+    """(service, country, max_price) of each ``service|country|price`` a flight names."""
+    found = []
+    for offer in flights:
+        service_id, _, rest = offer.partition("|")
+        country_id, _, price = rest.partition("|")
+        found.append((service_id, country_id, int(price) if price else None))
+    return found
+
+
 _REAL_TIME: dict[tuple[str, str, RateLimitBackend], KeyLimits] = {}
 _OTHER_CLOCKS: weakref.WeakValueDictionary[tuple[str, str, int, RateLimitBackend], KeyLimits] = (
     weakref.WeakValueDictionary()

@@ -436,6 +436,9 @@ class MemoryStore:
     async def flights_elsewhere(self) -> list[str]:
         return []  # every flight of a memory store is its own owner's
 
+    async def flights_orphaned(self) -> list[str]:
+        return []  # its owner is this process
+
     async def snapshot(self, limits: Mapping[str, RateLimit], capacity: int) -> StoreSnapshot:
         self.slots.capacity = capacity
         windows = {name: self.window(name, limit).state(0) for name, limit in limits.items()}

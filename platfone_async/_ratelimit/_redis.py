@@ -687,6 +687,15 @@ class RedisStore:
             "reading the fleet's orders in flight", shared, self._local.flights_elsewhere
         )
 
+    async def flights_orphaned(self) -> list[str]:
+        async def shared() -> list[str]:
+            reply = await self._run(_scripts.FLIGHT_ORPHANS, self._flights_keys, [])
+            return [m.partition("|")[2] for m in map(_text, reply)]
+
+        return await self._or_local(
+            "reading the fleet's orphaned orders", shared, self._local.flights_orphaned
+        )
+
     # -- dashboards --
 
     async def snapshot(self, limits: Mapping[str, RateLimit], capacity: int) -> StoreSnapshot:

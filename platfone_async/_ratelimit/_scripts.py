@@ -21,6 +21,7 @@ __all__ = [
     "ACCOUNT_READ",
     "FLEET_STATE",
     "FLIGHT_LIST",
+    "FLIGHT_ORPHANS",
     "HEARTBEAT",
     "KNOWN_CLAIM",
     "KNOWN_FILTER",
@@ -419,6 +420,22 @@ local out = {}
 for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local owner = string.match(member, '^([^:]+):')
   if owner and live(KEYS[2], owner) then out[#out + 1] = member end
+end
+return out
+"""
+)
+
+#: Every order of the fleet still in flight whose owner's lease lapsed (its process
+#: died before the order landed), until its hold passes. KEYS: flights, owners.
+FLIGHT_ORPHANS = (
+    _NOW
+    + _OWNERS
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local out = {}
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local owner = string.match(member, '^([^:]+):')
+  if owner and not live(KEYS[2], owner) then out[#out + 1] = member end
 end
 return out
 """

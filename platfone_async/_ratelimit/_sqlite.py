@@ -578,6 +578,20 @@ class SQLiteStore:
 
         return await self.backend.run(work)
 
+    async def flights_orphaned(self) -> list[str]:
+        scope, now = self._scope, self._clock.time()
+
+        def work(db: sqlite3.Connection) -> list[str]:
+            rows = db.execute(
+                "SELECT f.offer FROM flights f LEFT JOIN owners o ON o.scope = f.scope "
+                "AND o.owner = f.owner WHERE f.scope = ? AND f.until > ? "
+                "AND (o.until IS NULL OR o.until <= ?)",
+                (scope, now, now),
+            )
+            return [offer for (offer,) in rows]
+
+        return await self.backend.run(work)
+
     # -- dashboards --
 
     async def snapshot(self, limits: Mapping[str, RateLimit], capacity: int) -> StoreSnapshot:

@@ -164,6 +164,11 @@ class KeyStore(Protocol):
         """The offers of the orders other owners have in flight."""
         ...
 
+    async def flights_orphaned(self) -> list[str]:
+        """The offers of the orders still in flight when their owner's lease lapsed (its
+        process died): each may have been placed, and no live owner will claim it."""
+        ...
+
     # -- dashboards --
 
     async def snapshot(self, limits: Mapping[str, RateLimit], capacity: int) -> StoreSnapshot:

@@ -227,9 +227,10 @@ def test_a_worker_killed_mid_order_holds_up_anothers_reconciliation_only_for_its
 ) -> None:
     """Worker A's order is placed but its answer never comes: A is killed (SIGKILL) while
     it waits. Worker B's order meets a 502 that placed nothing; its reconciliation sees
-    A's activation, and A's flight, in its window. Once A's lease (2 s) lapses, A's
-    flight no longer counts: B decides within seconds (with a 600 s lease it does not
-    decide in time), and the activation goes to one worker."""
+    A's activation, and A's flight, in its window. Once A's lease (2 s) lapses, B waits
+    no longer (with a 600 s lease it does not decide in time), but A's orphaned order
+    could own that activation and B's may never have arrived: B's outcome is unknown,
+    and the number goes to no one (crash recovery's to take), never to B."""
     emulator = PlatfoneEmulator(rate_limits=None, sms_policy=None)
     emulator.inject_fault("create_activation", Fault(answer_delay=120.0))
     lease = ("--lease", "2")
@@ -254,10 +255,12 @@ def test_a_worker_killed_mid_order_holds_up_anothers_reconciliation_only_for_its
         started = time.monotonic()
         (result,) = _results([b])
         took = time.monotonic() - started
-    placed = [x["activation_id"] for x in emulator.activations()]
-    # The one activation in B's window is unclaimed and its order's owner is dead: B's
-    # reconciliation takes it (a number paid for goes to a live caller, not to no one).
-    assert (None, placed) == (result["error"], [result["activation_id"]])
+    orders = [r for r in emulator.requests if r.route == "create_activation"]
+    # The emulator's records: A's order placed the one activation, B's placed nothing.
+    assert 1 == len(emulator.activations())
+    assert [502] == [r.status for r in orders[1:]], [(r.status, r.time) for r in orders]
+    assert None is result["activation_id"]
+    assert result["error"].startswith("OrderOutcomeUnknownError"), result["error"]
     assert took < 20
 
 

@@ -234,13 +234,15 @@ async def test_an_id_is_claimed_once(opener: Opener) -> None:
     )
 
 
-async def test_an_owners_own_flights_are_not_elsewhere(opener: Opener) -> None:
-    """A flight started and ended by one owner never shows as another's."""
+async def test_an_owners_own_flights_are_neither_elsewhere_nor_orphaned(opener: Opener) -> None:
+    """A flight started and ended by one live owner never shows as another's, nor as an
+    orphan."""
     store = opener()
     flight = await store.flight_start("telegram|uk|")
-    during = await store.flights_elsewhere()
+    during = (await store.flights_elsewhere(), await store.flights_orphaned())
     await store.flight_end(flight)
-    assert ([], []) == (during, await store.flights_elsewhere())
+    after = (await store.flights_elsewhere(), await store.flights_orphaned())
+    assert (([], []), ([], [])) == (during, after)
 
 
 # -- two owners on one shared store ----------------------------------------------------
@@ -263,12 +265,13 @@ async def test_two_owners_share_windows_slots_claims_and_blocks(shared: Opener) 
 
 
 async def test_another_owners_flight_is_seen_until_it_lands(shared: Opener) -> None:
-    """An order in flight of one owner is in the other's ``flights_elsewhere``."""
+    """An order in flight of one live owner is in the other's ``flights_elsewhere`` (and
+    is no orphan) until it lands."""
     one, other = shared(), shared()
     flight = await one.flight_start("telegram|uk|25")
-    during = await other.flights_elsewhere()
+    during = (await other.flights_elsewhere(), await other.flights_orphaned())
     await one.flight_end(flight)
-    assert (["telegram|uk|25"], []) == (during, await other.flights_elsewhere())
+    assert ((["telegram|uk|25"], []), []) == (during, await other.flights_elsewhere())
 
 
 @pytest.mark.parametrize("shared", ["redis"], indirect=True)
@@ -297,18 +300,20 @@ async def test_a_store_that_lost_its_state_holds_every_window_full_for_a_period(
 
 async def test_a_lapsed_owners_flights_and_claims_stop_counting(shared: Opener) -> None:
     """An owner that stops renewing its lease (a dead process) counts no more once the
-    lease ends - its flight is no one's, its claim is taken over - while a live owner's
-    heartbeat keeps its own counting (lease 0.3 s; real time: the store keeps the time)."""
+    lease ends - its flight is no one's but an orphan, its claim is taken over - while a
+    live owner's heartbeat keeps its own counting (lease 0.3 s; real time: the store
+    keeps the time)."""
     dead, alive, observer = (shared(lease=0.3) for _ in range(3))
     await dead.flight_start("telegram|uk|")
     await dead.claim(["act-1"])
     await alive.flight_start("telegram|de|")
-    before = sorted(await observer.flights_elsewhere())
+    before = (sorted(await observer.flights_elsewhere()), await observer.flights_orphaned())
     await dead.aclose()  # its heartbeat stops, as a killed process's does
     await anyio.sleep(0.6)
-    assert (["telegram|de|", "telegram|uk|"], ["telegram|de|"]) == (
+    assert ((["telegram|de|", "telegram|uk|"], []), ["telegram|de|"], ["telegram|uk|"]) == (
         before,
         await observer.flights_elsewhere(),
+        await observer.flights_orphaned(),
     )
     assert (set(), [True]) == (await observer.known(["act-1"]), await alive.claim(["act-1"]))
 

@@ -444,6 +444,54 @@ async def test_an_order_in_flight_in_another_process_holds_back_the_match() -> N
     assert theirs == mine  # nobody in flight could own it: the failed order's own
 
 
+async def test_an_activation_an_order_of_a_dead_process_could_own_is_never_taken() -> None:
+    """Another process's order of the same offer was in flight when the process died: once
+    its lease lapses the match waits no longer, but the candidate it could own comes back
+    as foreign, not as ours (ours may never have arrived). An orphan of another offer
+    takes nothing away."""
+    clock = VirtualClock()
+    start = clock.time()
+    book = OrderBook(clock)
+    trace = SendTrace()
+    trace.sending(clock.time())
+    order = book.open("netflix", "us", None, trace)
+    theirs = converter.structure({**ACTIVATION, "created_at": int(clock.time())}, pf.Activation)
+    book.mark_failed(order, 5.0)
+    snapshot = _Snapshot(1, clock.time(), float("-inf"), (theirs,))
+    offer: tuple[str, str, int | None] = ("netflix", "us", None)
+
+    async def flights() -> list[tuple[str, str, int | None]]:
+        return [offer] if clock.time() < start + 2.0 else []  # its owner's lease lapses
+
+    async def orphaned() -> list[tuple[str, str, int | None]]:
+        return [] if clock.time() < start + 2.0 else [offer]
+
+    async def none_known(ids: Iterable[str]) -> set[str]:
+        return set()
+
+    async with clock.autojump():
+        mine, foreign = await book.match(order, snapshot, 5.0, flights, none_known, orphaned)
+    assert (None, (theirs,)) == (mine, foreign)
+    assert 2.0 <= clock.time() - start < 3.0
+    assert not book.is_known(theirs.activation_id)
+
+    other_book = OrderBook(clock)
+    other = other_book.open("netflix", "us", None, trace)
+    other_book.mark_failed(other, 5.0)
+
+    async def no_flights() -> list[tuple[str, str, int | None]]:
+        return []
+
+    async def elsewhere_orphaned() -> list[tuple[str, str, int | None]]:
+        return [("telegram", "us", None)]
+
+    async with clock.autojump():
+        found = await other_book.match(
+            other, snapshot, 5.0, no_flights, none_known, elsewhere_orphaned
+        )
+    assert (theirs, ()) == found
+
+
 async def test_the_fleets_orders_in_flight_unreadable_leave_the_outcome_unknown() -> None:
     """Redis cannot say which orders are in flight: the order is undecided, not found."""
     clock = VirtualClock()
