@@ -189,7 +189,9 @@ def test_an_order_in_flight_in_one_process_keeps_its_activation_from_another(
     emulator = PlatfoneEmulator(rate_limits=None, sms_policy=None)
     emulator.inject_fault("create_activation", Fault(answer_delay=3.0))
     with serve(emulator) as base_url:
-        start_at = time.time() + 2.0  # both imported and connected by then
+        # Both imported and connected by then, even on a loaded machine that compiles the
+        # SDK at each start (with less, B's order could arrive first: the roles swap).
+        start_at = time.time() + 4.0
         workers = [
             _worker(
                 "order",
