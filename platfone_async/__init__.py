@@ -41,26 +41,8 @@ from ._errors import (
     WebhookPayloadError,
     WebhookVerificationError,
 )
-from ._find import CatalogMatch
 from ._logging import configure_from_environment as _configure_logging
-from ._models import (
-    Activation,
-    Balance,
-    Country,
-    CountryPrice,
-    CountryPrices,
-    Page,
-    Price,
-    PriceInfo,
-    Quality,
-    Report,
-    ReportReason,
-    ReportResult,
-    Service,
-    ServicePrice,
-    ServicePrices,
-)
-from ._offers import Offer
+from ._models import Activation, Balance, Page
 from ._ratelimit import (
     DOCUMENTED_RATE_LIMITS,
     KeyLimitsState,
@@ -155,13 +137,30 @@ def _publish(obj: object) -> None:
 # Loaded with the first use of one of their names, as what they bring in would cost a
 # program that never uses them more than the rest of the package: the sync facade
 # asyncio and anyio's thread portal (~25 ms), the shared stores sqlite3 and anyio's
-# worker threads (~4 ms; redis itself loads with a RedisBackend's first connection).
-# See the performance page.
+# worker threads (~4 ms; redis itself loads with a RedisBackend's first connection),
+# the catalog and report models with catalog search and offers (~10 ms together; the
+# client's methods that need them import them too). See the performance page.
+_CATALOG = "._models._catalog"
+_REPORTS = "._models._reports"
 _LOADED_ON_USE = {
     "Platfone": "._sync._facade",
     "SyncActivationSession": "._sync._facade",
     "RedisBackend": "._ratelimit._redis",
     "SQLiteBackend": "._ratelimit._sqlite",
+    "CatalogMatch": "._find",
+    "Offer": "._offers",
+    "Country": _CATALOG,
+    "CountryPrice": _CATALOG,
+    "CountryPrices": _CATALOG,
+    "Price": _CATALOG,
+    "PriceInfo": _CATALOG,
+    "Quality": _CATALOG,
+    "Service": _CATALOG,
+    "ServicePrice": _CATALOG,
+    "ServicePrices": _CATALOG,
+    "Report": _REPORTS,
+    "ReportReason": _REPORTS,
+    "ReportResult": _REPORTS,
 }
 
 
@@ -181,6 +180,20 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from ._find import CatalogMatch
+    from ._models._catalog import (
+        Country,
+        CountryPrice,
+        CountryPrices,
+        Price,
+        PriceInfo,
+        Quality,
+        Service,
+        ServicePrice,
+        ServicePrices,
+    )
+    from ._models._reports import Report, ReportReason, ReportResult
+    from ._offers import Offer
     from ._ratelimit._redis import RedisBackend
     from ._ratelimit._sqlite import SQLiteBackend
     from ._sync._facade import Platfone, SyncActivationSession

@@ -25,26 +25,12 @@ import anyio
 import attrs
 import httpx
 
-from . import _find, _offers, _watch
 from . import _validate as check
+from . import _watch
 from ._clock import Clock, SystemClock
 from ._errors import InvalidParameterError
-from ._find import CatalogMatch
 from ._http import DEFAULT_MAX_RESPONSE_BYTES, HTTPPipeline
-from ._models import (
-    Activation,
-    Balance,
-    Country,
-    CountryPrices,
-    Page,
-    PriceInfo,
-    Report,
-    ReportReason,
-    ReportResult,
-    Service,
-    ServicePrices,
-)
-from ._offers import Offer
+from ._models import Activation, Balance, Page
 from ._orders import Orders, SuccessRateGuard
 from ._ratelimit import (
     DOCUMENTED_RATE_LIMITS,
@@ -58,6 +44,10 @@ from ._session import ActivationSession, open_session
 from ._validate import Evidence
 
 if TYPE_CHECKING:
+    from ._find import CatalogMatch
+    from ._models._catalog import Country, CountryPrices, PriceInfo, Service, ServicePrices
+    from ._models._reports import Report, ReportReason, ReportResult
+    from ._offers import Offer
     from .webhooks._push import PushHub
 
 __all__ = ["NOT_GIVEN", "PRODUCTION_URL", "SANDBOX_URL", "AsyncPlatfone", "NotGiven"]
@@ -834,6 +824,8 @@ class AsyncPlatfone:
             yield session
 
     # -- prices and catalog ---------------------------------------------------------------
+    # The catalog and report models, catalog search and offers load with their first use
+    # (imported in the methods), as the package's names for them do: ~10 ms of an import.
 
     async def get_price(self, service_id: str, country_id: str) -> PriceInfo:
         """Price range, quality and stock for one service in one country.
@@ -855,6 +847,8 @@ class AsyncPlatfone:
             >>> info = await client.get_price("telegram", "uk")
             >>> info.price.suggested, info.count
         """
+        from ._models._catalog import PriceInfo
+
         sid = check.service_id(service_id)
         cid = check.country_id(country_id)
         reply = await self._http.fetch(
@@ -878,6 +872,8 @@ class AsyncPlatfone:
         Examples:
             >>> [uk] = await client.get_prices_by_country("uk")
         """
+        from ._models._catalog import CountryPrices
+
         params = {} if country_id is None else {"country_id": check.country_id(country_id)}
         reply = await self._http.fetch(
             "get_prices_by_country",
@@ -901,6 +897,8 @@ class AsyncPlatfone:
         Examples:
             >>> [telegram] = await client.get_prices_by_service("telegram")
         """
+        from ._models._catalog import ServicePrices
+
         params = {} if service_id is None else {"service_id": check.service_id(service_id)}
         reply = await self._http.fetch(
             "get_prices_by_service",
@@ -941,16 +939,18 @@ class AsyncPlatfone:
             >>> offers = await client.rank_offers("telegram", ["uk", "de"], price_ceiling=150)
             >>> best = offers[0]  # e.g. Offer(country_id='de', price=120, quality=0.82, ...)
         """
+        from ._offers import check_choice, check_country_ids, rank
+
         checked = check.service_id(service_id)
-        only = _offers.check_country_ids(country_ids)
-        chosen = _offers.check_choice(prefer)
+        only = check_country_ids(country_ids)
+        chosen = check_choice(prefer)
         if price_ceiling is not None:
             check.max_price(price_ceiling, "price_ceiling")
         lists = await self.get_prices_by_service(checked)
         countries = [
             c for listing in lists if listing.service_id == checked for c in listing.countries
         ]
-        return _offers.rank(countries, only=only, prefer=chosen, price_ceiling=price_ceiling)
+        return rank(countries, only=only, prefer=chosen, price_ceiling=price_ceiling)
 
     async def get_countries(self) -> list[Country]:
         """Every country numbers can be ordered in (cached; revalidated by ETag).
@@ -964,6 +964,8 @@ class AsyncPlatfone:
         Examples:
             >>> ids = [c.country_id for c in await client.get_countries()]
         """
+        from ._models._catalog import Country
+
         return await self._get_catalog("get_countries", "/activation/countries", Country)
 
     async def get_services(self) -> list[Service]:
@@ -978,6 +980,8 @@ class AsyncPlatfone:
         Examples:
             >>> ids = [s.service_id for s in await client.get_services() if not s.prohibited]
         """
+        from ._models._catalog import Service
+
         return await self._get_catalog("get_services", "/activation/services", Service)
 
     async def get_popular_services(self) -> list[Service]:
@@ -992,6 +996,8 @@ class AsyncPlatfone:
         Examples:
             >>> popular = await client.get_popular_services()
         """
+        from ._models._catalog import Service
+
         return await self._get_catalog(
             "get_popular_services", "/activation/services/popular", Service
         )
@@ -1018,8 +1024,10 @@ class AsyncPlatfone:
             >>> match.item.service_id, match.exact
             ('whatsapp', True)
         """
+        from ._find import rank
+
         services = [s for s in await self.get_services() if not s.prohibited]
-        return _find.rank(services, query, limit=limit)
+        return rank(services, query, limit=limit)
 
     async def find_country(self, query: str, *, limit: int = 5) -> list[CatalogMatch[Country]]:
         """The countries ``query`` may mean, best first, from the cached catalog.
@@ -1039,7 +1047,9 @@ class AsyncPlatfone:
             >>> match.item.country_id
             'uk'
         """
-        return _find.rank(await self.get_countries(), query, limit=limit)
+        from ._find import rank
+
+        return rank(await self.get_countries(), query, limit=limit)
 
     async def _get_catalog(self, endpoint: str, path: str, item_cls: type[T]) -> list[T]:
         cached = self._catalog.get(path)
@@ -1088,6 +1098,8 @@ class AsyncPlatfone:
         Examples:
             >>> reasons = await client.get_report_reasons(activation)
         """
+        from ._models._reports import ReportReason
+
         aid = _activation_id(activation_id)
         reply = await self._http.fetch(
             "get_report_reasons", "GET", f"/activation/{aid}/report/reasons", idempotent=True
@@ -1129,6 +1141,8 @@ class AsyncPlatfone:
             >>> [reason, *_] = await client.get_report_reasons(activation)
             >>> result = await client.create_report(activation, reason.reason_id, evidence="a.png")
         """
+        from ._models._reports import ReportResult
+
         aid = _activation_id(activation_id)
         fields: dict[str, Any] = {
             "reason_id": (None, str(check.int_in_range(reason_id, "reason_id", 1)))
@@ -1166,6 +1180,8 @@ class AsyncPlatfone:
             >>> report = await client.get_report(activation)
             >>> report.activation.report_status
         """
+        from ._models._reports import Report
+
         aid = _activation_id(activation_id)
         reply = await self._http.fetch(
             "get_report", "GET", f"/activation/{aid}/report", idempotent=True
@@ -1185,6 +1201,8 @@ class AsyncPlatfone:
         Examples:
             >>> page = await client.get_reports(limit=50)
         """
+        from ._models._reports import Report
+
         params = {
             "page": check.int_in_range(page, "page", 1),
             "limit": check.int_in_range(limit, "limit", 1, 100),

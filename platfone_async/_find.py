@@ -17,7 +17,8 @@ from typing import Generic, TypeVar
 
 import attrs
 
-from ._models import Country, Service
+from ._models import publish
+from ._models._catalog import Country, Service
 
 __all__ = ["CatalogMatch", "normalize", "rank"]
 
@@ -44,6 +45,9 @@ class CatalogMatch(Generic[T]):
     item: T
     exact: bool
     score: float
+
+
+publish(CatalogMatch)  # loaded on first use: label it here
 
 
 def normalize(text: str) -> str:

@@ -22,7 +22,8 @@ import attrs
 
 from . import _validate as check
 from ._errors import InvalidParameterError
-from ._models import CountryPrice
+from ._models import publish
+from ._models._catalog import CountryPrice
 
 __all__ = ["Offer", "Prefer", "check_choice", "check_country_ids", "rank"]
 
@@ -47,6 +48,9 @@ class Offer:
     quality: float
     count: int
     score: float
+
+
+publish(Offer)  # loaded on first use: label it here
 
 
 def check_choice(prefer: object) -> Prefer:

@@ -50,7 +50,7 @@ class ApiModel:
 
 def publish(*classes: type) -> None:
     """Show ``classes`` by their public path (``platfone_async.Country``) in reprs,
-    tracebacks and pickles. ``platfone_async`` does that for every name it exports; this
-    is kept only for ``_session``, which still calls it."""
+    tracebacks and pickles. ``platfone_async`` does that for every name it exports; the
+    modules a client method may load before the package's name is used call it too."""
     for cls in classes:
         cls.__module__ = "platfone_async"

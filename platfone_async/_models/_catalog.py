@@ -5,7 +5,7 @@ No ``from __future__ import annotations`` (see ``_models``).
 
 import attrs
 
-from ._base import ApiModel
+from ._base import ApiModel, publish
 
 __all__ = [
     "Country",
@@ -101,3 +101,8 @@ class Service(ApiModel):
     has_description: bool = False
     has_warning: bool = False
     prohibited: bool | None = None
+
+
+# Loaded on first use, maybe by a client method before the package's name: label here.
+publish(Price, Quality, PriceInfo, ServicePrice, CountryPrices, CountryPrice, ServicePrices)
+publish(Country, Service)

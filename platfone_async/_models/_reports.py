@@ -9,7 +9,7 @@ import attrs
 
 from .._enums import ReportResultStatus
 from ._activation import Activation
-from ._base import ApiModel
+from ._base import ApiModel, publish
 
 __all__ = ["Report", "ReportReason", "ReportResult"]
 
@@ -44,3 +44,6 @@ class Report(ApiModel):
     activation_state_snapshot: str | None = None
     #: Where the evidence uploaded with the report can be fetched (None without one).
     evidence_url: str | None = None
+
+
+publish(ReportReason, ReportResult, Report)  # loaded on first use: label it here
