@@ -4,8 +4,9 @@ Hand-written and reviewed like any module; the generated ``_facade`` only subcla
 :class:`Root` and :class:`Twin` and forwards each method in one line (``self._call``,
 ``self._iterate``, ``self._context``, ...). What lives here:
 
-- :class:`Runtime` - the loop thread of one sync client: asyncio run by an anyio blocking
-  portal in a daemon thread, started on first use and stopped by ``close()``;
+- :class:`Runtime` - the loop thread of one sync client: asyncio (through ``anyio.run``) in
+  a daemon thread, started on first use and stopped by ``close()`` - or at interpreter
+  exit, by :mod:`._exit`, for a client never closed;
 - :class:`_Task` and :class:`_Step` - how a blocking caller hands work to a task on the
   loop and waits for it, and how Ctrl-C in the caller cancels that work *on the loop*
   (and waits for its clean-up - unless Ctrl-C comes again, or during a context
@@ -14,8 +15,8 @@ Hand-written and reviewed like any module; the generated ``_facade`` only subcla
   (:func:`_drive`), an async context manager a context manager (:class:`_Context`),
   each driven from one task, as async generators and cancel scopes require.
 
-It is one module of about 540 lines on purpose: the task protocol and the adapters built
-on it share their invariants (one task per iterator or context manager, steps run in
+It is one long module on purpose: the task protocol and the adapters built on it share
+their invariants (one task per iterator or context manager, steps run in
 order, a cancelled step is finished exactly once), and they read best side by side.
 """
 
@@ -32,7 +33,9 @@ from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 import anyio
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+import attrs
+
+from . import _exit
 
 __all__ = ["Root", "Runtime", "Twin", "build_later"]
 _A = TypeVar("_A")
@@ -122,7 +125,8 @@ class _Task:
         if sys.is_finalizing():  # the loop thread, a daemon, may be frozen already
             raise RuntimeError("the interpreter is shutting down")
         step = _Step(fn, last=last, end_on_error=end_on_error)
-        runtime.pending.add(step)
+        runtime.pending[step] = self
+        _exit.note_caller()
         try:
             try:
                 runtime.submit(self._resume, step)
@@ -146,7 +150,7 @@ class _Task:
                         step.wait()
                 raise
         finally:
-            runtime.pending.discard(step)
+            runtime.pending.pop(step, None)
         return step.outcome()
 
     def end_with(self, fn: Callable[[], Awaitable[Any]]) -> None:
@@ -164,8 +168,12 @@ class _Task:
 
     def _resume(self, step: _Step) -> None:
         self._started = True
-        if self.ended:
-            step.error = RuntimeError("this iterator or context manager has already ended")
+        if self.ended or self._busy():
+            step.error = RuntimeError(
+                "this iterator or context manager has already ended"
+                if self.ended
+                else "this iterator or context manager is in use in another thread"
+            )
             step.finish()
             return
         self._step = step
@@ -174,6 +182,27 @@ class _Task:
             self._aio_task = self._runtime.spawn(self._main())
         else:
             wakeup.set_result(None)
+
+    def _busy(self) -> bool:
+        # Running a step (not waiting for the next one): a second caller must not
+        # start another ``_main`` beside it.
+        return self._aio_task is not None and self._wakeup is None and not self.ended
+
+    def end_at_exit(self, step: _Step) -> None:
+        """Run ``step`` (a last one) if this task is waiting for its next step; if it is
+        busy or over, finish ``step`` untouched (the exit cancels a busy step itself)."""
+        if self._started and not self.ended and not self._busy():
+            self._resume(step)
+        else:
+            step.finish()
+
+    def cancel_at_exit(self, step: _Step) -> None:
+        """Cancel ``step`` (another thread's call, still running at exit): it raises."""
+        if not step.finished and step.error is None:
+            step.error = RuntimeError(
+                f"the interpreter is exiting: this {self._runtime.name} call was cancelled"
+            )
+        self._cancel(step)
 
     def _cancel(self, step: _Step) -> None:
         if step.finished:
@@ -228,16 +257,19 @@ class _Task:
         finally:
             self._scope = None
             self.ended = True
+            self._runtime.held.pop(self, None)
             step.finish()
 
 
 class Runtime:
     """The event loop thread of one sync client: started on first use, stopped by close().
 
-    The loop is asyncio's, run by an anyio blocking portal in a daemon thread; the async
-    object is created on it (so that everything it holds belongs to that loop). Calls
-    reach it with ``call_soon_threadsafe`` and come back through a lock: one thread hop
-    each way, cheaper than ``BlockingPortal.call``.
+    The loop is asyncio's, run by ``anyio.run`` in a daemon thread of our own (a thread
+    that blocks nothing at exit: a client never closed is closed by the exit hook of
+    :mod:`._exit`, and a loop that hangs even then is left to the interpreter); the
+    async object is created on it (so that everything it holds belongs to that loop).
+    Calls reach it with ``call_soon_threadsafe`` and come back through a lock: one thread
+    hop each way.
     """
 
     def __init__(
@@ -250,14 +282,17 @@ class Runtime:
         self._factory = factory
         self._aclose = aclose
         self._lock = threading.Lock()
-        self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
-        self._portal: BlockingPortal | None = None
+        self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Future[None] | None = None
         self.thread_id: int | None = None
         self.target: Any = None
         self.closed = False
         self.tasks: set[asyncio.Task[None]] = set()
-        self.pending: set[_Step] = set()
+        #: The steps callers wait for, and the task running each.
+        self.pending: dict[_Step, _Task] = {}
+        #: The tasks holding an open iterator or context manager: what ends it at exit.
+        self.held: dict[_Task, _Held] = {}
 
     def closed_error(self) -> RuntimeError:
         return RuntimeError(f"this {self.name} is closed")
@@ -280,19 +315,43 @@ class Runtime:
         return self._factory()
 
     def _start(self) -> None:
-        cm = start_blocking_portal("asyncio")
-        portal = cm.__enter__()
-        self._portal_cm, self._portal = cm, portal
-        self._loop, self.thread_id = portal.call(_adopt_loop_thread, f"{self.name}-loop")
+        started = threading.Event()
+        thread = threading.Thread(
+            target=self._serve, args=(started,), name=f"{self.name}-loop", daemon=True
+        )
+        thread.start()
+        started.wait()
+        if self._loop is None:
+            thread.join()
+            raise RuntimeError(f"the event loop thread of this {self.name} did not start")
+        self._thread = thread
+        _exit.watch(self)
 
-    def _stop(self) -> None:
-        cm, self._portal_cm, self._portal = self._portal_cm, None, None
-        if cm is not None:
-            # Stops the portal; the loop then cancels whatever still runs on it (each
-            # waiting caller gets an error) and the thread ends.
-            cm.__exit__(None, None, None)
-        self._loop = None
+    def _serve(self, started: threading.Event) -> None:
+        try:
+            anyio.run(self._serve_until_stopped, started, backend="asyncio")
+        finally:
+            started.set()  # (if the loop never started: _start then says so)
+
+    async def _serve_until_stopped(self, started: threading.Event) -> None:
+        loop = asyncio.get_running_loop()
+        self._stopping = loop.create_future()
+        self._loop, self.thread_id = loop, threading.get_ident()
+        started.set()
+        await self._stopping
+        # On return the loop cancels whatever still runs on it (each waiting caller
+        # gets an error), closes the async generators left open, and the thread ends.
+
+    def _stop(self, timeout: float | None = None) -> None:
+        loop, stopping, thread = self._loop, self._stopping, self._thread
+        if loop is not None and stopping is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed already
+                loop.call_soon_threadsafe(_set_once, stopping)
+        if thread is not None:
+            thread.join(timeout)
+        self._loop = self._stopping = self._thread = None
         self.thread_id = None
+        _exit.forget(self)
         for step in list(self.pending):
             if not step.finished:
                 step.error = self.closed_error()
@@ -330,6 +389,26 @@ class Runtime:
                 self.target = None
                 self._stop()
 
+    def close_within(self, seconds: float) -> None:
+        """close(), giving up after about ``seconds`` (at exit, where nothing may hang):
+        the HTTP client's close and the loop's end are each waited for that long."""
+        if not self._lock.acquire(timeout=seconds):
+            return  # another thread is opening or closing this client: leave it be
+        try:
+            if self.closed:
+                return
+            target, aclose = self.target, self._aclose
+            if target is not None and aclose is not None and self._loop is not None:
+                step = _Step(lambda: aclose(target), last=True, end_on_error=False)
+                with contextlib.suppress(RuntimeError):
+                    self.submit(_Task(self)._resume, step)
+                    step.done.acquire(timeout=seconds)
+            self.closed = True
+            self.target = None
+            self._stop(seconds)
+        finally:
+            self._lock.release()
+
     def abandon(self) -> None:
         # The client was garbage-collected unclosed, in whatever thread (even the loop's
         # own): close it from a helper thread, which may wait where this one may not.
@@ -337,9 +416,18 @@ class Runtime:
             threading.Thread(target=self.close, name=f"{self.name}-closer", daemon=True).start()
 
 
-def _adopt_loop_thread(name: str) -> tuple[asyncio.AbstractEventLoop, int]:
-    threading.current_thread().name = name
-    return asyncio.get_running_loop(), threading.get_ident()
+@attrs.frozen
+class _Held:
+    """An open iterator or context manager: how to end it at exit, and what to say first."""
+
+    end: Callable[[], Awaitable[object]]
+    #: The object a WARNING names before ending it (None: ended without a word).
+    value: object = None
+
+
+def _set_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class Twin(Generic[_A]):
@@ -530,6 +618,7 @@ def _drive(twin: Twin[_A], make: Callable[[_A], AsyncIterator[_R]]) -> Generator
     async def first() -> _R:
         nonlocal iterator
         iterator = make(target)
+        twin._runtime.held[task] = _Held(_closer(iterator))
         return await iterator.__anext__()
 
     step: Callable[[], Awaitable[_R]] = first
@@ -556,6 +645,11 @@ def _closer(iterator: object) -> Callable[[], Awaitable[None]]:
     return aclose
 
 
+def _exiting() -> SystemExit:
+    """What ends a block still open at interpreter exit, as ``sys.exit()`` would."""
+    return SystemExit("the interpreter is exiting")
+
+
 class _Context(AbstractContextManager[_W]):
     """A context manager whose async twin is entered and exited in one task on the loop."""
 
@@ -573,9 +667,13 @@ class _Context(AbstractContextManager[_W]):
         self._entered = False
 
     async def _aenter(self) -> Any:
-        self._cm = self._make()
-        value = await self._cm.__aenter__()
+        cm = self._cm = self._make()
+        value = await cm.__aenter__()
         self._entered = True
+        assert self._task is not None
+        self._twin._runtime.held[self._task] = _Held(
+            lambda: cm.__aexit__(SystemExit, _exiting(), None), value
+        )
         return value
 
     def __enter__(self) -> _W:

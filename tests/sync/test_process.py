@@ -1,4 +1,4 @@
-"""What only a whole process shows: exit without close(), and Ctrl-C in a blocking call.
+"""What only a whole process shows: Ctrl-C in a blocking call (exit: test_exit.py).
 
 Each test runs a small script in a fresh interpreter; the Ctrl-C is a real SIGINT sent to
 the main thread (from the event loop, the moment the request it must interrupt arrives,
@@ -34,41 +34,14 @@ def ctrl_c():
 """
 
 
-def run_script(body: str, *, quiet: bool = False) -> Any:
-    """Run PRELUDE + body in a fresh interpreter; return the JSON on its last line.
-
-    ``quiet``: the interpreter must also print nothing to stderr (no "Exception ignored").
-    """
+def run_script(body: str) -> Any:
+    """Run PRELUDE + body in a fresh interpreter; return the JSON on its last line."""
     script = PRELUDE + textwrap.dedent(body)
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
     )
     assert 0 == done.returncode, done.stderr
-    if quiet:
-        assert "" == done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def test_forgetting_to_close_does_not_hang_interpreter_exit() -> None:
-    """An unclosed client, a suspended iterator and an open session: the process exits."""
-    result = run_script(
-        """
-        emulator = PlatfoneEmulator(rate_limits=None)
-        client = Platfone(
-            emulator.api_key, base_url=emulator.base_url,
-            http_client=emulator.http_client(), rate_limits=None,
-        )
-        client.create_activation("telegram", "uk")
-        client.create_activation("telegram", "uk")
-        history = client.iter_activation_history(limit=1)
-        next(history)
-        session = client.activation("telegram", "uk")
-        session.__enter__()
-        print(json.dumps(client.get_balance().reserved > 0))
-        """,
-        quiet=True,
-    )
-    assert result is True
 
 
 def test_ctrl_c_cancels_the_call_on_the_loop_before_returning() -> None:
