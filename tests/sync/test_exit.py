@@ -333,6 +333,39 @@ def test_a_session_not_cancelable_yet_is_left_and_said_at_once(
     assert any(phone in line and f"expire at {expires}" in line for line in said), said
 
 
+def test_ctrl_c_at_exit_leaves_at_once(served: Served, control: httpx.Client) -> None:
+    """Ctrl-C while the exit waits for a session to settle cuts it short at once, and the
+    WARNING still says what was left."""
+    _set_offer(control, "whatsapp", cancel_after=600)
+    ended = run(
+        served,
+        """
+        import logging, signal
+
+        class CtrlC(logging.StreamHandler):
+            # Ctrl-C as soon as the session, settling at exit, says it waits to cancel.
+            def emit(self, record):
+                super().emit(record)
+                if threading.current_thread() is not threading.main_thread():
+                    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+        logging.getLogger("platfone_async").addHandler(CtrlC())
+        client = Platfone(API_KEY, base_url=BASE_URL)
+        session = client.activation("whatsapp", "uk").__enter__()
+        print(json.dumps([session.activation.activation_id, session.activation.phone]))
+        end()
+        """,
+    )
+    assert 0 == ended.returncode, ended.stderr
+    assert ended.exit_seconds < _exit.LEAVE_SECONDS
+    activation_id, phone = ended.json()
+    assert "active" == _get(control, "activation", activation_id=activation_id)["activation_status"]
+    assert any(phone in line and "expire at" in line for line in ended.stderr.splitlines()), (
+        ended.stderr
+    )
+    assert "Traceback" not in ended.stderr
+
+
 def test_a_thread_still_running_keeps_its_client(served: Served, control: httpx.Client) -> None:
     """A non-daemon thread that uses the client after the main thread has ended (waiting
     for it): its calls still work, and the process then exits."""
