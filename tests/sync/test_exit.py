@@ -73,9 +73,10 @@ def _interpreters() -> list[Any]:
     root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
     for minor in range(10, 14):
         version = f"3.{minor}"
+        # pyenv's own builds first: its shims on PATH answer only for the selected ones.
         candidates = [
-            f"python{version}",
             *sorted(glob.glob(f"{root}/versions/{version}.*/bin/python")),
+            f"python{version}",
         ]
         for python in candidates:
             if version in found:
