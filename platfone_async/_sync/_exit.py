@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 import weakref
@@ -54,6 +55,16 @@ _callers: weakref.WeakSet[threading.Thread] = weakref.WeakSet()  # non-daemon, n
 _hook_lock = threading.Lock()
 _hooked = False
 _interrupted = threading.Event()  # Ctrl-C in the main thread while a closer thread works
+
+
+def _forget_all() -> None:
+    # In a forked child: the loops' threads were not copied, and there is nothing to close.
+    _runtimes.clear()
+    _callers.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_all)
 
 
 def watch(runtime: Runtime) -> None:

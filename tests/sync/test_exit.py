@@ -367,6 +367,31 @@ def test_ctrl_c_at_exit_leaves_at_once(served: Served, control: httpx.Client) ->
     assert "Traceback" not in ended.stderr
 
 
+def test_a_forked_child_exits_at_once(served: Served, control: httpx.Client) -> None:
+    """A child forked from a process whose client (and an iterator) is open has no loop
+    to close: its exit does not wait for one, and the parent's client still works."""
+    ended = run(
+        served,
+        """
+        import os
+
+        client = Platfone(API_KEY, base_url=BASE_URL)
+        client.create_activation("telegram", "uk")
+        history = client.iter_activation_history()
+        next(history)
+        child = os.fork()
+        if child == 0:
+            end()
+        else:
+            os.waitpid(child, 0)
+            print(json.dumps(client.get_balance().reserved))
+        """,
+    )
+    assert 0 == ended.returncode, ended.stderr
+    assert 0 < ended.json()
+    assert ended.exit_seconds < EXIT_SECONDS
+
+
 def test_a_thread_still_running_keeps_its_client(served: Served, control: httpx.Client) -> None:
     """A non-daemon thread that uses the client after the main thread has ended (waiting
     for it): its calls still work, and the process then exits."""
