@@ -24,6 +24,7 @@ reach them through.
 from __future__ import annotations
 
 import atexit
+import concurrent.futures.thread  # noqa: F401 - see below
 import logging
 import os
 import threading
@@ -49,6 +50,9 @@ CUT_SHORT_SECONDS = 2.0
 CLOSE_SECONDS = 5.0
 _POLL_SECONDS = 0.005
 
+# concurrent.futures shuts asyncio's default executor (getaddrinfo runs there) down from a
+# hook of its own: imported above, that hook is registered before ours and so runs after
+# it (they run in reverse order), once the clients' blocks are left.
 _MAIN = threading.main_thread()
 _runtimes: set[Runtime] = set()  # started and not stopped
 _callers: weakref.WeakSet[threading.Thread] = weakref.WeakSet()  # non-daemon, not main
@@ -90,11 +94,6 @@ def _install_hook() -> None:
     with _hook_lock:
         if _hooked:
             return
-        # concurrent.futures shuts asyncio's default executor (getaddrinfo runs there)
-        # down from a hook of its own; imported now, that hook is registered before ours
-        # and so runs after it (they run in reverse order).
-        import concurrent.futures.thread  # noqa: F401
-
         try:
             cast(Any, threading)._register_atexit(_at_exit)
         except RuntimeError:  # the interpreter is shutting down already
@@ -152,7 +151,7 @@ def _leave_everything(runtimes: Iterable[Runtime]) -> None:
         for task, held in list(runtime.held.items()):
             if held.value is not None:
                 logger.warning("interpreter exit: leaving %r", held.value)
-            step = _new_step(held.end)
+            step = held.step()
             _submit(runtime, task.end_at_exit, step)
             running.append((task, step))
         for step, task in list(runtime.pending.items()):
@@ -170,12 +169,6 @@ def _leave_everything(runtimes: Iterable[Runtime]) -> None:
             _submit(task._runtime, task._cut_short, step)
     if not _wait(running, CUT_SHORT_SECONDS):
         logger.warning("stopped waiting at exit for %d block(s) to be left", _count(running))
-
-
-def _new_step(end: Any) -> _Step:
-    from ._runtime import _Step
-
-    return _Step(end, last=True, end_on_error=False)
 
 
 def _submit(runtime: Runtime, callback: Any, step: _Step) -> None:

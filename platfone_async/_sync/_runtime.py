@@ -424,6 +424,10 @@ class _Held:
     #: The object a WARNING names before ending it (None: ended without a word).
     value: object = None
 
+    def step(self) -> _Step:
+        """The step that ends it (run by :meth:`_Task.end_at_exit`)."""
+        return _Step(self.end, last=True, end_on_error=False)
+
 
 def _set_once(future: asyncio.Future[None]) -> None:
     if not future.done():
