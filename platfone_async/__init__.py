@@ -51,9 +51,10 @@ from ._ratelimit import (
     SlotsState,
     SuccessRateState,
 )
+from ._recover import OpenActivation
 from ._retry import RetryPolicy
 from ._session import ActivationSession
-from ._settle import SessionOutcome
+from ._settle import SessionOutcome, Settled
 from ._version import __version__
 
 __all__ = [
@@ -89,6 +90,7 @@ __all__ = [
     "NotFoundError",
     "OrderOutcomeUnknownError",
     "Offer",
+    "OpenActivation",
     "Page",
     "PermissionDeniedError",
     "Platfone",
@@ -114,6 +116,7 @@ __all__ = [
     "ServicePrice",
     "ServicePrices",
     "SessionOutcome",
+    "Settled",
     "SlotsState",
     "SmsStatus",
     "SuccessRateGuardError",

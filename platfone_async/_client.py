@@ -39,8 +39,10 @@ from ._ratelimit import (
     RateLimitBackend,
     get_key_limits,
 )
+from ._recover import OpenActivation, OrphanWatcher, open_activations, recover
 from ._retry import RetryPolicy, client_policy
 from ._session import ActivationSession, open_session
+from ._settle import Settled
 from ._validate import Evidence
 
 if TYPE_CHECKING:
@@ -48,6 +50,8 @@ if TYPE_CHECKING:
     from ._models._catalog import Country, CountryPrices, PriceInfo, Service, ServicePrices
     from ._models._reports import Report, ReportReason, ReportResult
     from ._offers import Offer
+    from anyio.abc import TaskGroup
+
     from .webhooks._push import PushHub
 
 __all__ = ["NOT_GIVEN", "PRODUCTION_URL", "SANDBOX_URL", "AsyncPlatfone", "NotGiven"]
@@ -58,6 +62,8 @@ PRODUCTION_URL = "https://temp-number-api.com/api/v1"
 SANDBOX_URL = "https://temp-number-api.com/test/api/v1"
 
 _SYSTEM_CLOCK = SystemClock()
+#: How often ``recover_orphans`` looks at the journal for lapsed owners' numbers.
+_ORPHANS_EVERY = 5.0
 
 
 class NotGiven:
@@ -178,8 +184,15 @@ class AsyncPlatfone:
             :class:`APITimeoutError`. None: from ``timeout``; ``math.inf``: no bound.
         on_late_sms: Called with the :class:`Activation` of every code that arrived after
             its holder stopped waiting - found while an ``activation()`` block settles the
-            number. A plain function, called on the event loop: keep it short. A WARNING
-            names the number and the code either way.
+            number or ``recover()`` settles a number a process that died left. A plain
+            function, called on the event loop: keep it short. A WARNING names the number
+            and the code either way.
+        recover_orphans: Take over, in the background, the numbers a process that died
+            left in the journal of a shared ``limits_backend``, as soon as its lease
+            lapses (~30 s), and settle them as :meth:`recover` does - so a dead worker's
+            slots come back in minutes, not at expiry; two clients never take the same
+            number. Runs while the client is used as ``async with`` (or the sync
+            :class:`Platfone` is open).
 
     Use it as ``async with AsyncPlatfone() as client:``, or call ``await client.aclose()``.
 
@@ -241,6 +254,7 @@ class AsyncPlatfone:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         request_deadline: float | None = None,
         on_late_sms: Callable[[Activation], object] | None = None,
+        recover_orphans: bool = False,
     ) -> None:
         key = self._resolve_api_key(api_key)
         policy = client_policy(max_retries, rate_limit_wait, retry_policy)
@@ -310,6 +324,8 @@ class AsyncPlatfone:
         self._shared = _Shared()
         #: Called with each code that arrived after its holder stopped waiting.
         self._on_late_sms = on_late_sms
+        self._recover_orphans = bool(recover_orphans)
+        self._background: TaskGroup | None = None  # the orphan watcher's, while entered
 
     def __repr__(self) -> str:
         return f"<AsyncPlatfone base_url={self.base_url!r}>"
@@ -376,9 +392,15 @@ class AsyncPlatfone:
         copy._http = self._http.with_options(timeout=timeout, retry=policy)
         copy._orders = self._orders.with_pipeline(copy._http)
         copy._owned_backend = None  # the original closes what it owns
+        copy._recover_orphans, copy._background = False, None  # the original's watcher
         return copy
 
     async def __aenter__(self) -> AsyncPlatfone:
+        if self._recover_orphans and self._background is None:
+            group = anyio.create_task_group()
+            await group.__aenter__()
+            group.start_soon(OrphanWatcher(self, _ORPHANS_EVERY).run)
+            self._background = group
         return self
 
     async def __aexit__(
@@ -387,7 +409,13 @@ class AsyncPlatfone:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        group, self._background = self._background, None
+        try:
+            if group is not None:  # numbers being settled stay journaled, said so
+                group.cancel_scope.cancel()
+                await group.__aexit__(None, None, None)
+        finally:
+            await self.aclose()
 
     async def aclose(self) -> None:
         """Close the HTTP client this object created (an injected one stays open).
@@ -440,6 +468,66 @@ class AsyncPlatfone:
             >>> await client.unblock_account()
         """
         await self._http.limits.unblock_account()
+
+    async def open_activations(self) -> list[OpenActivation]:
+        """The numbers this key's journal holds: opened through the SDK, not settled yet.
+
+        Every number an order opens is journaled in the ``limits_backend``'s store with
+        the process holding it, updated from each state a client reads and removed once
+        one sees it end. With :class:`SQLiteBackend` or :class:`RedisBackend` the journal
+        outlives a process: a number whose holder's lease lapsed (``alive`` False, about
+        30 s after its process died) is left for ``recover()`` to settle. In memory (the
+        default) it holds this process's numbers only. No request is sent.
+
+        Returns:
+            One :class:`OpenActivation` per number (``activation``: its latest state;
+            ``owner``, ``alive``, ``mine``), soonest ``expire_at`` first.
+
+        Raises:
+            RateLimitBackendError: The ``limits_backend`` did not answer.
+
+        Examples:
+            >>> lapsed = [o for o in await client.open_activations() if not o.alive]
+        """
+        return await open_activations(self)
+
+    async def recover(self, *, interval: float = 10.0) -> list[Settled]:
+        """Take over and settle the numbers a process that died left open.
+
+        Every number in this key's journal (see :meth:`open_activations`) whose
+        holder's lease lapsed is claimed - a live holder's numbers are never touched,
+        and two processes recovering at once never take the same number - and settled
+        as an ``activation()`` block settles its number: finalized when its SMS came
+        and was billed, cancelled once ``cancelable_after`` allows, otherwise left to
+        expire; while it waits it keeps watching, so a code that comes meanwhile is
+        finalized and delivered (in the result, a WARNING and ``on_late_sms``). It
+        never orders. A WARNING sums up what it did, with how many SMS-less numbers it
+        cancelled (they count against the 24 h success rate, as they would have
+        anyway). Cancelling it (Ctrl-C) stops at once: what it had not settled stays
+        journaled, and it says so.
+
+        Needs a shared ``limits_backend`` (:class:`SQLiteBackend`,
+        :class:`RedisBackend`) to find another process's numbers; in memory it finds
+        none. A number it cannot settle (a non-transient error) stays journaled, said
+        in a WARNING.
+
+        Args:
+            interval: Seconds between polls while it waits (10, as the API asks).
+
+        Returns:
+            One record per number settled, in the journal's order: ``.activation`` (the
+            latest state; ``.sms_code`` holds a code that came) and ``.outcome`` (a
+            :class:`SessionOutcome`).
+
+        Raises:
+            RateLimitBackendError: The ``limits_backend`` did not answer.
+
+        Examples:
+            >>> for settled in await client.recover():
+            ...     print(settled.activation.phone, settled.outcome, settled.activation.sms_code)
+        """
+        _watch.check_interval(interval)
+        return await recover(self, interval=interval)
 
     # -- activations --------------------------------------------------------------------
 
@@ -648,8 +736,7 @@ class AsyncPlatfone:
             "get_activation_history", "GET", "/activation/history", params=params, idempotent=True
         )
         page_ = self._http.decode_page(reply, Activation, "activations")
-        for activation in page_.items:
-            await self._orders.observe(activation)
+        await self._orders.observe_all(page_.items)
         return page_
 
     async def iter_activation_history(self, *, limit: int = 50) -> AsyncIterator[Activation]:

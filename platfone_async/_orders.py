@@ -26,7 +26,7 @@ import copy as _copy
 import datetime as dt
 import enum
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 import anyio
@@ -75,6 +75,8 @@ _UNKNOWN_ORDER_HOLD = 30 * 60.0
 _UPSTREAM_TIMEOUT = frozenset({504, 524})
 
 _NO_SMS_YET = frozenset({SmsStatus.SMS_REQUESTED})
+#: How many numbers' last journaled states are remembered (then forgotten at once).
+_JOURNALED_MEMORY = 10_000
 _PAID = frozenset({BillingStatus.BILLED, BillingStatus.REFUNDED})
 
 
@@ -96,6 +98,9 @@ class Orders:
         self._success_rate_guard: SuccessRateGuard = success_rate_guard
         self._success_rate_floor = success_rate_floor
         self._book: OrderBook | None = None
+        # The state last journaled of each number (shared with the with_options copies):
+        # a watch's polls that show nothing new cost the store nothing.
+        self._journaled: dict[str, Activation | None] = {}
 
     @property
     def book(self) -> OrderBook:
@@ -112,14 +117,44 @@ class Orders:
         return copy
 
     async def observe(self, activation: Activation) -> Activation:
-        """Learn from any activation state seen: free its slot if it ended, count its SMS."""
+        """Learn from any activation state seen: free its slot if it ended, count its SMS,
+        and keep the journal true (a new state written, an ended number out)."""
+        await self._observe_one(activation)
+        await self._journal_states((activation,))
+        return activation
+
+    async def observe_all(self, activations: Sequence[Activation]) -> None:
+        """:meth:`observe` for a page of states (one journal write for all)."""
+        for activation in activations:
+            await self._observe_one(activation)
+        await self._journal_states(activations)
+
+    async def _observe_one(self, activation: Activation) -> None:
         await self._http.limits.observe(
             activation.activation_id,
             ended=not activation.is_active,
             expire_at=activation.expire_at,
             sms=activation.sms_status not in _NO_SMS_YET or activation.billing_status in _PAID,
         )
-        return activation
+
+    async def _journal_states(self, activations: Iterable[Activation]) -> None:
+        journaled = self._journaled
+        records: dict[str, tuple[str, float]] = {}
+        ended: list[str] = []
+        for state in activations:
+            aid = state.activation_id
+            if aid in journaled and journaled[aid] == (state if state.is_active else None):
+                continue  # nothing new since it was last written
+            if len(journaled) >= _JOURNALED_MEMORY:
+                journaled.clear()
+            if state.is_active:
+                journaled[aid] = state
+                records[aid] = (state.to_json(), state.expire_at.timestamp())
+            else:
+                journaled[aid] = None
+                ended.append(aid)
+        if records or ended:
+            await self._http.limits.journal_seen(records, ended)
 
     # -- ordering ---------------------------------------------------------------------------
 
@@ -211,6 +246,10 @@ class Orders:
                     "process on this key had already handed it out by reconciliation",
                     activation.activation_id,
                 )
+            self._journaled[activation.activation_id] = activation
+            await limits.journal_opened(
+                activation.activation_id, activation.to_json(), activation.expire_at.timestamp()
+            )
             await limits.record_order(activation.activation_id)
             await self.observe(activation)
         return activation
@@ -381,6 +420,8 @@ class Orders:
         else:
             self._check_action_body(endpoint, aid, response)
         await self._http.limits.observe(aid, ended=True)
+        self._journaled[aid] = None
+        await self._http.limits.journal_seen({}, [aid])
 
     def _check_action_body(self, endpoint: str, aid: str, response: httpx.Response) -> None:
         if response.content.strip():

@@ -388,4 +388,4 @@ def local_time(timestamp: float) -> str:
     return dt.datetime.fromtimestamp(timestamp).strftime("%H:%M:%S")
 
 
-publish(SessionOutcome)  # loaded on first use: label it here
+publish(SessionOutcome, Settled)  # loaded on first use: label them here

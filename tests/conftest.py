@@ -10,6 +10,7 @@ gives an emulator on real time (for the sync facade, whose loop runs in a thread
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,18 @@ def pytest_configure(config: pytest.Config) -> None:
         "emulator(**options): how the `emulator` fixture is built - PlatfoneEmulator "
         "options, and offers={(service_id, country_id): [Offer, ...]}",
     )
+
+
+@pytest.fixture(autouse=True)
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``$XDG_STATE_HOME`` in the test's own directory, never the user's: the ``platfone``
+    command journals there by default (subprocesses inherit it); no shared store is
+    picked from the environment."""
+    home = tmp_path / "state-home"
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    monkeypatch.delenv("PLATFONE_STATE_URL", raising=False)
+    monkeypatch.delenv("PLATFONE_REDIS_URL", raising=False)
+    return home
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -27,7 +27,7 @@ from ._state import (
     SuccessRateCheck,
     SuccessRateState,
 )
-from ._store import KeyStore, RateLimit, RateLimitBackend
+from ._store import JournalEntry, KeyStore, RateLimit, RateLimitBackend
 from ._success import GuardMode, SuccessRateTracker
 from ._wait import ErrorSource, for_held_number
 from ._window import SlidingWindowLimiter
@@ -39,6 +39,7 @@ __all__ = [
     "ErrorSource",
     "GuardMode",
     "InMemoryBackend",
+    "JournalEntry",
     "KeyLimits",
     "KeyLimitsState",
     "KeyStore",

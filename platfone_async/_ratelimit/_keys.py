@@ -15,7 +15,7 @@ import hashlib
 import math
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from types import TracebackType
@@ -28,7 +28,7 @@ from .._errors import RateLimitBackendError
 from ._memory import InMemoryBackend, blocked_error
 from ._slots import Slot, unix
 from ._state import KeyLimitsState, SuccessRateCheck, SuccessRateState
-from ._store import KeyStore, RateLimit, RateLimitBackend, Take
+from ._store import JournalEntry, KeyStore, RateLimit, RateLimitBackend, Take
 from ._success import GuardMode, apply_guard, check_counts
 from ._wait import ErrorSource, Gate, logger, make_error
 from ._window import WindowLimiter
@@ -377,6 +377,33 @@ class KeyLimits:
             ),
             account_blocked_for=max(0.0, blocked_for),
         )
+
+    # -- the journal of open numbers ----------------------------------------------------
+
+    async def journal_opened(self, activation_id: str, record: str, expire_at: float) -> None:
+        """Journal a number an order of this process opened (``record``: its state as the
+        API's JSON). The number is open by then: a store failure only logs a WARNING."""
+        await self._quietly(
+            "journaling a number", self.store.journal_put(activation_id, record, expire_at)
+        )
+
+    async def journal_seen(
+        self, records: Mapping[str, tuple[str, float]], ended: Sequence[str]
+    ) -> None:
+        """States seen of numbers that may be journaled: ``records`` of active ones
+        (``record``, ``expire_at``), the ids of ``ended`` ones (out of the journal)."""
+        if records:
+            await self._quietly("journaling a state", self.store.journal_update(records))
+        if ended:
+            await self._quietly("closing a journaled number", self.store.journal_remove(ended))
+
+    async def journal(self) -> list[JournalEntry]:
+        """The key's journal. Raises :class:`RateLimitBackendError` when the store fails."""
+        return await self.store.journal_list()
+
+    async def journal_take(self, activation_ids: Sequence[str]) -> list[bool]:
+        """Take over journaled numbers of lapsed owners (True: now this process's)."""
+        return await self.store.journal_take(activation_ids)
 
     # -- internals ----------------------------------------------------------------------
 

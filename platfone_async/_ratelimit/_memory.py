@@ -37,7 +37,7 @@ import attrs
 from .._clock import Clock
 from .._errors import AccountBlockedError
 from ._state import LimiterState, SlotsState
-from ._store import RateLimit, StoreSnapshot, Take
+from ._store import JOURNAL_KEEP, JournalEntry, RateLimit, StoreSnapshot, Take
 from ._success import SuccessRateTracker
 
 __all__ = [
@@ -322,6 +322,7 @@ class MemoryStore:
         self._account: tuple[str, float] | None = None
         self._claims: dict[str, float] = {}
         self._flights: dict[str, str] = {}
+        self._journal: dict[str, tuple[str, float]] = {}  # id -> (record, expire_at)
         self._lock = threading.Lock()
 
     @property
@@ -449,6 +450,33 @@ class MemoryStore:
 
     async def aclose(self) -> None:
         return None
+
+    # -- the journal: this process's own numbers (nothing outlives the process) --
+
+    async def journal_put(self, activation_id: str, record: str, expire_at: float) -> None:
+        with self._lock:
+            self._journal[activation_id] = (record, expire_at)
+
+    async def journal_update(self, records: Mapping[str, tuple[str, float]]) -> None:
+        with self._lock:
+            for activation_id, entry in records.items():
+                if activation_id in self._journal:
+                    self._journal[activation_id] = entry
+
+    async def journal_remove(self, activation_ids: Sequence[str]) -> None:
+        with self._lock:
+            for activation_id in activation_ids:
+                self._journal.pop(activation_id, None)
+
+    async def journal_list(self) -> list[JournalEntry]:
+        cutoff = self._clock.time() - JOURNAL_KEEP
+        with self._lock:
+            self._journal = {a: e for a, e in self._journal.items() if e[1] > cutoff}
+            return [JournalEntry(a, e[0], self._owner, True) for a, e in self._journal.items()]
+
+    async def journal_take(self, activation_ids: Sequence[str]) -> list[bool]:
+        with self._lock:  # every entry is this owner's, and it lives
+            return [activation_id in self._journal for activation_id in activation_ids]
 
 
 @attrs.frozen(kw_only=True)

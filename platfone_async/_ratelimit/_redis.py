@@ -42,7 +42,7 @@ from . import _scripts
 from ._lease import Heartbeat
 from ._memory import MemoryStore, blocked_error, default_margin
 from ._state import LimiterState, SlotsState
-from ._store import RateLimit, StoreSnapshot, Take
+from ._store import JOURNAL_KEEP, JournalEntry, RateLimit, StoreSnapshot, Take
 from ._wait import logger, serving_held_number
 
 __all__ = ["OnBackendError", "RedisBackend", "RedisStore"]
@@ -332,6 +332,7 @@ class RedisStore:
         self._flights_keys = [self._key("flights"), self._key("owners")]
         self._heartbeat = Heartbeat(self._beat, backend.lease / 6)
         self._epoch_keys = [self._key("epoch"), self._key("restarted")]
+        self._journal_keys = [self._key("journal", part) for part in ("records", "owner", "expiry")]
         self._epoch = ""  # the epoch this process last saw ("" before its first look)
         self._lock = threading.Lock()
         self._owed: list[tuple[str, list[str], list[object]]] = []  # writes Redis missed
@@ -756,3 +757,50 @@ class RedisStore:
     async def aclose(self) -> None:
         """Stop renewing this owner's lease (the connections are the backend's)."""
         self._heartbeat.stop()
+
+    # -- the journal of open numbers --
+
+    async def journal_put(self, activation_id: str, record: str, expire_at: float) -> None:
+        args: list[object] = [
+            activation_id,
+            record,
+            repr(expire_at),
+            self._owner,
+            repr(self.backend.lease),
+            _ms(JOURNAL_KEEP + 7200.0),
+            _ms(self.known_for + 60),
+        ]
+        keys = [*self._journal_keys, self._flights_keys[1]]
+        await self._run(_scripts.JOURNAL_PUT, keys, args)
+        self._heartbeat.start()
+
+    async def journal_update(self, records: Mapping[str, tuple[str, float]]) -> None:
+        args: list[object] = []
+        for activation_id, (record, expire_at) in records.items():
+            args += [activation_id, record, repr(expire_at)]
+        if args:
+            keys = [self._journal_keys[0], self._journal_keys[2]]
+            await self._run(_scripts.JOURNAL_UPDATE, keys, args)
+
+    async def journal_remove(self, activation_ids: Sequence[str]) -> None:
+        if activation_ids:
+            await self._run(_scripts.JOURNAL_REMOVE, self._journal_keys, list(activation_ids))
+
+    async def journal_list(self) -> list[JournalEntry]:
+        keys = [*self._journal_keys, self._flights_keys[1]]
+        reply = await self._run(_scripts.JOURNAL_LIST, keys, [repr(JOURNAL_KEEP)])
+        entries = []
+        for i in range(0, len(reply), 4):
+            activation_id, record, owner = map(_text, reply[i : i + 3])
+            alive = owner == self._owner or bool(int(reply[i + 3]))
+            entries.append(JournalEntry(activation_id, record, owner, alive))
+        return entries
+
+    async def journal_take(self, activation_ids: Sequence[str]) -> list[bool]:
+        if not activation_ids:
+            return []
+        keys = [self._journal_keys[0], self._journal_keys[1], self._flights_keys[1]]
+        args = [self._owner, repr(self.backend.lease), _ms(self.known_for + 60)]
+        reply = await self._run(_scripts.JOURNAL_TAKE, keys, [*args, *activation_ids])
+        self._heartbeat.start()
+        return [bool(int(x)) for x in reply]

@@ -23,6 +23,11 @@ __all__ = [
     "FLIGHT_LIST",
     "FLIGHT_ORPHANS",
     "HEARTBEAT",
+    "JOURNAL_LIST",
+    "JOURNAL_PUT",
+    "JOURNAL_REMOVE",
+    "JOURNAL_TAKE",
+    "JOURNAL_UPDATE",
     "KNOWN_CLAIM",
     "KNOWN_FILTER",
     "LEAVE_QUEUE",
@@ -471,6 +476,106 @@ for i = 0, n - 1 do
   out[#out + 1] = redis.call('GET', block) or ''
   local soonest = redis.call('ZRANGE', tokens, 0, 0, 'WITHSCORES')
   out[#out + 1] = soonest[2] or ''
+end
+return out
+"""
+)
+
+
+# -- the journal of open numbers: records (id -> the activation's JSON), owners (id ->
+# owner), expiries (id scored by expire_at), and the owners' leases --
+
+#: Journal a number of ``owner`` and renew its lease.
+#: KEYS: records, owners of, expiries, owners.
+#: ARGV: id, record, expire_at, owner, lease, ttl_ms, owners_ttl_ms.
+JOURNAL_PUT = (
+    _NOW
+    + """
+local records, owner_of, expiries, owners = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id, owner, ttl = ARGV[1], ARGV[4], tonumber(ARGV[6])
+redis.call('ZADD', owners, now + tonumber(ARGV[5]), owner)
+redis.call('PEXPIRE', owners, tonumber(ARGV[7]))
+redis.call('HSET', records, id, ARGV[2])
+redis.call('HSET', owner_of, id, owner)
+redis.call('ZADD', expiries, tonumber(ARGV[3]), id)
+for _, key in ipairs({records, owner_of, expiries}) do redis.call('PEXPIRE', key, ttl) end
+return 1
+"""
+)
+
+#: New states of journaled numbers (others are ignored). KEYS: records, expiries.
+#: ARGV: (id, record, expire_at) triples.
+JOURNAL_UPDATE = """
+for i = 1, #ARGV, 3 do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    redis.call('ZADD', KEYS[2], tonumber(ARGV[i + 2]), ARGV[i])
+  end
+end
+return 1
+"""
+
+#: Take settled numbers out. KEYS: records, owners of, expiries.  ARGV: ids...
+JOURNAL_REMOVE = """
+for _, id in ipairs(ARGV) do
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+end
+return 1
+"""
+
+#: Every journaled number (those ``keep`` seconds past their expiry dropped), soonest
+#: expiry first: {id, record, owner, 1 if the owner's lease runs else 0, ...}.
+#: KEYS: records, owners of, expiries, owners.  ARGV: keep.
+JOURNAL_LIST = (
+    _NOW
+    + _OWNERS
+    + """
+local records, owner_of, expiries, owners = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local cutoff = now - tonumber(ARGV[1])
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', expiries, '-inf', cutoff)) do
+  redis.call('HDEL', records, id)
+  redis.call('HDEL', owner_of, id)
+end
+redis.call('ZREMRANGEBYSCORE', expiries, '-inf', cutoff)
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', expiries, 0, -1)) do
+  local record = redis.call('HGET', records, id)
+  local owner = redis.call('HGET', owner_of, id) or ''
+  if record then
+    out[#out + 1] = id
+    out[#out + 1] = record
+    out[#out + 1] = owner
+    out[#out + 1] = live(owners, owner) and 1 or 0
+  end
+end
+return out
+"""
+)
+
+#: Take over journaled numbers whose owner's lease lapsed (or that are the caller's):
+#: 1 per id now the caller's, 0 per id gone or held by a live owner; renews the caller's
+#: lease. KEYS: records, owners of, owners.  ARGV: owner, lease, owners_ttl_ms, ids...
+JOURNAL_TAKE = (
+    _NOW
+    + _OWNERS
+    + """
+local records, owner_of, owners = KEYS[1], KEYS[2], KEYS[3]
+local owner = ARGV[1]
+redis.call('ZADD', owners, now + tonumber(ARGV[2]), owner)
+redis.call('PEXPIRE', owners, tonumber(ARGV[3]))
+local out = {}
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local holder = redis.call('HGET', owner_of, id)
+  if redis.call('HEXISTS', records, id) == 0 or (holder and holder ~= owner
+      and live(owners, holder)) then
+    out[#out + 1] = 0
+  else
+    redis.call('HSET', owner_of, id, owner)
+    out[#out + 1] = 1
+  end
 end
 return out
 """

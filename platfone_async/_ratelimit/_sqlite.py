@@ -34,7 +34,7 @@ from .._errors import RateLimitBackendError
 from ._lease import Heartbeat
 from ._memory import MemoryStore, blocked_error, default_margin
 from ._state import LimiterState, SlotsState
-from ._store import RateLimit, StoreSnapshot, Take
+from ._store import JOURNAL_KEEP, JournalEntry, RateLimit, StoreSnapshot, Take
 from ._wait import logger, serving_held_number
 
 __all__ = ["SQLiteBackend", "SQLiteStore"]
@@ -65,6 +65,9 @@ CREATE TABLE IF NOT EXISTS owners (
 CREATE TABLE IF NOT EXISTS flights (
     scope TEXT NOT NULL, flight TEXT NOT NULL, owner TEXT NOT NULL, offer TEXT NOT NULL,
     until REAL NOT NULL, PRIMARY KEY (scope, flight));
+CREATE TABLE IF NOT EXISTS journal (
+    scope TEXT NOT NULL, activation_id TEXT NOT NULL, owner TEXT NOT NULL, record TEXT NOT NULL,
+    expire REAL NOT NULL, PRIMARY KEY (scope, activation_id));
 """
 
 
@@ -651,3 +654,89 @@ class SQLiteStore:
     async def aclose(self) -> None:
         """Stop renewing this owner's lease."""
         self._heartbeat.stop()
+
+    # -- the journal of open numbers --
+
+    async def journal_put(self, activation_id: str, record: str, expire_at: float) -> None:
+        scope, now, owner = self._scope, self._clock.time(), self._owner
+
+        def work(db: sqlite3.Connection) -> None:
+            self._renew(db, now)
+            db.execute(
+                "INSERT OR REPLACE INTO journal (scope, activation_id, owner, record, expire) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (scope, activation_id, owner, record, expire_at),
+            )
+
+        await self.backend.run(work)
+        self._heartbeat.start()
+
+    async def journal_update(self, records: Mapping[str, tuple[str, float]]) -> None:
+        scope = self._scope
+        rows = [(record, expire, scope, aid) for aid, (record, expire) in records.items()]
+        if rows:
+            await self.backend.run(
+                lambda db: db.executemany(
+                    "UPDATE journal SET record = ?, expire = ? "
+                    "WHERE scope = ? AND activation_id = ?",
+                    rows,
+                )
+            )
+
+    async def journal_remove(self, activation_ids: Sequence[str]) -> None:
+        scope = self._scope
+        rows = [(scope, aid) for aid in activation_ids]
+        if rows:
+            await self.backend.run(
+                lambda db: db.executemany(
+                    "DELETE FROM journal WHERE scope = ? AND activation_id = ?", rows
+                )
+            )
+
+    async def journal_list(self) -> list[JournalEntry]:
+        scope, now, me = self._scope, self._clock.time(), self._owner
+
+        def work(db: sqlite3.Connection) -> list[JournalEntry]:
+            db.execute(
+                "DELETE FROM journal WHERE scope = ? AND expire <= ?", (scope, now - JOURNAL_KEEP)
+            )
+            rows = db.execute(
+                "SELECT j.activation_id, j.record, j.owner, COALESCE(o.until, 0) FROM journal j "
+                "LEFT JOIN owners o ON o.scope = j.scope AND o.owner = j.owner "
+                "WHERE j.scope = ? ORDER BY j.expire",
+                (scope,),
+            )
+            return [
+                JournalEntry(aid, record, owner, owner == me or until > now)
+                for aid, record, owner, until in rows
+            ]
+
+        return await self.backend.run(work)
+
+    async def journal_take(self, activation_ids: Sequence[str]) -> list[bool]:
+        scope, now, me = self._scope, self._clock.time(), self._owner
+        ids = list(activation_ids)
+
+        def work(db: sqlite3.Connection) -> list[bool]:
+            self._renew(db, now)
+            taken = []
+            for aid in ids:
+                row = db.execute(
+                    "SELECT j.owner, COALESCE(o.until, 0) FROM journal j LEFT JOIN owners o "
+                    "ON o.scope = j.scope AND o.owner = j.owner "
+                    "WHERE j.scope = ? AND j.activation_id = ?",
+                    (scope, aid),
+                ).fetchone()
+                if row is None or (row[0] != me and row[1] > now):
+                    taken.append(False)  # gone, or a live owner's
+                    continue
+                db.execute(
+                    "UPDATE journal SET owner = ? WHERE scope = ? AND activation_id = ?",
+                    (me, scope, aid),
+                )
+                taken.append(True)
+            return taken
+
+        taken = await self.backend.run(work)
+        self._heartbeat.start()
+        return taken

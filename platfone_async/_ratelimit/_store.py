@@ -22,7 +22,15 @@ import attrs
 from .._clock import Clock
 from ._state import LimiterState, SlotsState
 
-__all__ = ["KeyStore", "RateLimit", "RateLimitBackend", "StoreSnapshot", "Take"]
+__all__ = [
+    "JOURNAL_KEEP",
+    "JournalEntry",
+    "KeyStore",
+    "RateLimit",
+    "RateLimitBackend",
+    "StoreSnapshot",
+    "Take",
+]
 
 
 def _float(value: float) -> float:
@@ -59,13 +67,29 @@ class StoreSnapshot(NamedTuple):
     account_blocked_for: float
 
 
+#: How long past its ``expire_at`` a journaled number is kept (an SMS billed before it
+#: expired still has a code to deliver); later it is dropped unseen.
+JOURNAL_KEEP = 86_400.0
+
+
+class JournalEntry(NamedTuple):
+    """A number in the journal: its id, the ``record`` last written (the activation as
+    the API's JSON), its ``owner``, and whether that owner's lease runs (``alive``; an
+    entry of the store's own owner is always alive)."""
+
+    activation_id: str
+    record: str
+    owner: str
+    alive: bool
+
+
 class KeyStore(Protocol):
     """One key's state. ``limit`` travels with each window operation (a store keys its
     windows by endpoint ``name``); times are seconds; ``expire_at`` and ``until`` are Unix
     seconds. ``owner`` names this store's holder (one per process and key): flights and
     claims are told apart by it, and a shared store counts them only while their owner's
     lease runs (``_lease``: renewed by a heartbeat, lapsed ~30 s after a process died).
-    The journal of open numbers (crash recovery) is the next operation to join."""
+    The journal of open numbers (crash recovery) is the last block."""
 
     @property
     def owner(self) -> str: ...
@@ -177,6 +201,33 @@ class KeyStore(Protocol):
 
     async def aclose(self) -> None:
         """Let go of what this store holds for the running event loop."""
+        ...
+
+    # -- the journal of open numbers (crash recovery) --
+
+    async def journal_put(self, activation_id: str, record: str, expire_at: float) -> None:
+        """Journal a number this owner opened (``record``: its state; ``expire_at``: Unix
+        seconds), renewing this owner's lease (and keeping it renewed from then on)."""
+        ...
+
+    async def journal_update(self, records: Mapping[str, tuple[str, float]]) -> None:
+        """New states (``record``, ``expire_at``) of journaled numbers, whoever owns
+        them; ids not in the journal are ignored."""
+        ...
+
+    async def journal_remove(self, activation_ids: Sequence[str]) -> None:
+        """Take settled numbers out of the journal (idempotent)."""
+        ...
+
+    async def journal_list(self) -> list[JournalEntry]:
+        """Every journaled number of the key (dropping those ``JOURNAL_KEEP`` past their
+        ``expire_at``), with its owner and whether that owner's lease runs."""
+        ...
+
+    async def journal_take(self, activation_ids: Sequence[str]) -> list[bool]:
+        """Take over journaled numbers whose owner's lease lapsed: True per id now this
+        owner's, False when it is gone or a live owner (maybe another survivor that took
+        it first) holds it. Atomic: two owners never take the same number."""
         ...
 
 

@@ -31,9 +31,10 @@ from .._orders import SuccessRateGuard
 from .._ratelimit import DOCUMENTED_RATE_LIMITS
 from .._ratelimit._state import KeyLimitsState
 from .._ratelimit._store import RateLimit, RateLimitBackend
+from .._recover import OpenActivation
 from .._retry import RetryPolicy
 from .._session import ActivationSession
-from .._settle import SessionOutcome
+from .._settle import SessionOutcome, Settled
 from .._validate import Evidence
 from ._runtime import Root, Twin, build_later
 
@@ -258,8 +259,15 @@ class Platfone(Root[AsyncPlatfone]):
             :class:`APITimeoutError`. None: from ``timeout``; ``math.inf``: no bound.
         on_late_sms: Called with the :class:`Activation` of every code that arrived after
             its holder stopped waiting - found while an ``activation()`` block settles the
-            number. A plain function, called on the event loop: keep it short. A WARNING
-            names the number and the code either way.
+            number or ``recover()`` settles a number a process that died left. A plain
+            function, called on the event loop: keep it short. A WARNING names the number
+            and the code either way.
+        recover_orphans: Take over, in the background, the numbers a process that died
+            left in the journal of a shared ``limits_backend``, as soon as its lease
+            lapses (~30 s), and settle them as :meth:`recover` does - so a dead worker's
+            slots come back in minutes, not at expiry; two clients never take the same
+            number. Runs while the client is used as ``with`` (or the sync
+            :class:`Platfone` is open).
 
     It runs its own event loop in a daemon thread, started on first use, on which the
     :class:`AsyncPlatfone` and everything it holds live; so it works alike in Jupyter (where
@@ -293,6 +301,7 @@ class Platfone(Root[AsyncPlatfone]):
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         request_deadline: float | None = None,
         on_late_sms: Callable[[Activation], object] | None = None,
+        recover_orphans: bool = False,
     ) -> None:
         super().__init__(
             build_later(
@@ -317,6 +326,7 @@ class Platfone(Root[AsyncPlatfone]):
                 max_response_bytes=max_response_bytes,
                 request_deadline=request_deadline,
                 on_late_sms=on_late_sms,
+                recover_orphans=recover_orphans,
             ),
             AsyncPlatfone.aclose,
         )
@@ -421,6 +431,65 @@ class Platfone(Root[AsyncPlatfone]):
             >>> client.unblock_account()
         """
         return self._call(AsyncPlatfone.unblock_account)
+
+    def open_activations(self) -> list[OpenActivation]:
+        """The numbers this key's journal holds: opened through the SDK, not settled yet.
+
+        Every number an order opens is journaled in the ``limits_backend``'s store with
+        the process holding it, updated from each state a client reads and removed once
+        one sees it end. With :class:`SQLiteBackend` or :class:`RedisBackend` the journal
+        outlives a process: a number whose holder's lease lapsed (``alive`` False, about
+        30 s after its process died) is left for ``recover()`` to settle. In memory (the
+        default) it holds this process's numbers only. No request is sent.
+
+        Returns:
+            One :class:`OpenActivation` per number (``activation``: its latest state;
+            ``owner``, ``alive``, ``mine``), soonest ``expire_at`` first.
+
+        Raises:
+            RateLimitBackendError: The ``limits_backend`` did not answer.
+
+        Examples:
+            >>> lapsed = [o for o in client.open_activations() if not o.alive]
+        """
+        return self._call(AsyncPlatfone.open_activations)
+
+    def recover(self, *, interval: float = 10.0) -> list[Settled]:
+        """Take over and settle the numbers a process that died left open.
+
+        Every number in this key's journal (see :meth:`open_activations`) whose
+        holder's lease lapsed is claimed - a live holder's numbers are never touched,
+        and two processes recovering at once never take the same number - and settled
+        as an ``activation()`` block settles its number: finalized when its SMS came
+        and was billed, cancelled once ``cancelable_after`` allows, otherwise left to
+        expire; while it waits it keeps watching, so a code that comes meanwhile is
+        finalized and delivered (in the result, a WARNING and ``on_late_sms``). It
+        never orders. A WARNING sums up what it did, with how many SMS-less numbers it
+        cancelled (they count against the 24 h success rate, as they would have
+        anyway). Cancelling it (Ctrl-C) stops at once: what it had not settled stays
+        journaled, and it says so.
+
+        Needs a shared ``limits_backend`` (:class:`SQLiteBackend`,
+        :class:`RedisBackend`) to find another process's numbers; in memory it finds
+        none. A number it cannot settle (a non-transient error) stays journaled, said
+        in a WARNING.
+
+        Args:
+            interval: Seconds between polls while it waits (10, as the API asks).
+
+        Returns:
+            One record per number settled, in the journal's order: ``.activation`` (the
+            latest state; ``.sms_code`` holds a code that came) and ``.outcome`` (a
+            :class:`SessionOutcome`).
+
+        Raises:
+            RateLimitBackendError: The ``limits_backend`` did not answer.
+
+        Examples:
+            >>> for settled in client.recover():
+            ...     print(settled.activation.phone, settled.outcome, settled.activation.sms_code)
+        """
+        return self._call(AsyncPlatfone.recover, interval=interval)
 
     def create_activation(
         self,

@@ -293,6 +293,7 @@ class Runtime:
         self.pending: dict[_Step, _Task] = {}
         #: The tasks holding an open iterator or context manager: what ends it at exit.
         self.held: dict[_Task, _Held] = {}
+        self._keeper = _Task(self)  # the task the async object lives in (see _build)
 
     def closed_error(self) -> RuntimeError:
         return RuntimeError(f"this {self.name} is closed")
@@ -305,14 +306,21 @@ class Runtime:
             if self.target is None:
                 self._start()
                 try:
-                    self.target = _Task(self).run(self._build, last=True)
+                    self._keeper = _Task(self)
+                    self.target = self._keeper.run(self._build)
                 except BaseException:
                     self._stop()
                     raise
             return self.target
 
     async def _build(self) -> Any:
-        return self._factory()
+        """The async object; one that is an async context manager is entered here, in
+        the keeper task, which lives until :meth:`close` exits it there (what it runs in
+        the background - a client's task group - belongs to that one task)."""
+        target = self._factory()
+        if isinstance(target, AbstractAsyncContextManager):
+            await target.__aenter__()
+        return target
 
     def _start(self) -> None:
         started = threading.Event()
@@ -381,9 +389,11 @@ class Runtime:
             if self.closed:
                 return
             try:
-                target, aclose = self.target, self._aclose
-                if target is not None and aclose is not None:
-                    self.run(lambda: aclose(target))
+                target, aclose, keeper = self.target, self._aclose, self._keeper
+                if target is not None and isinstance(target, AbstractAsyncContextManager):
+                    keeper.end_with(lambda: target.__aexit__(None, None, None))
+                elif target is not None and aclose is not None:
+                    keeper.end_with(lambda: aclose(target))
             finally:
                 self.closed = True
                 self.target = None
@@ -397,12 +407,21 @@ class Runtime:
         try:
             if self.closed:
                 return
-            target, aclose = self.target, self._aclose
-            if target is not None and aclose is not None and self._loop is not None:
-                step = _Step(lambda: aclose(target), last=True, end_on_error=False)
-                with contextlib.suppress(RuntimeError):
-                    self.submit(_Task(self)._resume, step)
-                    step.done.acquire(timeout=seconds)
+            target, aclose, keeper = self.target, self._aclose, self._keeper
+            if target is not None and self._loop is not None:
+                # Exited in the task it was entered in (see _build), else closed in one.
+                if isinstance(target, AbstractAsyncContextManager):
+                    end: Callable[[], Awaitable[Any]] | None = lambda: target.__aexit__(
+                        None, None, None
+                    )
+                else:
+                    end = None if aclose is None else (lambda: aclose(target))
+                    keeper = _Task(self)
+                if end is not None:
+                    step = _Step(end, last=True, end_on_error=False)
+                    with contextlib.suppress(RuntimeError):
+                        self.submit(keeper._resume, step)
+                        step.done.acquire(timeout=seconds)
             self.closed = True
             self.target = None
             self._stop(seconds)

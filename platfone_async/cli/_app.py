@@ -44,6 +44,8 @@ __all__ = ["EXIT_API_ERROR", "EXIT_INTERRUPTED", "EXIT_NO_SMS", "EXIT_USAGE", "a
 EXIT_OK, EXIT_API_ERROR, EXIT_USAGE, EXIT_NO_SMS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 _NO_CLIENT = {"demo", "emulator"}
+#: The commands that show the journal themselves (no notice of lapsed numbers).
+_NO_NOTICE = {"open", "recover"}
 
 
 #: The header in which a server may advertise how often to poll an activation (the
@@ -153,6 +155,8 @@ async def _run_command(args: Any, out: Output, client_options: dict[str, Any]) -
         hint = PollHint()
         async with _client(args, base_url, client_options, hint) as client:
             clock = client_options.get("clock") or SystemClock()
+            if args.command not in _NO_NOTICE:
+                await _say_lapsed(client, out)
             return await handler(Context(args, client, out, clock, hint))
     except InvalidParameterError as error:
         text = _key_problem(args, error) if error.parameter == "api_key" else str(error)
@@ -221,9 +225,31 @@ async def _client(
         hooks = http.event_hooks["response"]
         hooks.append(hint.observe)
         stack.callback(hooks.remove, hint.observe)
+        if "limits_backend" not in options:
+            from ._state import state_backend
+
+            key = args.api_key or os.environ.get("PLATFONE_API_KEY")
+            backend = options["limits_backend"] = state_backend(args.state, key)
+            if backend is not None:
+                stack.push_async_callback(backend.aclose)
         client = AsyncPlatfone(args.api_key, sandbox=args.sandbox, base_url=base_url, **options)
         async with client:
             yield client
+
+
+async def _say_lapsed(client: AsyncPlatfone, out: Output) -> None:
+    """One line on stderr when the journal holds numbers a run that died left open."""
+    try:
+        lapsed = [o for o in await client.open_activations() if o.lapsed]
+    except PlatfoneError:
+        return  # the command itself will say what is wrong with the store
+    if lapsed:
+        n = len(lapsed)
+        numbers = "1 number" if n == 1 else f"{n} numbers"
+        out.note(
+            f"platfone: {numbers} left open by a run that ended "
+            "(platfone open lists them; platfone recover settles them)"
+        )
 
 
 async def _run_demo(out: Output, sms_delay: float) -> int:

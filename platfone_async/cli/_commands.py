@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from platfone_async import Report, Service
+from platfone_async import Report, Service, SessionOutcome, Settled
 
 from . import _waiting
 from ._output import dollars, local_time, phone_of, relative
@@ -348,6 +348,68 @@ async def limits(ctx: Context) -> int:
     return 0
 
 
+async def open_numbers(ctx: Context) -> int:
+    """The journal: every number opened through the SDK on this key and not settled."""
+    found = await ctx.client.open_activations()
+    if ctx.out.json:
+        ctx.out.emit(found)
+        return 0
+    rows = [
+        (
+            o.activation.activation_id,
+            phone_of(o.activation),
+            f"{o.activation.service_id}/{o.activation.country_id}",
+            dollars(o.activation.price),
+            o.activation.sms_code or o.activation.sms_status,
+            local_time(o.activation.expire_at),
+            "this run" if o.mine else ("a live run" if o.alive else "left (its run ended)"),
+        )
+        for o in found
+    ]
+    ctx.out.table(
+        f"Open numbers ({len(found)})",
+        ("id", "number", "service", "price", "sms", "expires", "held by"),
+        rows,
+    )
+    if any(o.lapsed for o in found):
+        ctx.out.note("platfone recover settles the numbers left by a run that ended")
+    return 0
+
+
+def _recovered_line(settled: Settled) -> str:
+    a, outcome = settled.activation, settled.outcome
+    number = f"{phone_of(a)} ({a.activation_id}, {a.service_id}/{a.country_id})"
+    if outcome is SessionOutcome.FINALIZED:
+        return f"finalized {number}"
+    if outcome is SessionOutcome.CANCELED:
+        return f"cancelled {number}: no SMS came; its reserved price is released"
+    if outcome is SessionOutcome.LEFT_TO_EXPIRE:
+        return f"left {number} to expire at {local_time(a.expire_at)}"
+    return f"{number} had already ended ({a.activation_status})"
+
+
+async def recover(ctx: Context) -> int:
+    """Take over and settle what a run that ended left open, printing each code."""
+    settled = await ctx.client.recover(interval=ctx.interval())
+    if ctx.out.json:
+        ctx.out.emit(settled)
+        return 0
+    if not settled:
+        ctx.out.line("Nothing to recover: no number was left open by a run that ended.")
+        return 0
+    for one in settled:
+        ctx.out.line(_recovered_line(one))
+        code = one.activation.sms_code or one.activation.sms_text
+        if code:
+            ctx.out.line(f"  Code: {code}", "code")
+    cancelled = sum(1 for one in settled if one.outcome is SessionOutcome.CANCELED)
+    ctx.out.line(
+        f"Recovered {len(settled)}: {cancelled} cancelled without an SMS (they count "
+        "against the 24 h success rate, as they would have anyway)"
+    )
+    return 0
+
+
 HANDLERS: dict[str, Callable[[Context], Awaitable[int]]] = {
     "balance": balance,
     "countries": countries,
@@ -369,4 +431,6 @@ HANDLERS: dict[str, Callable[[Context], Awaitable[int]]] = {
     "report-status": report_status,
     "reports": reports,
     "limits": limits,
+    "open": open_numbers,
+    "recover": recover,
 }

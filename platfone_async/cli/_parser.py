@@ -95,6 +95,13 @@ def _globals(*, suppress: bool, with_timeout: bool = True) -> Parser:
         "--base-url", default=default(None), help="another API root, e.g. the emulator's"
     )
     group.add_argument(
+        "--state",
+        default=default(None),
+        metavar="URL",
+        help="where numbers opened are journaled: sqlite:///path or redis://... (else "
+        "$PLATFONE_STATE_URL, else a file per key in $XDG_STATE_HOME/platfone-async)",
+    )
+    group.add_argument(
         "--json",
         action="store_true",
         default=default(False),
@@ -285,6 +292,20 @@ def build_parser() -> Parser:
     reports = commands.add("reports", "your reports, newest first", "platfone reports --all")
     reports.add_argument("--all", action="store_true", help="every page")
     commands.add("limits", "the client-side rate-limit state", "platfone limits --json")
+    recover = commands.add(
+        "recover",
+        "settle the numbers a run that ended left open (a killed order --wait): finalize "
+        "those whose SMS came, printing each code, cancel the rest once allowed",
+        "platfone recover",
+    )
+    recover.add_argument(
+        "--interval", type=float, metavar="S", help="seconds between polls while it waits (10)"
+    )
+    commands.add(
+        "open",
+        "list the numbers opened and not settled yet (the journal), and who holds each",
+        "platfone open",
+    )
     demo = commands.add(
         "demo",
         "run a whole activation against an embedded emulator (no key, no network)",

@@ -54,6 +54,7 @@ class Cli:
             stderr=err,
             http_client=self.emulator.http_client(),
             clock=self.clock,
+            limits_backend=None,  # in memory: a SQLite file's threads would let time jump
         )
         return Run(code, out.getvalue(), err.getvalue())
 
@@ -350,6 +351,7 @@ async def _interrupted(cli: Cli, after: float, *argv: str) -> Run:
                 stderr=err,
                 http_client=cli.emulator.http_client(),
                 clock=cli.clock,
+                limits_backend=None,  # in memory: a SQLite file's threads would let time jump
             )
     return Run(-1, out.getvalue(), err.getvalue())
 

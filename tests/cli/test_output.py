@@ -50,6 +50,7 @@ class Cli:
                 stderr=err,
                 http_client=self.emulator.http_client(),
                 clock=self.clock,
+                limits_backend=None,  # in memory: a SQLite file's threads would let time jump
             )
         return Shown(code, out.getvalue(), err.getvalue())
 

@@ -33,6 +33,7 @@ async def _order_wait(
             stderr=io.StringIO(),
             http_client=emulator.http_client(event_hooks=hooks),
             clock=clock,
+            limits_backend=None,  # in memory: a SQLite file's threads would let time jump
         )
     return code, clock.time() - started
 

@@ -7,7 +7,10 @@
 Modes: ``balance`` (``--calls`` get_balance calls at once), ``sessions`` (``--sessions``
 ``activation()`` sessions at once, each waiting for its SMS), ``hold`` (order
 ``--sessions`` numbers, print their ids, then wait to be killed), ``order`` (one
-``create_activation``; reconciliation looks ``--reconcile-delays`` after a failure).
+``create_activation``; reconciliation looks ``--reconcile-delays`` after a failure),
+``wait`` (``--sessions`` sessions waiting for their SMS: the ids once all are open, then
+each outcome and code), ``recover`` (``recover()``, then one order without waiting for a
+slot) and ``orphans`` (``recover_orphans=True`` until the journal is empty).
 The worker waits for ``--start-at`` (a ``time.time()``) so that every worker of a test
 starts together, and prints one JSON object with what it did.
 """
@@ -34,7 +37,9 @@ from platfone_async import (
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tests.fleet._worker")
-    parser.add_argument("mode", choices=["balance", "sessions", "hold", "order"])
+    parser.add_argument(
+        "mode", choices=["balance", "sessions", "hold", "order", "wait", "recover", "orphans"]
+    )
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--state", "--redis", dest="state", required=True)
@@ -49,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--start-at", type=float, default=0.0)
     parser.add_argument("--reconcile-delays", default="1,4,10", help="seconds, comma-separated")
     parser.add_argument("--event-loop", choices=["asyncio", "trio"], default="asyncio")
+    parser.add_argument("--seconds", type=float, default=30.0, help="orphans: the longest run")
     return parser
 
 
@@ -64,6 +70,7 @@ def _backend(args: argparse.Namespace) -> RedisBackend | SQLiteBackend:
 def _client(args: argparse.Namespace, backend: RedisBackend | SQLiteBackend) -> AsyncPlatfone:
     return AsyncPlatfone(
         args.api_key,
+        recover_orphans=args.mode == "orphans",
         base_url=args.base_url,
         limits_backend=backend,
         rate_limits={"get_balance": RateLimit(args.limit, args.period)},
@@ -121,6 +128,52 @@ async def _hold(client: AsyncPlatfone, sessions: int) -> None:
     await anyio.sleep(3600)  # until killed
 
 
+async def _wait(client: AsyncPlatfone, sessions: int) -> dict[str, Any]:
+    held: list[str] = []
+    outcomes: dict[str, Any] = {}
+    all_open = anyio.Event()
+
+    async def one() -> None:
+        async with client.activation("telegram", "uk") as session:
+            held.append(session.activation.activation_id)
+            if len(held) == sessions:
+                all_open.set()
+            await session.wait_for_sms(interval=0.2)
+        outcomes[session.activation.activation_id] = [
+            str(session.outcome),
+            session.activation.sms_code,
+        ]
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(sessions):
+            tg.start_soon(one)
+        await all_open.wait()
+        print(json.dumps({"held": held}), flush=True)
+    return {"outcomes": outcomes}
+
+
+async def _recover(client: AsyncPlatfone) -> dict[str, Any]:
+    settled = await client.recover(interval=0.2)
+    recovered = {
+        s.activation.activation_id: [str(s.outcome), s.activation.sms_code] for s in settled
+    }
+    try:
+        after = await client.create_activation("telegram", "uk", wait_for_slot=False)
+        ordered: str | None = after.activation_id
+    except PlatfoneError as exc:
+        ordered = f"{type(exc).__name__}: {exc}"
+    return {"recovered": recovered, "ordered": ordered}
+
+
+async def _orphans(client: AsyncPlatfone, seconds: float) -> dict[str, Any]:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if not await client.open_activations():
+            return {"journal": "empty"}
+        await anyio.sleep(0.2)
+    return {"journal": [o.activation.activation_id for o in await client.open_activations()]}
+
+
 async def _order(client: AsyncPlatfone) -> dict[str, Any]:
     try:
         activation = await client.create_activation("telegram", "uk")
@@ -142,6 +195,12 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 return await _sessions(client, args.sessions)
             if args.mode == "order":
                 return await _order(client)
+            if args.mode == "wait":
+                return await _wait(client, args.sessions)
+            if args.mode == "recover":
+                return await _recover(client)
+            if args.mode == "orphans":
+                return await _orphans(client, args.seconds)
             await _hold(client, args.sessions)
             return {}
     finally:
