@@ -46,12 +46,12 @@ from ._settle import Settled
 from ._validate import Evidence
 
 if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
     from ._find import CatalogMatch
     from ._models._catalog import Country, CountryPrices, PriceInfo, Service, ServicePrices
     from ._models._reports import Report, ReportReason, ReportResult
     from ._offers import Offer
-    from anyio.abc import TaskGroup
-
     from .webhooks._push import PushHub
 
 __all__ = ["NOT_GIVEN", "PRODUCTION_URL", "SANDBOX_URL", "AsyncPlatfone", "NotGiven"]
