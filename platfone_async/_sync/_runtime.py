@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sys
 import threading
 import weakref
@@ -410,13 +411,11 @@ class Runtime:
             target, aclose, keeper = self.target, self._aclose, self._keeper
             if target is not None and self._loop is not None:
                 # Exited in the task it was entered in (see _build), else closed in one.
+                end: Callable[[], Awaitable[Any]] | None = None
                 if isinstance(target, AbstractAsyncContextManager):
-                    end: Callable[[], Awaitable[Any]] | None = lambda: target.__aexit__(
-                        None, None, None
-                    )
-                else:
-                    end = None if aclose is None else (lambda: aclose(target))
-                    keeper = _Task(self)
+                    end = functools.partial(target.__aexit__, None, None, None)
+                elif aclose is not None:
+                    end, keeper = functools.partial(aclose, target), _Task(self)
                 if end is not None:
                     step = _Step(end, last=True, end_on_error=False)
                     with contextlib.suppress(RuntimeError):
