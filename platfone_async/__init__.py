@@ -36,6 +36,7 @@ from ._errors import (
     ReportDeadlinePassedError,
     ResponseDecodeError,
     ServerError,
+    SpendLimitError,
     SuccessRateGuardError,
     WaitTimeoutError,
     WebhookPayloadError,
@@ -55,6 +56,7 @@ from ._recover import OpenActivation
 from ._retry import RetryPolicy
 from ._session import ActivationSession
 from ._settle import SessionOutcome, Settled
+from ._spend import SpendLimit
 from ._version import __version__
 
 __all__ = [
@@ -119,6 +121,8 @@ __all__ = [
     "Settled",
     "SlotsState",
     "SmsStatus",
+    "SpendLimit",
+    "SpendLimitError",
     "SuccessRateGuardError",
     "SuccessRateState",
     "SyncActivationSession",

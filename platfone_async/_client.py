@@ -43,6 +43,7 @@ from ._recover import OpenActivation, OrphanWatcher, open_activations, recover
 from ._retry import RetryPolicy, client_policy
 from ._session import ActivationSession, open_session
 from ._settle import Settled
+from ._spend import SpendLimit
 from ._validate import Evidence
 
 if TYPE_CHECKING:
@@ -193,6 +194,10 @@ class AsyncPlatfone:
             slots come back in minutes, not at expiry; two clients never take the same
             number. Runs while the client is used as ``async with`` (or the sync
             :class:`Platfone` is open).
+        spend_limit: At most so much money reserved or billed within a rolling period
+            (:class:`SpendLimit`): an order that would go over it raises
+            :class:`SpendLimitError` before it leaves. Counted in the ``limits_backend``,
+            so the clients that share it share one budget. None: no limit.
 
     Use it as ``async with AsyncPlatfone() as client:``, or call ``await client.aclose()``.
 
@@ -255,6 +260,7 @@ class AsyncPlatfone:
         request_deadline: float | None = None,
         on_late_sms: Callable[[Activation], object] | None = None,
         recover_orphans: bool = False,
+        spend_limit: SpendLimit | None = None,
     ) -> None:
         key = self._resolve_api_key(api_key)
         policy = client_policy(max_retries, rate_limit_wait, retry_policy)
@@ -287,6 +293,10 @@ class AsyncPlatfone:
             )
         if rng is not None and not isinstance(rng, random.Random):
             raise InvalidParameterError("rng", "must be a random.Random", type(rng).__name__)
+        if spend_limit is not None and not isinstance(spend_limit, SpendLimit):
+            raise InvalidParameterError(
+                "spend_limit", "must be a SpendLimit", type(spend_limit).__name__
+            )
         clock = clock if clock is not None else _SYSTEM_CLOCK
         self._owned_backend: RateLimitBackend | None = None
         if limits_backend is None:
@@ -319,6 +329,7 @@ class AsyncPlatfone:
             slot_timeout=slot_timeout,
             success_rate_guard=success_rate_guard,
             success_rate_floor=success_rate_floor,
+            spend_limit=spend_limit,
         )
         self._catalog: dict[str, tuple[str, list[Any]]] = {}
         self._shared = _Shared()
@@ -582,6 +593,9 @@ class AsyncPlatfone:
             AccountBlockedError: The account is blocked for its low success rate (24 h).
             SuccessRateGuardError: ``success_rate_guard="raise"`` and this order would take
                 the success rate under ``success_rate_floor`` (nothing sent).
+            SpendLimitError: Its price (``max_price``, else the price list's top, looked
+                up with ``get_price``) would take the client's ``spend_limit`` over
+                (nothing sent).
             OrderOutcomeUnknownError: The order may have been placed and the history
                 cannot tell: look for it there before ordering again.
             PlatfoneError: As every call (see :class:`AsyncPlatfone`).
@@ -849,8 +863,9 @@ class AsyncPlatfone:
     async def activation(
         self,
         service_id: str,
-        country_id: str,
+        country_id: str | Sequence[str] | None,
         *,
+        prefer: Literal["balanced", "price", "quality"] = "balanced",
         max_price: int | None = None,
         price_ceiling: int | None = None,
         quality_factor: float | None = None,
@@ -864,6 +879,12 @@ class AsyncPlatfone:
         With ``price_ceiling``, a :class:`MaxPriceExceededError` is answered by ordering
         again at its ``suggested_price`` with its ``order_id``, never above the ceiling.
 
+        ``country_id`` may also be a list of candidate countries, or None for every
+        country that sells the service: the session then orders the best offer as
+        :meth:`rank_offers` ranks them by ``prefer``, and goes on to the next when a
+        country has no number or a price within the ceiling (see the guide "Getting a
+        code at the best offer"). It never sends a ``max_price`` above ``price_ceiling``.
+
         On leaving the block - normally, by an exception, by cancellation or by
         KeyboardInterrupt - an activation that got its SMS and was billed is finalized,
         one without an SMS is cancelled (once ``cancelable_after`` allows), and any
@@ -875,7 +896,10 @@ class AsyncPlatfone:
 
         Args:
             service_id: The service to receive an SMS from.
-            country_id: The number's country.
+            country_id: The number's country; or the candidates (a list of ids), or None
+                for every country that sells the service.
+            prefer: How candidates are ranked: ``"balanced"`` (quality per price),
+                ``"price"`` or ``"quality"``; unused with one country.
             max_price: The most to pay for the first order, in USD cents.
             price_ceiling: The most to pay when prices move (at least ``max_price``).
             quality_factor: 0 (cheapest) to 100 (best quality).
@@ -888,7 +912,8 @@ class AsyncPlatfone:
             InvalidParameterError: An argument out of range, or ``max_price`` above
                 ``price_ceiling`` (nothing sent).
             MaxPriceExceededError: The price is above ``max_price`` without a
-                ``price_ceiling``, or above the ceiling.
+                ``price_ceiling``, or above the ceiling (of the last candidate tried).
+            NoNumbersAvailableError: No number in the country (in any candidate).
             PlatfoneError: Any other error of :meth:`create_activation`, raised before the
                 block runs: no number is held then.
 
@@ -898,11 +923,14 @@ class AsyncPlatfone:
             ...     print("code:", activation.sms_code)
             >>> session.outcome
             <SessionOutcome.FINALIZED: 'finalized'>
+            >>> async with client.activation("telegram", None, prefer="price") as session:
+            ...     print(session.activation.country_id)  # the cheapest country in stock
         """
         async with open_session(
             self,
             service_id,
             country_id,
+            prefer=prefer,
             max_price=max_price,
             price_ceiling=price_ceiling,
             quality_factor=quality_factor,

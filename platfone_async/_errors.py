@@ -22,6 +22,7 @@
     ├── WebhookVerificationError     a webhook delivery failed its signature/timestamp checks
     ├── WebhookPayloadError          a webhook body that is not a valid event (also a ValueError)
     ├── SuccessRateGuardError        strict mode refused an order that risks the 24 h block
+    ├── SpendLimitError              an order's price would go over the spend limit: not sent
     ├── RateLimitBackendError        the shared limits backend (Redis) failed: nothing was sent
     ├── OrderOutcomeUnknownError     an order may or may not have been placed
     ├── ActivationEndedError         wait_for_sms: the activation ended without an SMS
@@ -43,11 +44,14 @@ import datetime as dt
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ._models import Activation
+
+if TYPE_CHECKING:
+    from ._spend import SpendLimit
 
 __all__ = [
     "APIConnectionError",
@@ -71,6 +75,7 @@ __all__ = [
     "ReportDeadlinePassedError",
     "ResponseDecodeError",
     "ServerError",
+    "SpendLimitError",
     "SuccessRateGuardError",
     "RateLimitBackendError",
     "WaitTimeoutError",
@@ -366,6 +371,33 @@ class SuccessRateGuardError(PlatfoneError):
         self.rate = rate
         self.orders = orders
         self.floor = floor
+
+
+class SpendLimitError(PlatfoneError):
+    """An order refused before it left: its price would take the money reserved or
+    billed within the spend limit's period over the limit.
+
+    :attr:`limit` is the :class:`SpendLimit`; :attr:`counted` the cents reserved or
+    billed within its period (money released does not count); :attr:`price` what this
+    order may cost (its ``max_price``, else the price list's top); :attr:`room_at` when
+    enough of the counted money leaves the period for it (aware UTC; None when the price
+    alone is over the limit) - sooner if reserved numbers are released meanwhile.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: SpendLimit,
+        counted: int,
+        price: int,
+        room_at: dt.datetime | None,
+    ) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.counted = counted
+        self.price = price
+        self.room_at = room_at
 
 
 class RateLimitBackendError(PlatfoneError):

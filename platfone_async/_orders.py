@@ -27,7 +27,7 @@ import datetime as dt
 import enum
 import logging
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 import httpx
@@ -49,6 +49,10 @@ from ._models import Activation, Page
 from ._ratelimit import Slot, SuccessRateCheck
 from ._reconcile import OrderBook, PendingOrder, Verdict, VerdictKind, book_for, reconcile
 from ._retry import SendTrace
+from ._spend import SpendLimit, refusal
+
+if TYPE_CHECKING:
+    from ._models._catalog import PriceInfo
 
 
 class Reader(Protocol):
@@ -59,6 +63,8 @@ class Reader(Protocol):
     async def get_activation_history(
         self, *, page: int = 1, limit: int = 10
     ) -> Page[Activation]: ...
+
+    async def get_price(self, service_id: str, country_id: str) -> PriceInfo: ...
 
 
 __all__ = ["Orders", "SuccessRateGuard"]
@@ -78,6 +84,18 @@ _NO_SMS_YET = frozenset({SmsStatus.SMS_REQUESTED})
 #: How many numbers' last journaled states are remembered (then forgotten at once).
 _JOURNALED_MEMORY = 10_000
 _PAID = frozenset({BillingStatus.BILLED, BillingStatus.REFUNDED})
+_GIVEN_BACK = frozenset({BillingStatus.RELEASED, BillingStatus.REFUNDED})
+
+
+class _Money:
+    """What an order's spend entry comes to: ``entry`` (None without a spend limit), and
+    whether the order surely placed nothing (its money is then released)."""
+
+    __slots__ = ("entry", "nothing_placed")
+
+    def __init__(self, entry: str | None) -> None:
+        self.entry = entry
+        self.nothing_placed = True
 
 
 class Orders:
@@ -91,8 +109,12 @@ class Orders:
         slot_timeout: float | None,
         success_rate_guard: SuccessRateGuard,
         success_rate_floor: float,
+        spend_limit: SpendLimit | None = None,
     ) -> None:
         self._http = http
+        self.spend_limit = spend_limit
+        if spend_limit is not None:
+            http.limits.count_spending()
         self._slots_on = slots_on
         self._slot_timeout = slot_timeout
         self._success_rate_guard: SuccessRateGuard = success_rate_guard
@@ -135,6 +157,7 @@ class Orders:
             ended=not activation.is_active,
             expire_at=activation.expire_at,
             sms=activation.sms_status not in _NO_SMS_YET or activation.billing_status in _PAID,
+            released=activation.billing_status in _GIVEN_BACK,
         )
 
     async def _journal_states(self, activations: Iterable[Activation]) -> None:
@@ -166,10 +189,53 @@ class Orders:
         wait_for_slot: bool,
         reader: Reader,
     ) -> Activation:
-        """Send the order ``body`` (validated) once; see the module for what failures do."""
+        """Send the order ``body`` (validated) once; see the module for what failures do.
+
+        With a spend limit, its money is entered first (refused: :class:`SpendLimitError`),
+        released when the order surely placed nothing, kept while its outcome is unknown,
+        and counted at the actual price once it lands."""
+        await self._guard_success_rate()
+        money = _Money(await self._take_money(body, max_price, reader))
+        if money.entry is None:
+            return await self._place(body, max_price, wait_for_slot, reader, money)
+        limits = self._http.limits
+        try:
+            activation = await self._place(body, max_price, wait_for_slot, reader, money)
+        except BaseException:
+            if money.nothing_placed:
+                await _shielded(limits.spend_release(money.entry))
+            raise
+        await _shielded(limits.spend_bind(money.entry, activation.activation_id, activation.price))
+        return activation
+
+    async def _take_money(
+        self, body: Mapping[str, Any], max_price: int | None, reader: Reader
+    ) -> str | None:
+        """The order's spend entry (None without a spend limit), at its ``max_price``,
+        else at the top of the price list's range: what such an order may cost."""
+        spend = self.spend_limit
+        if spend is None:
+            return None
+        price = max_price
+        if price is None:
+            info = await reader.get_price(str(body["service_id"]), str(body["country_id"]))
+            price = max(info.price.max, info.price.suggested)
+        taken = await self._http.limits.spend_take(spend.cents, spend.period, price)
+        if taken.entry is None:
+            room_at = None if taken.room_in is None else self._http.clock.time() + taken.room_in
+            raise refusal(spend, price=price, counted=taken.counted, room_at=room_at)
+        return taken.entry
+
+    async def _place(
+        self,
+        body: Mapping[str, Any],
+        max_price: int | None,
+        wait_for_slot: bool,
+        reader: Reader,
+        money: _Money,
+    ) -> Activation:
         sid, cid = str(body["service_id"]), str(body["country_id"])
         limits = self._http.limits
-        await self._guard_success_rate()
         if not self._slots_on:
             await limits.check_account()  # with slots, taking one checks it
         resent = False
@@ -196,9 +262,11 @@ class Orders:
                 continue
             except BaseException as exc:
                 await _shielded(limits.flight_end(flight))
+                money.nothing_placed = False
                 outcome = await self._after_failure(order, exc, slot, reader)
                 if isinstance(outcome, Activation):  # claimed for the fleet when found
                     return await self._opened(outcome, slot, claim=False)
+                money.nothing_placed = outcome is not _Failure.HELD
                 if outcome is _Failure.NOT_PLACED:
                     if not resent and self._may_resend(exc):
                         resent = True
@@ -262,8 +330,9 @@ class Orders:
         The activation reconciliation found; ``NOT_PLACED`` when the history shows a
         completely answered order was not placed (the caller may send it once more);
         ``SETTLED`` when it surely placed nothing (never sent, or refused: the slot is
-        back) or the caller is being interrupted after it left (the slot stays taken).
-        Raises :class:`OrderOutcomeUnknownError` when it cannot tell.
+        back); ``HELD`` when the caller is being interrupted after it left, or nobody
+        looks (the slot stays taken). Raises :class:`OrderOutcomeUnknownError` when it
+        cannot tell.
         """
         if not order.trace.reached or _refused(exc):
             self.book.close(order)
@@ -274,7 +343,7 @@ class Orders:
             # Interrupted (KeyboardInterrupt, a cancellation) or a bug after the request
             # left, or reconciliation is off: the order may exist, and nobody looks now.
             await self._hold_unknown(order, slot)
-            return _Failure.SETTLED
+            return _Failure.HELD
         sid, cid = order.service_id, order.country_id
         logger.warning(
             "order for %s/%s: %s: %s - it may have been placed; looking for it in the "
@@ -419,7 +488,7 @@ class Orders:
                 raise
         else:
             self._check_action_body(endpoint, aid, response)
-        await self._http.limits.observe(aid, ended=True)
+        await self._http.limits.observe(aid, ended=True, released=action == "cancel")
         self._journaled[aid] = None
         await self._http.limits.journal_seen({}, [aid])
 
@@ -465,10 +534,11 @@ async def _shielded(operation: Awaitable[object]) -> None:
 
 
 class _Failure(enum.Enum):
-    """What a failed order came to when it opened nothing."""
+    """What a failed order came to when it opened nothing known (``HELD``: it may exist)."""
 
     SETTLED = "settled"
     NOT_PLACED = "not placed"
+    HELD = "held"
 
 
 def _refused(exc: BaseException) -> bool:

@@ -12,38 +12,33 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 import anyio
 import anyio.lowlevel
 import attrs
 
-from . import _validate as check
 from ._enums import ActivationStatus, BillingStatus
 from ._errors import (
     ActivationEndedError,
-    InvalidParameterError,
-    MaxPriceExceededError,
-    NotFoundError,
     WaitTimeoutError,
 )
 from ._models import Activation, publish
 from ._progress import phone_of
 from ._settle import SessionOutcome, describe_left, outcome_of, settle
+from ._shopping import Holdings, Shopper
 from ._validate import Evidence
 from ._watch import check_interval
 
 if TYPE_CHECKING:
     from ._client import AsyncPlatfone
     from ._models._reports import ReportResult
+    from ._offers import Prefer
 
 __all__ = ["ActivationSession", "SessionOutcome", "open_session"]
 
 logger = logging.getLogger("platfone_async")
-
-#: At most this many orders follow a 409 ``MaxPriceExceededError`` within the ceiling.
-MAX_REORDERS = 3
 
 
 class ActivationSession:
@@ -57,15 +52,22 @@ class ActivationSession:
         "_activation",
         "_attempted",
         "_client",
+        "_holdings",
         "_interval",
         "_outcome",
         "wait_for_slot",
     )
 
     def __init__(
-        self, client: AsyncPlatfone, activation: Activation, *, wait_for_slot: bool = True
+        self,
+        client: AsyncPlatfone,
+        activation: Activation,
+        *,
+        wait_for_slot: bool = True,
+        holdings: Holdings | None = None,
     ) -> None:
         self._client = client
+        self._holdings = holdings
         self._activation = activation
         self._outcome: SessionOutcome | None = None
         # What the session last tried to end the activation with, so that an activation
@@ -92,6 +94,53 @@ class ActivationSession:
     def outcome(self) -> SessionOutcome | None:
         """None while the block runs; then how it ended (see :class:`SessionOutcome`)."""
         return self._outcome
+
+    @property
+    def numbers(self) -> list[Activation]:
+        """Every number the session held, oldest first: those :meth:`replace` gave up
+        (as last seen: settled once the background is done with them), then the
+        current one (:attr:`activation`)."""
+        if self._holdings is None:
+            return [self._activation]
+        return [*self._holdings.states[:-1], self._activation]
+
+    async def replace(self) -> Activation:
+        """Give the current number up and hold the next-best offer's instead.
+
+        The number is settled in the background as the block's end settles one -
+        cancelled when ``cancelable_after`` allows, finalized if an SMS came meanwhile
+        (its code in :attr:`numbers`, and said) - so the call is not held for it; the
+        block's end waits for it. The next number is the best offer in a country this
+        session has not tried yet (of the candidates it was opened with), else again
+        the best of those tried; with one country, another number there.
+
+        Returns:
+            The new activation, also :attr:`activation` from now on.
+
+        Raises:
+            NoNumbersAvailableError: No offer had a number; the current one is kept.
+            PlatfoneError: As ordering does (the current number is kept).
+            RuntimeError: The block has ended (nothing is ordered).
+
+        Examples:
+            >>> try:
+            ...     await session.wait_for_sms(timeout=120)
+            ... except WaitTimeoutError:
+            ...     await session.replace()  # the next-best offer
+        """
+        if self._holdings is None or self._outcome is not None:
+            raise RuntimeError("replace() works inside the block of client.activation()")
+        fresh = await self._holdings.replace(self._activation, self._settle_replaced)
+        self._activation = fresh
+        self._attempted = None
+        return fresh
+
+    async def _settle_replaced(
+        self, state: Activation, on_state: Callable[[Activation], object]
+    ) -> Activation:
+        """Settle a number :meth:`replace` gave up, as the block's end settles one."""
+        settled = await settle(self._client, state, interval=self._interval, on_state=on_state)
+        return settled.activation
 
     async def refresh(self) -> Activation:
         """Fetch the activation's state now (``get_activation``) and return it.
@@ -324,84 +373,13 @@ class ActivationSession:
         return f"{phone} had already ended ({a.activation_status})"
 
 
-# -- ordering ---------------------------------------------------------------------------
-
-
-def _check_prices(max_price: int | None, price_ceiling: int | None) -> None:
-    if max_price is not None:
-        check.max_price(max_price)
-    if price_ceiling is not None:
-        check.max_price(price_ceiling, "price_ceiling")
-        if max_price is not None and max_price > price_ceiling:
-            raise InvalidParameterError(
-                "max_price", f"must not exceed price_ceiling ({price_ceiling})", max_price
-            )
-
-
-async def _order(
-    client: AsyncPlatfone,
-    service_id: str,
-    country_id: str,
-    *,
-    max_price: int | None,
-    price_ceiling: int | None,
-    quality_factor: float | None,
-    wait_for_slot: bool,
-) -> Activation:
-    """Place the order; within ``price_ceiling``, follow a 409's suggested price."""
-    price = max_price if max_price is not None else price_ceiling
-    order_id: str | None = None
-    reorders = 0
-    fresh_start = False  # whether a stale continuation token was already dropped
-    while True:
-        try:
-            # create_activation sees a request that has left through even when the task
-            # is cancelled, and returns what it opened (the cancellation then lands at
-            # the session's first checkpoint, where the number is settled). Waiting for
-            # a slot or a token before that stays cancellable.
-            return await client.create_activation(
-                service_id,
-                country_id,
-                max_price=price,
-                order_id=order_id,
-                quality_factor=quality_factor,
-                wait_for_slot=wait_for_slot,
-            )
-        except NotFoundError:
-            # "Order not found": the 409's continuation token went stale. Its price is
-            # still within the ceiling, so order afresh at it, once, without the token.
-            if order_id is None or fresh_start:
-                raise
-            logger.debug("%s/%s: stale order_id; ordering afresh", service_id, country_id)
-            fresh_start = True
-            order_id = None
-        except MaxPriceExceededError as error:
-            suggested = error.suggested_price
-            if (
-                price_ceiling is None
-                or suggested is None
-                or suggested > price_ceiling
-                or reorders >= MAX_REORDERS
-            ):
-                raise
-            logger.debug(
-                "%s/%s: no number at %s cents; ordering again at %s",
-                service_id,
-                country_id,
-                price,
-                suggested,
-            )
-            reorders += 1
-            price = suggested
-            order_id = error.order_id or order_id
-
-
 @contextlib.asynccontextmanager
 async def open_session(
     client: AsyncPlatfone,
     service_id: str,
-    country_id: str,
+    country_id: str | Sequence[str] | None,
     *,
+    prefer: Prefer,
     max_price: int | None,
     price_ceiling: int | None,
     quality_factor: float | None,
@@ -409,34 +387,50 @@ async def open_session(
 ) -> AsyncIterator[ActivationSession]:
     """Order a number, yield its :class:`ActivationSession`, settle it on leaving.
 
-    ``max_price`` caps the first order; ``price_ceiling`` (1-10000, at least
-    ``max_price``) caps every order, and is the first order's cap when ``max_price`` is
-    None. A :class:`MaxPriceExceededError` whose ``suggested_price`` is within the
-    ceiling is answered by ordering again at that price with its ``order_id`` (at most
-    ``MAX_REORDERS`` times); above it, or with no ceiling, it is raised and nothing more
-    is ordered. When that order's ``order_id`` has gone stale (404 "Order not found"),
-    it is ordered afresh once at the same price, without the token. ``wait_for_slot``
-    says whether to wait for a free place under the 20-active limit rather than fail
-    with :class:`ActiveActivationsLimitError`.
+    One ``country_id``: ordered there. None or several: the best offer by ``prefer``,
+    the next when a country has no number or wants more than the ceiling
+    (``_shopping.Shopper``). ``max_price`` caps the first order; ``price_ceiling``
+    (1-10000, at least ``max_price``) caps every order, and is the first order's cap
+    when ``max_price`` is None. A :class:`MaxPriceExceededError` whose
+    ``suggested_price`` is within the ceiling is answered by ordering again at that
+    price with its ``order_id`` (at most ``MAX_REORDERS`` times); above it, or with no
+    ceiling, it is raised (or the next offer tried) and nothing more is ordered there.
+    When that order's ``order_id`` has gone stale (404 "Order not found"), it is ordered
+    afresh once at the same price, without the token. ``wait_for_slot`` says whether to
+    wait for a free place under the 20-active limit rather than fail with
+    :class:`ActiveActivationsLimitError`.
     """
-    _check_prices(max_price, price_ceiling)
-    activation = await _order(
+    shopper = Shopper(
         client,
         service_id,
         country_id,
+        prefer=prefer,
         max_price=max_price,
         price_ceiling=price_ceiling,
         quality_factor=quality_factor,
         wait_for_slot=wait_for_slot,
     )
-    session = ActivationSession(client, activation, wait_for_slot=wait_for_slot)
-    try:
-        await anyio.lowlevel.checkpoint()  # a cancellation during the order lands here
-        yield session
-    except BaseException as error:
-        await session._close(error)
-        raise
-    await session._close(None)
+    activation = await shopper.order()
+    holdings = Holdings(shopper, activation)
+    session = ActivationSession(client, activation, wait_for_slot=wait_for_slot, holdings=holdings)
+    # Numbers replace() gave up are settled in this group; what ends the block is caught
+    # inside it and raised after, as it was (a task group would wrap it in a group).
+    ended: BaseException | None = None
+    async with anyio.create_task_group() as holdings.background:
+        try:
+            await anyio.lowlevel.checkpoint()  # a cancellation during the order lands here
+            yield session
+        except BaseException as error:
+            ended = error
+        try:
+            await session._close(ended)
+        except Exception as error:
+            ended = error
+        except BaseException as error:  # a second interruption: let go of every number
+            holdings.abandon()
+            ended = error
+    if ended is not None:
+        raise ended
 
 
 publish(ActivationSession)  # loaded on first use: label it here

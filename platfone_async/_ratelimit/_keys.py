@@ -28,7 +28,7 @@ from .._errors import RateLimitBackendError
 from ._memory import InMemoryBackend, blocked_error
 from ._slots import Slot, unix
 from ._state import KeyLimitsState, SuccessRateCheck, SuccessRateState
-from ._store import JournalEntry, KeyStore, RateLimit, RateLimitBackend, Take
+from ._store import JournalEntry, KeyStore, RateLimit, RateLimitBackend, SpendTake, Take
 from ._success import GuardMode, apply_guard, check_counts
 from ._wait import ErrorSource, Gate, logger, make_error
 from ._window import WindowLimiter
@@ -74,6 +74,17 @@ class _SeenBlock:
         self.endpoints: frozenset[str] | None = None
 
 
+class _Spending:
+    """Whether a client of this process counts spending on the key, and the ids whose
+    money it saw released (so that a number polled after its end costs no more writes)."""
+
+    __slots__ = ("on", "released")
+
+    def __init__(self) -> None:
+        self.on = False
+        self.released: set[str] = set()
+
+
 class KeyLimits:
     """The limits of one API key and base URL: a limiter per endpoint, the activation
     slots, the success rate, the blocks, the handed-out ids and the orders in flight.
@@ -105,6 +116,7 @@ class KeyLimits:
         self._limiters: dict[str, WindowLimiter] = {}
         self._slots = Gate(clock, "activation slots", "a free slot", level=20)
         self._seen = _SeenBlock()  # shared with the views of without_windows()
+        self._spending = _Spending()  # (the same)
         self._windows_on = True
         self._root = self
         #: The key's order book (``_reconcile``), made by its first order.
@@ -218,9 +230,11 @@ class KeyLimits:
         ended: bool,
         expire_at: float | datetime | None = None,
         sms: bool = False,
+        released: bool = False,
     ) -> None:
         """An activation's state was seen: free its slot if it ended, move its expiry,
-        count its first SMS. Never raises for the store: the call it follows is done."""
+        count its first SMS, stop counting its money once ``released``. Never raises for
+        the store: the call it follows is done."""
         expire = None if expire_at is None else unix(expire_at)
         await self._quietly(
             "noting an activation's state",
@@ -230,6 +244,41 @@ class KeyLimits:
             self._slots.wake_head()
         if sms:
             await self._quietly("counting an SMS", self.store.record_sms(activation_id))
+        if released:
+            await self.spend_release(activation_id)
+
+    # -- spending (SpendLimit) ----------------------------------------------------------
+
+    def count_spending(self) -> None:
+        """A client of this process has a spend limit: released money is looked for."""
+        self._spending.on = True
+
+    async def spend_take(self, cents: int, period: float, price: int) -> SpendTake:
+        """Enter an order's ``price`` in the key's spending if it fits ``cents`` per
+        ``period`` (see ``KeyStore.spend_take``); raises :class:`RateLimitBackendError`
+        (nothing sent)."""
+        self._spending.on = True
+        return await self.store.spend_take(cents, period, price)
+
+    async def spend_bind(self, entry: str, activation_id: str, price: int) -> None:
+        """The order of ``entry`` opened ``activation_id``: its actual ``price`` counts."""
+        await self._quietly(
+            "counting an order's price", self.store.spend_bind(entry, activation_id, price)
+        )
+
+    async def spend_release(self, name: str) -> None:
+        """The money of ``name`` (an entry or an activation id) was released."""
+        spending = self._spending
+        if not spending.on or name in spending.released:
+            return
+        if len(spending.released) > 10_000:
+            spending.released.clear()
+        spending.released.add(name)
+        await self._quietly("releasing an order's price", self.store.spend_release(name))
+
+    async def spent(self, period: float) -> int:
+        """The cents reserved or billed on the key within the last ``period`` seconds."""
+        return await self.store.spend_counted(period)
 
     # -- the success rate ---------------------------------------------------------------
 

@@ -37,7 +37,15 @@ import attrs
 from .._clock import Clock
 from .._errors import AccountBlockedError
 from ._state import LimiterState, SlotsState
-from ._store import JOURNAL_KEEP, JournalEntry, RateLimit, StoreSnapshot, Take
+from ._store import (
+    JOURNAL_KEEP,
+    SPEND_KEPT,
+    JournalEntry,
+    RateLimit,
+    SpendTake,
+    StoreSnapshot,
+    Take,
+)
 from ._success import SuccessRateTracker
 
 __all__ = [
@@ -48,6 +56,7 @@ __all__ = [
     "WindowBook",
     "blocked_error",
     "default_margin",
+    "spend_room_in",
 ]
 
 #: The largest margin added to a token's return time, in seconds.
@@ -298,6 +307,21 @@ class SlotBook:
         return max(0.0, min(candidates)) if candidates else None
 
 
+def spend_room_in(
+    counted: Sequence[tuple[float, int]], price: int, cents: int, period: float, now: float
+) -> float | None:
+    """Seconds until enough of the money ``counted`` (``(at, cents)``, oldest first)
+    leaves the period for ``price`` to fit within ``cents``; None if it never fits."""
+    if price > cents:
+        return None
+    left = sum(amount for _, amount in counted)
+    for at, amount in counted:
+        left -= amount
+        if left + price <= cents:
+            return max(0.0, at + period - now)
+    return 0.0
+
+
 def blocked_error(message: str, until: float) -> BaseException:
     """The error of an account block seen in the store (not raised by this process)."""
     reset_at = None if math.isinf(until) else dt.datetime.fromtimestamp(until, dt.timezone.utc)
@@ -324,6 +348,7 @@ class MemoryStore:
         self._flights: dict[str, str] = {}
         self._journal: dict[str, tuple[str, float]] = {}  # id -> (record, expire_at)
         self._lock = threading.Lock()
+        self._spent: dict[str, tuple[float, int]] = {}  # entry or activation id -> (at, cents)
 
     @property
     def owner(self) -> str:
@@ -477,6 +502,42 @@ class MemoryStore:
     async def journal_take(self, activation_ids: Sequence[str]) -> list[bool]:
         with self._lock:  # every entry is this owner's, and it lives
             return [activation_id in self._journal for activation_id in activation_ids]
+
+    # -- spending --
+
+    def _counted(self, period: float, now: float) -> list[tuple[float, int]]:
+        """The money within ``period``, oldest first (expects the lock held)."""
+        if self._spent:
+            kept = now - SPEND_KEPT
+            self._spent = {n: e for n, e in self._spent.items() if e[0] > kept}
+        since = now - period
+        return sorted(e for e in self._spent.values() if e[0] > since)
+
+    async def spend_take(self, cents: int, period: float, price: int) -> SpendTake:
+        now = self._clock.time()
+        with self._lock:
+            counted = self._counted(period, now)
+            total = sum(amount for _, amount in counted)
+            if total + price > cents:
+                return SpendTake(None, total, spend_room_in(counted, price, cents, period, now))
+            entry = "spend:" + uuid.uuid4().hex
+            self._spent[entry] = (now, price)
+            return SpendTake(entry, total, None)
+
+    async def spend_bind(self, entry: str, activation_id: str, price: int) -> None:
+        with self._lock:
+            self._spent.pop(entry, None)
+            self._spent[activation_id] = (self._clock.time(), price)
+
+    async def spend_release(self, name: str) -> None:
+        with self._lock:
+            self._spent.pop(name, None)
+
+    async def spend_counted(self, period: float) -> int:
+        with self._lock:
+            return sum(amount for _, amount in self._counted(period, self._clock.time()))
+
+    # -- end of spending --
 
 
 @attrs.frozen(kw_only=True)

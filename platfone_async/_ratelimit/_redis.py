@@ -40,9 +40,17 @@ from .._clock import Clock
 from .._errors import RateLimitBackendError
 from . import _scripts
 from ._lease import Heartbeat
-from ._memory import MemoryStore, blocked_error, default_margin
+from ._memory import MemoryStore, blocked_error, default_margin, spend_room_in
 from ._state import LimiterState, SlotsState
-from ._store import JOURNAL_KEEP, JournalEntry, RateLimit, StoreSnapshot, Take
+from ._store import (
+    JOURNAL_KEEP,
+    SPEND_KEPT,
+    JournalEntry,
+    RateLimit,
+    SpendTake,
+    StoreSnapshot,
+    Take,
+)
 from ._wait import logger, serving_held_number
 
 __all__ = ["OnBackendError", "RedisBackend", "RedisStore"]
@@ -804,3 +812,54 @@ class RedisStore:
         reply = await self._run(_scripts.JOURNAL_TAKE, keys, [*args, *activation_ids])
         self._heartbeat.start()
         return [bool(int(x)) for x in reply]
+
+    # -- spending --
+
+    def _spend_keys(self) -> list[str]:
+        return [self._key("spend", "at"), self._key("spend", "cents")]
+
+    async def spend_take(self, cents: int, period: float, price: int) -> SpendTake:
+        async def shared() -> SpendTake:
+            await self._settle()  # a release or bind Redis missed comes first
+            entry = "spend:" + uuid.uuid4().hex
+            args = [cents, repr(period), price, entry, repr(SPEND_KEPT), _ms(SPEND_KEPT + 60)]
+            reply = await self._run(_scripts.SPEND_TAKE, self._spend_keys(), args)
+            total = int(reply[1])
+            if int(reply[0]):
+                return SpendTake(entry, total, None)
+            now = float(_text(reply[2]))
+            rest = reply[3:]
+            counted = [(float(_text(rest[i])), int(rest[i + 1])) for i in range(0, len(rest), 2)]
+            return SpendTake(None, total, spend_room_in(counted, price, cents, period, now))
+
+        async def local() -> SpendTake:
+            taken = await self._local.spend_take(cents, period, price)
+            return taken._replace(entry=None if taken.entry is None else "local:" + taken.entry)
+
+        return await self._or_local("the spend limit", shared, local)
+
+    async def spend_bind(self, entry: str, activation_id: str, price: int) -> None:
+        if entry.startswith("local:"):
+            await self._local.spend_bind(entry.removeprefix("local:"), activation_id, price)
+            return
+        args = [entry, activation_id, price, _ms(SPEND_KEPT + 60)]
+        await self._owe(_scripts.SPEND_BIND, self._spend_keys(), args)
+
+    async def spend_release(self, name: str) -> None:
+        await self._local.spend_release(name.removeprefix("local:"))
+        if not name.startswith("local:"):
+            await self._owe(_scripts.SPEND_RELEASE, self._spend_keys(), [name])
+
+    async def spend_counted(self, period: float) -> int:
+        async def shared() -> int:
+            reply = await self._run(
+                _scripts.SPEND_COUNTED, self._spend_keys(), [repr(period), repr(SPEND_KEPT)]
+            )
+            return int(reply)
+
+        async def local() -> int:
+            return await self._local.spend_counted(period)
+
+        return await self._or_local("the spend limit", shared, local)
+
+    # -- end of spending --

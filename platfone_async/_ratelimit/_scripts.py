@@ -580,3 +580,78 @@ end
 return out
 """
 )
+
+
+# -- spending: KEYS are ``at`` (a sorted set: name -> when) and ``cents`` (a hash) --
+
+_SPENT = """
+local function counted(period, kept)
+  local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - kept)
+  for _, name in ipairs(old) do
+    redis.call('ZREM', KEYS[1], name)
+    redis.call('HDEL', KEYS[2], name)
+  end
+  local within = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. (now - period), '+inf', 'WITHSCORES')
+  local total, entries = 0, {}
+  for i = 1, #within, 2 do
+    local amount = tonumber(redis.call('HGET', KEYS[2], within[i]) or '0')
+    total = total + amount
+    entries[#entries + 1] = within[i + 1]
+    entries[#entries + 1] = amount
+  end
+  return total, entries
+end
+"""
+
+#: Enter an order's money if it fits. ARGV: limit cents, period, price, entry, kept, ttl_ms.
+#: Returns {1, total} when entered; else {0, total, now, at1, cents1, at2, cents2, ...}
+#: (the money counted, oldest first).
+SPEND_TAKE = (
+    _NOW
+    + _SPENT
+    + """
+local limit, price = tonumber(ARGV[1]), tonumber(ARGV[3])
+local total, entries = counted(tonumber(ARGV[2]), tonumber(ARGV[5]))
+if total + price > limit then
+  local out = {0, total, tostring(now)}
+  for _, value in ipairs(entries) do out[#out + 1] = value end
+  return out
+end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[4], price)
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+return {1, total}
+"""
+)
+
+#: An entry's order opened an activation. ARGV: entry, activation id, price, ttl_ms.
+SPEND_BIND = (
+    _NOW
+    + """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[1], now, ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1
+"""
+)
+
+#: Money released. ARGV: the entry or activation id.
+SPEND_RELEASE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+"""
+
+#: The cents within a period. ARGV: period, kept.
+SPEND_COUNTED = (
+    _NOW
+    + _SPENT
+    + """
+local total = counted(tonumber(ARGV[1]), tonumber(ARGV[2]))
+return total
+"""
+)

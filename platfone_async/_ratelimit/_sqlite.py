@@ -32,9 +32,17 @@ import anyio.to_thread
 from .._clock import Clock
 from .._errors import RateLimitBackendError
 from ._lease import Heartbeat
-from ._memory import MemoryStore, blocked_error, default_margin
+from ._memory import MemoryStore, blocked_error, default_margin, spend_room_in
 from ._state import LimiterState, SlotsState
-from ._store import JOURNAL_KEEP, JournalEntry, RateLimit, StoreSnapshot, Take
+from ._store import (
+    JOURNAL_KEEP,
+    SPEND_KEPT,
+    JournalEntry,
+    RateLimit,
+    SpendTake,
+    StoreSnapshot,
+    Take,
+)
 from ._wait import logger, serving_held_number
 
 __all__ = ["SQLiteBackend", "SQLiteStore"]
@@ -68,6 +76,9 @@ CREATE TABLE IF NOT EXISTS flights (
 CREATE TABLE IF NOT EXISTS journal (
     scope TEXT NOT NULL, activation_id TEXT NOT NULL, owner TEXT NOT NULL, record TEXT NOT NULL,
     expire REAL NOT NULL, PRIMARY KEY (scope, activation_id));
+CREATE TABLE IF NOT EXISTS spend (
+    scope TEXT NOT NULL, name TEXT NOT NULL, at REAL NOT NULL, cents INTEGER NOT NULL,
+    PRIMARY KEY (scope, name));
 """
 
 
@@ -740,3 +751,57 @@ class SQLiteStore:
         taken = await self.backend.run(work)
         self._heartbeat.start()
         return taken
+
+    # -- spending --
+
+    def _counted(
+        self, db: sqlite3.Connection, period: float, now: float
+    ) -> list[tuple[float, int]]:
+        db.execute("DELETE FROM spend WHERE scope = ? AND at <= ?", (self._scope, now - SPEND_KEPT))
+        rows = db.execute(
+            "SELECT at, cents FROM spend WHERE scope = ? AND at > ? ORDER BY at",
+            (self._scope, now - period),
+        )
+        return [(float(at), int(cents)) for at, cents in rows]
+
+    async def spend_take(self, cents: int, period: float, price: int) -> SpendTake:
+        scope, now = self._scope, self._clock.time()
+        entry = "spend:" + uuid.uuid4().hex
+
+        def work(db: sqlite3.Connection) -> SpendTake:
+            counted = self._counted(db, period, now)
+            total = sum(amount for _, amount in counted)
+            if total + price > cents:
+                return SpendTake(None, total, spend_room_in(counted, price, cents, period, now))
+            db.execute(
+                "INSERT INTO spend (scope, name, at, cents) VALUES (?, ?, ?, ?)",
+                (scope, entry, now, price),
+            )
+            return SpendTake(entry, total, None)
+
+        return await self.backend.run(work)
+
+    async def spend_bind(self, entry: str, activation_id: str, price: int) -> None:
+        scope, now = self._scope, self._clock.time()
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM spend WHERE scope = ? AND name = ?", (scope, entry))
+            db.execute(
+                "INSERT OR REPLACE INTO spend (scope, name, at, cents) VALUES (?, ?, ?, ?)",
+                (scope, activation_id, now, price),
+            )
+
+        await self.backend.run(work)
+
+    async def spend_release(self, name: str) -> None:
+        scope = self._scope
+        await self.backend.run(
+            lambda db: db.execute("DELETE FROM spend WHERE scope = ? AND name = ?", (scope, name))
+        )
+
+    async def spend_counted(self, period: float) -> int:
+        now = self._clock.time()
+        counted = await self.backend.run(lambda db: self._counted(db, period, now))
+        return sum(amount for _, amount in counted)
+
+    # -- end of spending --

@@ -28,6 +28,8 @@ __all__ = [
     "KeyStore",
     "RateLimit",
     "RateLimitBackend",
+    "SPEND_KEPT",
+    "SpendTake",
     "StoreSnapshot",
     "Take",
 ]
@@ -54,6 +56,21 @@ class Take(NamedTuple):
 
     granted: Sequence[str]
     retry_in: float | None
+
+
+class SpendTake(NamedTuple):
+    """What a ``spend_take`` got: the ``entry`` naming the order's money (None: refused),
+    the cents ``counted`` within the period before it, and - when refused - ``room_in``,
+    seconds until enough of that money leaves the period for it (None: the price alone is
+    over the limit)."""
+
+    entry: str | None
+    counted: int
+    room_in: float | None
+
+
+#: How long a store keeps the money it counts (the longest ``SpendLimit.period``).
+SPEND_KEPT = 31 * 86_400.0
 
 
 class StoreSnapshot(NamedTuple):
@@ -229,6 +246,33 @@ class KeyStore(Protocol):
         owner's, False when it is gone or a live owner (maybe another survivor that took
         it first) holds it. Atomic: two owners never take the same number."""
         ...
+
+    # -- spending (``SpendLimit``): money reserved or billed within a rolling period --
+    # An entry is an order's money: taken at its price before it leaves, bound to its
+    # activation (at the actual price) when it lands, released when the money is (nothing
+    # opened, or the number cancelled or expired without an SMS). Entries live at most
+    # ``SPEND_KEPT``; live ones within a period are bounded by the largest limit's cents.
+
+    async def spend_take(self, cents: int, period: float, price: int) -> SpendTake:
+        """Enter ``price`` if the money entered within the last ``period`` seconds plus it
+        stays within ``cents`` (atomically, for every owner of the key); else refuse."""
+        ...
+
+    async def spend_bind(self, entry: str, activation_id: str, price: int) -> None:
+        """The order of ``entry`` opened ``activation_id`` at ``price``: the entry is then
+        named by the activation's id, counts ``price``, and is stamped now."""
+        ...
+
+    async def spend_release(self, name: str) -> None:
+        """The money of ``name`` (an entry, or an activation's id) was released: it no
+        longer counts (idempotent)."""
+        ...
+
+    async def spend_counted(self, period: float) -> int:
+        """The cents entered within the last ``period`` seconds."""
+        ...
+
+    # -- end of spending --
 
 
 class RateLimitBackend(Protocol):

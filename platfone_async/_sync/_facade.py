@@ -35,6 +35,7 @@ from .._recover import OpenActivation
 from .._retry import RetryPolicy
 from .._session import ActivationSession
 from .._settle import SessionOutcome, Settled
+from .._spend import SpendLimit
 from .._validate import Evidence
 from ._runtime import Root, Twin, build_later
 
@@ -59,6 +60,40 @@ class SyncActivationSession(Twin[ActivationSession]):
     def outcome(self) -> SessionOutcome | None:
         """None while the block runs; then how it ended (see :class:`SessionOutcome`)."""
         return self._target().outcome
+
+    @property
+    def numbers(self) -> list[Activation]:
+        """Every number the session held, oldest first: those :meth:`replace` gave up
+        (as last seen: settled once the background is done with them), then the
+        current one (:attr:`activation`).
+        """
+        return self._target().numbers
+
+    def replace(self) -> Activation:
+        """Give the current number up and hold the next-best offer's instead.
+
+        The number is settled in the background as the block's end settles one -
+        cancelled when ``cancelable_after`` allows, finalized if an SMS came meanwhile
+        (its code in :attr:`numbers`, and said) - so the call is not held for it; the
+        block's end waits for it. The next number is the best offer in a country this
+        session has not tried yet (of the candidates it was opened with), else again
+        the best of those tried; with one country, another number there.
+
+        Returns:
+            The new activation, also :attr:`activation` from now on.
+
+        Raises:
+            NoNumbersAvailableError: No offer had a number; the current one is kept.
+            PlatfoneError: As ordering does (the current number is kept).
+            RuntimeError: The block has ended (nothing is ordered).
+
+        Examples:
+            >>> try:
+            ...     session.wait_for_sms(timeout=120)
+            ... except WaitTimeoutError:
+            ...     session.replace()  # the next-best offer
+        """
+        return self._call(ActivationSession.replace)
 
     def refresh(self) -> Activation:
         """Fetch the activation's state now (``get_activation``) and return it.
@@ -268,6 +303,10 @@ class Platfone(Root[AsyncPlatfone]):
             slots come back in minutes, not at expiry; two clients never take the same
             number. Runs while the client is used as ``with`` (or the sync
             :class:`Platfone` is open).
+        spend_limit: At most so much money reserved or billed within a rolling period
+            (:class:`SpendLimit`): an order that would go over it raises
+            :class:`SpendLimitError` before it leaves. Counted in the ``limits_backend``,
+            so the clients that share it share one budget. None: no limit.
 
     It runs its own event loop in a daemon thread, started on first use, on which the
     :class:`AsyncPlatfone` and everything it holds live; so it works alike in Jupyter (where
@@ -302,6 +341,7 @@ class Platfone(Root[AsyncPlatfone]):
         request_deadline: float | None = None,
         on_late_sms: Callable[[Activation], object] | None = None,
         recover_orphans: bool = False,
+        spend_limit: SpendLimit | None = None,
     ) -> None:
         super().__init__(
             build_later(
@@ -327,6 +367,7 @@ class Platfone(Root[AsyncPlatfone]):
                 request_deadline=request_deadline,
                 on_late_sms=on_late_sms,
                 recover_orphans=recover_orphans,
+                spend_limit=spend_limit,
             ),
             AsyncPlatfone.aclose,
         )
@@ -542,6 +583,9 @@ class Platfone(Root[AsyncPlatfone]):
             AccountBlockedError: The account is blocked for its low success rate (24 h).
             SuccessRateGuardError: ``success_rate_guard="raise"`` and this order would take
                 the success rate under ``success_rate_floor`` (nothing sent).
+            SpendLimitError: Its price (``max_price``, else the price list's top, looked
+                up with ``get_price``) would take the client's ``spend_limit`` over
+                (nothing sent).
             OrderOutcomeUnknownError: The order may have been placed and the history
                 cannot tell: look for it there before ordering again.
             PlatfoneError: As every call (see :class:`AsyncPlatfone`).
@@ -783,8 +827,9 @@ class Platfone(Root[AsyncPlatfone]):
     def activation(
         self,
         service_id: str,
-        country_id: str,
+        country_id: str | Sequence[str] | None,
         *,
+        prefer: Literal["balanced", "price", "quality"] = "balanced",
         max_price: int | None = None,
         price_ceiling: int | None = None,
         quality_factor: float | None = None,
@@ -798,6 +843,12 @@ class Platfone(Root[AsyncPlatfone]):
         With ``price_ceiling``, a :class:`MaxPriceExceededError` is answered by ordering
         again at its ``suggested_price`` with its ``order_id``, never above the ceiling.
 
+        ``country_id`` may also be a list of candidate countries, or None for every
+        country that sells the service: the session then orders the best offer as
+        :meth:`rank_offers` ranks them by ``prefer``, and goes on to the next when a
+        country has no number or a price within the ceiling (see the guide "Getting a
+        code at the best offer"). It never sends a ``max_price`` above ``price_ceiling``.
+
         On leaving the block - normally, by an exception, by cancellation or by
         KeyboardInterrupt - an activation that got its SMS and was billed is finalized,
         one without an SMS is cancelled (once ``cancelable_after`` allows), and any
@@ -809,7 +860,10 @@ class Platfone(Root[AsyncPlatfone]):
 
         Args:
             service_id: The service to receive an SMS from.
-            country_id: The number's country.
+            country_id: The number's country; or the candidates (a list of ids), or None
+                for every country that sells the service.
+            prefer: How candidates are ranked: ``"balanced"`` (quality per price),
+                ``"price"`` or ``"quality"``; unused with one country.
             max_price: The most to pay for the first order, in USD cents.
             price_ceiling: The most to pay when prices move (at least ``max_price``).
             quality_factor: 0 (cheapest) to 100 (best quality).
@@ -822,7 +876,8 @@ class Platfone(Root[AsyncPlatfone]):
             InvalidParameterError: An argument out of range, or ``max_price`` above
                 ``price_ceiling`` (nothing sent).
             MaxPriceExceededError: The price is above ``max_price`` without a
-                ``price_ceiling``, or above the ceiling.
+                ``price_ceiling``, or above the ceiling (of the last candidate tried).
+            NoNumbersAvailableError: No number in the country (in any candidate).
             PlatfoneError: Any other error of :meth:`create_activation`, raised before the
                 block runs: no number is held then.
 
@@ -832,12 +887,15 @@ class Platfone(Root[AsyncPlatfone]):
             ...     print("code:", activation.sms_code)
             >>> session.outcome
             <SessionOutcome.FINALIZED: 'finalized'>
+            >>> with client.activation("telegram", None, prefer="price") as session:
+            ...     print(session.activation.country_id)  # the cheapest country in stock
         """
         return self._context_as(
             SyncActivationSession,
             AsyncPlatfone.activation,
             service_id,
             country_id,
+            prefer=prefer,
             max_price=max_price,
             price_ceiling=price_ceiling,
             quality_factor=quality_factor,

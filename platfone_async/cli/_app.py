@@ -218,6 +218,8 @@ async def _client(
     """The client, its httpx client watching for a poll hint (one of its own, as the SDK
     would make, or the one given, its hook removed afterwards)."""
     options = {"timeout": args.request_timeout, **client_options}
+    if args.spend_limit is not None:
+        options["spend_limit"] = args.spend_limit
     async with contextlib.AsyncExitStack() as stack:
         http = options.get("http_client")
         if http is None:

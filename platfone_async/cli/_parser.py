@@ -117,6 +117,14 @@ def _globals(*, suppress: bool, with_timeout: bool = True) -> Parser:
             help="seconds per request (30)",
         )
     group.add_argument(
+        "--spend-limit",
+        type=_spend_limit,
+        default=default(None),
+        metavar="CENTS/PERIOD",
+        help="refuse an order that would take the money reserved or billed within PERIOD"
+        " over CENTS (500/1h, 2000/1d)",
+    )
+    group.add_argument(
         "-v",
         "--verbose",
         action="count",
@@ -127,6 +135,13 @@ def _globals(*, suppress: bool, with_timeout: bool = True) -> Parser:
         "--no-color", action="store_true", default=default(False), help="plain text, no colors"
     )
     return parser
+
+
+def _spend_limit(text: str) -> platfone_async.SpendLimit:
+    try:
+        return platfone_async.SpendLimit.parse(text)
+    except platfone_async.InvalidParameterError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} {error.rule}") from None
 
 
 def _example(text: str) -> str:
@@ -238,11 +253,26 @@ def build_parser() -> Parser:
     offers.add_argument("--limit", type=_positive_int, metavar="N", help="show the best N only")
     order = commands.add(
         "order",
-        "order a number for SERVICE in COUNTRY (--wait: hold it until the SMS comes)",
-        "platfone order telegram uk --max-price 150 --wait --timeout 300",
+        "order a number for SERVICE in COUNTRY, or at the best offer of several"
+        " (--wait: hold it until the SMS comes)",
+        "platfone order telegram uk --max-price 150 --wait --timeout 300\n"
+        "platfone order telegram any --prefer price --price-ceiling 120 --wait",
         wait_timeout=True,
     )
-    _service_country(order)
+    order.add_argument("service", metavar="SERVICE", help="an id or a name: telegram, WhatsApp")
+    order.add_argument(
+        "country",
+        metavar="COUNTRY",
+        help="an id or a name: uk, 'United Kingdom'; several, comma-separated (uk,de,fr),"
+        " or 'any': the best offer among them (see offers), the next if one has no number",
+    )
+    order.add_argument(
+        "--prefer",
+        choices=("balanced", "price", "quality"),
+        default="balanced",
+        help="with several countries: cheapest first, best quality first, or quality per"
+        " price (default)",
+    )
     order.add_argument("--max-price", type=_positive_int, metavar="N", help="cents, first order")
     order.add_argument(
         "--price-ceiling",

@@ -20,6 +20,7 @@ from platfone_async import (
     ActivationEndedError,
     ActivationSession,
     MaxPriceExceededError,
+    NoNumbersAvailableError,
     SessionOutcome,
     WaitTimeoutError,
 )
@@ -100,14 +101,58 @@ async def order(ctx: Context) -> int:
     if args.wait_timeout is not None and not args.wait:
         raise UsageError("--timeout goes with --wait")
     service = await resolve_service(ctx, args.service)
-    country = await resolve_country(ctx, args.country)
+    countries = await _countries(ctx, args.country)
     if args.wait:
-        return await _order_and_wait(ctx, service.service_id, country.country_id)
-    activation = await _place(ctx, service.service_id, country.country_id)
+        return await _order_and_wait(ctx, service.service_id, countries)
+    if isinstance(countries, str):
+        activation = await _place(ctx, service.service_id, countries)
+    else:
+        best = await _place_best(ctx, service.service_id, countries)
+        if best is None:
+            return 1  # (an API error's exit code: nothing to buy)
+        activation = best
     show_activation(ctx, activation, "Ordered")
     if not ctx.out.json:
         _next_steps(ctx, activation)
     return 0
+
+
+async def _countries(ctx: Context, spec: str) -> str | list[str] | None:
+    """COUNTRY as the SDK takes it: one id, the candidates' ids (``uk,de``), or None
+    (``any``: every country that sells the service)."""
+    if spec.strip().lower() == "any":
+        return None
+    names = [name.strip() for name in spec.split(",") if name.strip()]
+    if not names:
+        raise UsageError(f"COUNTRY {spec!r} names no country")
+    ids = [(await resolve_country(ctx, name)).country_id for name in names]
+    return ids[0] if len(ids) == 1 else ids
+
+
+async def _place_best(
+    ctx: Context, service_id: str, candidates: list[str] | None
+) -> Activation | None:
+    """The best offer among ``candidates`` (None: all), the next when one has no number or
+    a price above --price-ceiling, as ``client.activation`` shops (for a number kept);
+    None, said on stderr, when the price list offers none."""
+    args = ctx.args
+    offers = await ctx.client.rank_offers(
+        service_id, candidates, prefer=args.prefer, price_ceiling=args.price_ceiling
+    )
+    if not offers:
+        within = "" if args.price_ceiling is None else f" within {dollars(args.price_ceiling)}"
+        ctx.out.note(
+            f"platfone order: no offer of {service_id} in stock{within}; nothing was "
+            "ordered (see: platfone offers)",
+            "error",
+        )
+        return None
+    for offer in offers[:-1]:
+        try:
+            return await _place(ctx, service_id, offer.country_id)
+        except (NoNumbersAvailableError, MaxPriceExceededError) as error:
+            ctx.out.note(f"{offer.country_id}: {error.message}; trying the next offer")
+    return await _place(ctx, service_id, offers[-1].country_id)
 
 
 def _next_steps(ctx: Context, activation: Activation) -> None:
@@ -159,7 +204,7 @@ def _outcome_note(session: ActivationSession) -> str:
     return f"{phone} had already ended ({a.activation_status})"
 
 
-async def _order_and_wait(ctx: Context, service_id: str, country_id: str) -> int:
+async def _order_and_wait(ctx: Context, service_id: str, country_id: str | list[str] | None) -> int:
     args = ctx.args
     states = _States(ctx)
     held: ActivationSession | None = None
@@ -167,6 +212,7 @@ async def _order_and_wait(ctx: Context, service_id: str, country_id: str) -> int
         async with ctx.client.activation(
             service_id,
             country_id,
+            prefer=args.prefer,
             max_price=args.max_price,
             price_ceiling=args.price_ceiling,
             quality_factor=args.quality,

@@ -29,6 +29,9 @@ from platfone_async import (
     Service,
     SessionOutcome,
     SmsStatus,
+    SpendLimit,
+    SpendLimitError,
+    WaitTimeoutError,
 )
 from platfone_async.testing import PlatfoneEmulator, VirtualClock
 from platfone_async.webhooks import ActivationUpdated, WebhookHandler
@@ -66,6 +69,27 @@ async def async_user(client: AsyncPlatfone) -> None:
     seen: list[Activation] = []
     await client.wait_for_sms(activation, progress=seen.append)
     del available, expires, code, done, page, got, outcome, services, countries
+
+
+async def shopper(client: AsyncPlatfone) -> None:
+    budget = AsyncPlatfone("key", spend_limit=SpendLimit(500, dt.timedelta(hours=1)))
+    async with client.activation("telegram", ["uk", "de"], prefer="price") as session:
+        try:
+            await session.wait_for_sms(timeout=120)
+        except WaitTimeoutError:
+            fresh: Activation = await session.replace()
+            del fresh
+    held: list[Activation] = session.numbers
+    async with client.activation("telegram", None, price_ceiling=150):
+        pass
+    try:
+        await budget.create_activation("telegram", "uk", max_price=100)
+    except SpendLimitError as exc:
+        counted: int = exc.counted
+        room: dt.datetime | None = exc.room_at
+        limit: SpendLimit = exc.limit
+        del counted, room, limit
+    del held
 
 
 def models_user(activation: Activation, balance: Balance) -> None:
