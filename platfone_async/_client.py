@@ -1054,11 +1054,11 @@ class AsyncPlatfone:
             >>> offers = await client.rank_offers("telegram", ["uk", "de"], price_ceiling=150)
             >>> best = offers[0]  # e.g. Offer(country_id='de', price=120, quality=0.82, ...)
         """
-        from ._offers import check_choice, check_country_ids, rank
+        from ._offers import rank
 
         checked = check.service_id(service_id)
-        only = check_country_ids(country_ids)
-        chosen = check_choice(prefer)
+        only = check.country_ids(country_ids)
+        chosen = check.prefer(prefer)
         if price_ceiling is not None:
             check.max_price(price_ceiling, "price_ceiling")
         lists = await self.get_prices_by_service(checked)

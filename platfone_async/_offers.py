@@ -15,20 +15,15 @@ out, as ``"price"`` leaves it out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Literal
+from collections.abc import Iterable
 
 import attrs
 
-from . import _validate as check
-from ._errors import InvalidParameterError
 from ._models import publish
 from ._models._catalog import CountryPrice
+from ._validate import Prefer
 
-__all__ = ["Offer", "Prefer", "check_choice", "check_country_ids", "rank"]
-
-Prefer = Literal["balanced", "price", "quality"]
-_PREFER: tuple[Prefer, ...] = ("balanced", "price", "quality")
+__all__ = ["Offer", "rank"]
 
 
 @attrs.frozen
@@ -51,24 +46,6 @@ class Offer:
 
 
 publish(Offer)  # loaded on first use: label it here
-
-
-def check_choice(prefer: object) -> Prefer:
-    """``prefer`` as given, or :class:`InvalidParameterError` before anything is sent."""
-    for choice in _PREFER:
-        if prefer == choice:
-            return choice
-    raise InvalidParameterError("prefer", f"must be one of {', '.join(_PREFER)}", prefer)
-
-
-def check_country_ids(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
-    """The candidate countries, each checked; a single id reads as a list of one."""
-    if value is None:
-        return None
-    ids = (value,) if isinstance(value, str) else tuple(value)
-    if not ids:
-        raise InvalidParameterError("country_ids", "must name at least one country", value)
-    return tuple(dict.fromkeys(check.country_id(c, "country_ids") for c in ids))
 
 
 def rank(

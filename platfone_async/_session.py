@@ -34,7 +34,7 @@ from ._watch import check_interval
 if TYPE_CHECKING:
     from ._client import AsyncPlatfone
     from ._models._reports import ReportResult
-    from ._offers import Prefer
+    from ._validate import Prefer
 
 __all__ = ["ActivationSession", "SessionOutcome", "open_session"]
 

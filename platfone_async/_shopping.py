@@ -25,7 +25,7 @@ from ._errors import (
     NoNumbersAvailableError,
     NotFoundError,
 )
-from ._offers import Prefer, check_choice, check_country_ids
+from ._validate import Prefer
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -148,8 +148,8 @@ class Shopper:
         if isinstance(country_id, str):
             self.candidates: tuple[str, ...] | None = (check.country_id(country_id),)
         else:
-            self.candidates = check_country_ids(country_id)
-        self.prefer = check_choice(prefer)
+            self.candidates = check.country_ids(country_id)
+        self.prefer = check.prefer(prefer)
         self.max_price = max_price
         self.price_ceiling = price_ceiling
         self.quality_factor = quality_factor

@@ -9,20 +9,24 @@ from __future__ import annotations
 import math
 import os
 import re
-from typing import IO, Union
+from collections.abc import Sequence
+from typing import IO, Literal, Union
 
 from ._errors import InvalidParameterError
 
 __all__ = [
     "EVIDENCE_MAX_BYTES",
     "Evidence",
+    "Prefer",
     "activation_id",
     "country_id",
+    "country_ids",
     "evidence_file",
     "int_in_range",
     "max_price",
     "message",
     "order_id",
+    "prefer",
     "quality_factor",
     "service_id",
 ]
@@ -221,3 +225,26 @@ def read_evidence(evidence: Evidence) -> tuple[bytes, str | None]:
         )
     name = getattr(evidence, "name", None)
     return content, name if isinstance(name, str) else None
+
+
+#: How offers are ranked (``prefer=``): see :meth:`AsyncPlatfone.rank_offers`.
+Prefer = Literal["balanced", "price", "quality"]
+_PREFER: tuple[Prefer, ...] = ("balanced", "price", "quality")
+
+
+def prefer(value: object) -> Prefer:
+    """``prefer`` as given, or :class:`InvalidParameterError` before anything is sent."""
+    for choice in _PREFER:
+        if value == choice:
+            return choice
+    raise InvalidParameterError("prefer", f"must be one of {', '.join(_PREFER)}", value)
+
+
+def country_ids(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """The candidate countries, each checked; a single id reads as a list of one."""
+    if value is None:
+        return None
+    ids = (value,) if isinstance(value, str) else tuple(value)
+    if not ids:
+        raise InvalidParameterError("country_ids", "must name at least one country", value)
+    return tuple(dict.fromkeys(country_id(c, "country_ids") for c in ids))
