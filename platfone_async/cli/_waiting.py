@@ -8,7 +8,10 @@ With ``--json`` each state change is one JSON line on stdout.
 ``order --wait`` holds the number in an ``activation()`` session: whatever ends the
 wait - the SMS, ``--timeout``, Ctrl-C - the number is finalized, cancelled when it can
 be, or left to expire, and the command says which. On Ctrl-C the session itself says
-what it is doing (and a second Ctrl-C leaves the number to expire at once).
+what it is doing (and a second Ctrl-C leaves the number at once, saying what it leaves).
+While the session waits to cancel it keeps watching: a code that comes after
+``--timeout`` or the first Ctrl-C is printed as an in-time one (stdout, ``--json``
+too), with a note on stderr; after ``--timeout`` the command then exits 0.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from platfone_async import (
     Activation,
     ActivationEndedError,
     ActivationSession,
+    BillingStatus,
     MaxPriceExceededError,
     NoNumbersAvailableError,
     SessionOutcome,
@@ -69,6 +73,7 @@ class _States:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self.last: Activation | None = None
+        self.shown_code: str | None = None
 
     def emit(self, state: Activation) -> None:
         if state != self.last:
@@ -81,6 +86,7 @@ class _States:
         return self.emit if self._ctx.out.json else self._ctx.out.stderr
 
     def code(self, state: Activation) -> None:
+        self.shown_code = state.sms_code
         self.emit(state)
         if not self._ctx.out.json:
             text = f"  {state.sms_text!r}" if state.sms_text else ""
@@ -225,17 +231,39 @@ async def _order_and_wait(ctx: Context, service_id: str, country_id: str | list[
                 timeout=args.wait_timeout, interval=ctx.interval(), progress=states.progress()
             )
             states.code(state)
-    except Exception:
-        if held is not None:
-            _settled(ctx, states, held)
+    except Exception as error:
+        if held is None:
+            raise
+        late = _late_code(ctx, states, held, "the --timeout" if _timed_out(error) else "an error")
+        _settled(ctx, states, held)
+        if late:
+            return 0  # the code the command was for reached its caller
         raise
     except BaseException:
         # Interrupted: the session has said what it did (or is doing) on stderr.
-        if held is not None and held.outcome is not None:
-            states.emit(held.activation)
+        if held is not None:
+            _late_code(ctx, states, held, "the interruption")
+            if held.outcome is not None:
+                states.emit(held.activation)
         raise
     _settled(ctx, states, session)
     return 0
+
+
+def _timed_out(error: Exception) -> bool:
+    return isinstance(error, WaitTimeoutError)
+
+
+def _late_code(ctx: Context, states: _States, session: ActivationSession, after: str) -> bool:
+    """Print a code the wait did not (settling found it) as an in-time one; True if so."""
+    state = session.activation
+    if not state.sms_code or states.shown_code == state.sms_code:
+        return False
+    states.code(state)
+    billed = state.billing_status == BillingStatus.BILLED
+    money = "billed for it" if billed else f"billing {state.billing_status}"
+    ctx.out.note(f"the code came after {after}; {phone_of(state)}: {money}")
+    return True
 
 
 def _settled(ctx: Context, states: _States, session: ActivationSession) -> None:

@@ -492,3 +492,54 @@ async def test_offers_ranks_the_countries_that_sell_a_service(clock: VirtualCloc
     assert in_stock == {o["country_id"] for o in everywhere.json()}
     assert 2 == unknown.code
     assert 0 == emulator.orders_placed()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("json_mode", [False, True])
+async def test_a_code_after_the_timeout_is_printed_and_exits_0(
+    clock: VirtualClock, json_mode: bool
+) -> None:
+    """order --wait --timeout 2, the SMS at 4 s (cancel only after 2 min): the code is
+    printed as an in-time one (stdout; the last JSON line), noted on stderr as late,
+    the number finalized, exit 0."""
+    emulator = _emulator(clock, sms_delay=4)
+    cli = Cli(emulator, clock)
+    json_flag = ("--json",) if json_mode else ()
+    async with clock.autojump():
+        run = await cli("order", "telegram", "uk", "--wait", "--timeout", "2", *json_flag)
+    (state,) = emulator.activations()
+    assert 0 == run.code, run.err
+    assert "finalized" == state["activation_status"]
+    if json_mode:
+        last = run.lines()[-1]
+        assert (state["sms_code"], "finalized") == (last["sms_code"], last["activation_status"])
+    else:
+        assert f"Code: {state['sms_code']}" in run.out
+    assert f"the code came after the --timeout; +{state['phone']}: billed for it" in run.err
+    assert "within 2 s" not in run.err
+
+
+@pytest.mark.anyio
+async def test_a_code_after_an_interruption_is_printed(clock: VirtualClock) -> None:
+    """Interrupted at 2 s, the SMS at 4 s while the session waits to cancel: the code is
+    printed, noted as late, and the number finalized (the session's own notice says so)."""
+    emulator = _emulator(clock, sms_delay=4)
+    async with clock.autojump():
+        run = await _interrupted(Cli(emulator, clock), 2, "order", "telegram", "uk", "--wait")
+    (state,) = emulator.activations()
+    assert "finalized" == state["activation_status"]
+    assert f"Code: {state['sms_code']}" in run.out
+    assert f"the code came after the interruption; +{state['phone']}: billed" in run.err
+    assert f"finalized +{state['phone']} (it got its SMS: {state['sms_code']})" in run.err
+    assert "released" not in run.err.split("came after")[-1]
+
+
+@pytest.mark.anyio
+async def test_a_timeout_with_no_code_at_all_still_exits_3(clock: VirtualClock) -> None:
+    """No SMS ever: the cancel comes, nothing is printed as a code, exit 3."""
+    emulator = _emulator(clock)
+    async with clock.autojump():
+        run = await Cli(emulator, clock)("order", "telegram", "uk", "--wait", "--timeout", "2")
+    assert 3 == run.code
+    assert "Code:" not in run.out
+    assert "came after" not in run.err

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import httpx
 import pytest
 
 from platfone_async import Platfone
@@ -79,6 +80,7 @@ def _start(argv: Sequence[str]) -> tuple[subprocess.Popen[str], Server]:
 class Servers:
     quick: Server  # an SMS 2 s after each order; started with `platfone emulator`
     never: Server  # no SMS ever
+    late: Server  # an SMS 4 s after each order (for --timeout 2 and Ctrl-C)
 
 
 @pytest.fixture(scope="module")
@@ -89,13 +91,14 @@ def servers() -> Iterator[Servers]:
     never, never_server = _start(
         [sys.executable, "-m", "platfone_async.testing", "serve", *common, "--sms-delay", "-1"]
     )
+    late, late_server = _start([*PLATFONE, "emulator", *common, "--sms-delay", "4"])
     try:
-        yield Servers(quick_server, never_server)
+        yield Servers(quick_server, never_server, late_server)
     finally:
-        for process in (quick, never):
+        for process in (quick, never, late):
             process.terminate()
             process.communicate(timeout=10)
-    assert (0, 0) == (quick.returncode, never.returncode)
+    assert (0, 0, 0) == (quick.returncode, never.returncode, late.returncode)
 
 
 def run(argv: Sequence[str], timeout: float = 30) -> Done:
@@ -381,3 +384,65 @@ def test_a_missing_extra_exits_2_and_names_it() -> None:
     assert 2 == done.code
     assert "needs the 'emulator' extra: pip install " in done.err
     assert "[emulator]'" in done.err
+
+
+def _order_and_wait(server: Server) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """``order --wait --json`` running; its first line (the number ordered)."""
+    process = subprocess.Popen(
+        server.argv("order", "telegram", "uk", "--wait", "--interval", "0.5", "--json"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    assert process.stdout is not None
+    return process, json.loads(process.stdout.readline())
+
+
+def test_a_code_after_the_timeout_or_a_ctrl_c_is_printed(servers: Servers) -> None:
+    """The SMS at 4 s. order --wait --timeout 2: the code on stdout (as text, as the last
+    JSON line), a note that it came late, the number finalized, exit 0. Ctrl-C at once
+    instead: finalized while it waits to cancel, the code printed, exit 130."""
+    late = servers.late
+    interrupted, ordered = _order_and_wait(late)
+    interrupted.send_signal(signal.SIGINT)
+    argv = ("order", "telegram", "uk", "--wait", "--timeout", "2", "--interval", "0.5")
+    done = run_all({"text": late.argv(*argv), "json": late.argv(*argv, "--json")})
+    out, err = interrupted.communicate(timeout=30)
+    assert {"text": 0, "json": 0} == {n: d.code for n, d in done.items()}, done
+    last = done["json"].lines()[-1]
+    state = late.state(last["activation_id"])
+    assert (state.sms_code, "finalized") == (last["sms_code"], state.activation_status)
+    assert "Code: " in done["text"].out
+    for d in done.values():
+        assert "the code came after the --timeout; +" in d.err
+        assert "billed for it" in d.err
+    state = late.state(ordered["activation_id"])
+    assert 130 == interrupted.returncode, err
+    assert "finalized" == state.activation_status
+    assert state.sms_code == json.loads(out.splitlines()[-1])["sms_code"]
+    assert "the code came after the interruption" in err
+
+
+def test_a_second_ctrl_c_after_the_sms_says_billed_never_released(servers: Servers) -> None:
+    """Ctrl-C, the SMS comes (billed), the finalize hangs; Ctrl-C again: it leaves the
+    number saying it was billed, with the code - never "released" - and prints the code."""
+    late = servers.late
+    control = late.base_url.split("/api/")[0] + "/_emulator/inject_fault"
+    fault = {"route": "finalize_activation", "fault": {"delay": 20}}
+    httpx.post(control, json=fault).raise_for_status()
+    process, ordered = _order_and_wait(late)
+    assert process.stderr is not None
+    process.send_signal(signal.SIGINT)
+    err: list[str] = []
+    _read_until(process.stderr, "a code arrived late", err)
+    said_before = len(err)
+    process.send_signal(signal.SIGINT)
+    out, more_err = process.communicate(timeout=10)
+    after = "".join(err[said_before:]) + more_err
+    state = late.state(ordered["activation_id"])
+    assert 130 == process.returncode, "".join(err) + more_err
+    assert "billed" == state.billing_status
+    assert f"its SMS came and was billed (code {state.sms_code})" in after
+    assert "released" not in after
+    assert state.sms_code == json.loads(out.splitlines()[-1])["sms_code"]
