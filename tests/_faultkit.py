@@ -200,6 +200,8 @@ class Ledger:
     codes_received: set[tuple[str, str]] = attrs.Factory(set)
     codes_delivered: set[tuple[str, str]] = attrs.Factory(set)
     sessions: list[pf.ActivationSession] = attrs.Factory(list)
+    #: Each session that ended: (activation id, its outcome, the server's status then).
+    endings: list[tuple[str, pf.SessionOutcome | None, str]] = attrs.Factory(list)
 
     def __attrs_post_init__(self) -> None:
         self.start_total = self.emulator.balance()["total"]
@@ -214,6 +216,14 @@ class Ledger:
         """A caller got this state from wait_for_sms / watch_activation."""
         if state.sms_code:
             self.codes_received.add((state.activation_id, state.sms_code))
+
+    def ended(self, session: pf.ActivationSession) -> None:
+        """A session's block has ended: note its outcome beside the server's state now,
+        and the code it holds (a late one, found while settling, reached it there)."""
+        aid = session.activation.activation_id
+        status = self.emulator.activation(aid)["activation_status"]
+        self.endings.append((aid, session.outcome, status))
+        self.received(session.activation)
 
     def check(self, *, may_expire: Callable[[str], bool] | None = None) -> dict[str, int]:
         """The four checks; returns the totals (orders, unknown, double, leaked, lost).
@@ -244,6 +254,9 @@ class Ledger:
             if state != expected and not excused:
                 leaked.append((aid, state, session.outcome))
         assert [] == leaked
+        # Each session's outcome is what the server showed when its block ended.
+        told = [(a, o, s) for a, o, s in self.endings if o is None or _SHOWN.get(o) != s]
+        assert [] == told
         # No lost code: every SMS delivered to a number a caller held reached that caller.
         held = set(self.handed_out)
         lost = {(a, c) for a, c in self.codes_delivered if a in held} - self.codes_received
@@ -270,6 +283,14 @@ class Ledger:
             "leaked": len(leaked),
             "lost": len(lost),
         }
+
+
+#: The server's status each outcome stands for (ALREADY_ENDED: none that a soak allows).
+_SHOWN = {
+    pf.SessionOutcome.FINALIZED: "finalized",
+    pf.SessionOutcome.CANCELED: "canceled",
+    pf.SessionOutcome.LEFT_TO_EXPIRE: "active",
+}
 
 
 def _state(activation: dict[str, Any]) -> tuple[str, str]:

@@ -65,8 +65,10 @@ async def run_scenario(client: pf.AsyncPlatfone, ledger: Ledger) -> list[BaseExc
     await client.get_balance()
     for service in ("telegram", "google"):
         ledger.calls += 1
+        held: list[pf.ActivationSession] = []
         try:
             async with client.activation(service, "uk") as session:
+                held.append(session)
                 ledger.sessions.append(session)
                 ledger.handed_out.append(session.activation.activation_id)
                 if service == "telegram":
@@ -77,6 +79,9 @@ async def run_scenario(client: pf.AsyncPlatfone, ledger: Ledger) -> list[BaseExc
             ledger.unknown.append(error)
         except pf.PlatfoneError as error:
             errors.append(error)
+        finally:
+            for session in held:
+                ledger.ended(session)
     await client.get_balance()
     return errors
 
