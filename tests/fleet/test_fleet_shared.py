@@ -421,3 +421,54 @@ async def test_a_redis_restarted_without_persistence_lets_no_burst_through(
     assert ([], 3 * limit) == (refused, len(records))
     assert [] == [r.status for r in records if r.status == 429]
     assert limit >= max_in_window([r.time for r in records], period)
+
+
+async def test_sessions_waiting_through_a_frozen_redis_get_every_code(
+    own_redis: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ten sessions wait for their SMS; Redis freezes (SIGSTOP) for 3 s and the SMS come
+    meanwhile. The default on_backend_error raises for new calls, but the polls and the
+    finalizes of the numbers already open go on under in-process limits (one WARNING):
+    every code reaches its caller while Redis is still frozen, every number finalized."""
+    emulator = PlatfoneEmulator(sms_policy=SmsPolicy(delay=1.5))
+    backend = RedisBackend.from_url(own_redis.url, prefix=prefix, timeout=0.3)
+    process = own_redis.process
+    assert process is not None
+    codes: dict[str, tuple[str | None, float]] = {}  # the code each caller got, and when
+    outcomes: list[str] = []
+    opened: list[str] = []
+    all_waiting = anyio.Event()
+    resumed: list[float] = []
+
+    async def one(client: AsyncPlatfone) -> None:
+        async with client.activation("telegram", "uk") as session:
+            opened.append(session.activation.activation_id)
+            if 10 == len(opened):
+                all_waiting.set()
+            state = await session.wait_for_sms(timeout=20, interval=0.3)
+            codes[state.activation_id] = (state.sms_code, time.monotonic())
+        outcomes.append(str(session.outcome))
+
+    async def freeze_for(seconds: float) -> None:
+        await all_waiting.wait()
+        process.send_signal(signal.SIGSTOP)
+        try:
+            await anyio.sleep(seconds)
+        finally:
+            process.send_signal(signal.SIGCONT)
+            resumed.append(time.monotonic())
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="platfone_async"):
+            async with _client(emulator, backend) as client, anyio.create_task_group() as tg:
+                tg.start_soon(freeze_for, 3.0)
+                for _ in range(10):
+                    tg.start_soon(one, client)
+    finally:
+        await backend.aclose()
+    served = {a["activation_id"]: a["sms_code"] for a in emulator.activations()}
+    assert served == {aid: code for aid, (code, _) in codes.items()}
+    assert ["finalized"] * 10 == outcomes
+    assert ["finalized"] * 10 == [a["activation_status"] for a in emulator.activations()]
+    assert [True] * 10 == [at < resumed[0] for _, at in codes.values()]
+    assert 1 == caplog.text.count("the numbers already open are watched under in-process")
