@@ -110,6 +110,7 @@ async def settle(
     attempted: SessionOutcome | None = None,
     interval: float = 10.0,
     on_state: OnState | None = None,
+    code_seen: bool = True,
 ) -> Settled:
     """Settle ``activation`` (the last state its holder saw) and return how it ended.
 
@@ -118,12 +119,17 @@ async def settle(
     been lost), so that an activation found in that state counts as done by it.
     ``interval``: seconds between polls while waiting for ``cancelable_after``.
     ``on_state``: called with each newer state (so an interrupted holder knows it).
+    ``code_seen``: whether the holder saw the code ``activation`` shows, if any; False
+    (a number recovered from a crash: no one did) delivers it as a late code at once.
 
     Raises:
         PlatfoneError: A failure that is not transient (the key refused, the number
             unknown, ...): settling it is not possible.
     """
-    return await _Settling(client, activation, attempted, interval, on_state).run(interrupted)
+    settling = _Settling(client, activation, attempted, interval, on_state)
+    if not code_seen and settling.seen_code is not None:
+        _deliver_late(client, activation)
+    return await settling.run(interrupted)
 
 
 class _Settling:
@@ -376,10 +382,7 @@ def describe_left(state: Activation, attempted: SessionOutcome | None = None) ->
     expires = local_time(state.expire_at.timestamp())
     if state.billing_status == BillingStatus.BILLED:
         return f"left {phone} unfinalized until {expires}; {_money_left(state)}"
-    during = {
-        SessionOutcome.CANCELED: " (a cancel was under way)",
-        SessionOutcome.FINALIZED: " (a finalize was under way)",
-    }.get(attempted, "")  # type: ignore[arg-type]
+    during = " (a cancel was under way)" if attempted is SessionOutcome.CANCELED else ""
     return f"left {phone} to expire at {expires}{during}; {_money_left(state)}"
 
 

@@ -32,16 +32,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+SESSION_TESTS = [
+    "tests/session/test_session.py",
+    "tests/session/test_settle.py",
+    "tests/session/test_notices.py",
+]
 #: module -> the tests that pin it (the run uses the union; mutmut then runs, for each
 #: mutant, only the selected tests that reached its function).
 MODULES: dict[str, list[str]] = {
     "webhooks/_signature": ["tests/webhooks/test_verify.py", "tests/webhooks/test_handler.py"],
     "_ratelimit/_window": ["tests/limits/test_windows.py", "tests/limits/test_keys.py"],
-    "_session": ["tests/session/test_session.py"],
+    "_session": SESSION_TESTS,
+    "_settle": SESSION_TESTS,
     "_reconcile": ["tests/orders/test_reconcile.py"],
     "_orders": [
         "tests/orders/test_reconcile.py",
-        "tests/session/test_session.py",
+        *SESSION_TESTS,
         "tests/client/test_retry_policy.py",
     ],
 }

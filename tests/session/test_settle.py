@@ -387,3 +387,22 @@ async def test_describe_left_speaks_as_the_server_shows(
     assert " (a cancel was under way); its reserved price is released then" in cancelling
     billed = _state(activation, billing_status="billed", sms_status="smsReceived")
     assert describe_left(billed).endswith("its price was billed")
+
+
+async def test_a_code_no_one_saw_is_delivered_when_settling_starts(
+    emulator: PlatfoneEmulator, clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """code_seen=False (a recovered number): a code already in the state given is
+    delivered as late at once - WARNING and callback - then the number is finalized."""
+    emulator.set_sms_policy(SmsPolicy(delay=5))
+    late: list[Activation] = []
+    async with clock.autojump(), client_of(emulator, on_late_sms=late.append) as client:
+        activation = await client.create_activation("telegram", "uk")
+        state = await client.wait_for_sms(activation)
+        seen = await settle(client, state)
+        assert [] == late
+        other = await client.create_activation("telegram", "uk")
+        unseen = await settle(client, await client.wait_for_sms(other), code_seen=False)
+    assert (SessionOutcome.FINALIZED, SessionOutcome.FINALIZED) == (seen.outcome, unseen.outcome)
+    assert [unseen.activation.sms_code] == [a.sms_code for a in late]
+    assert 1 == sum(m.startswith("a code arrived late for +") for m in warnings_of(caplog))
