@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from platfone_async import ActivationSession, AsyncPlatfone, SessionOutcome, WaitTimeoutError
-from platfone_async.testing import Offer, PlatfoneEmulator, VirtualClock
+from platfone_async.testing import Offer, PlatfoneEmulator, SmsPolicy, VirtualClock
 
 
 def _emulator(clock: VirtualClock, cancel_after: int | None) -> PlatfoneEmulator:
@@ -124,3 +124,23 @@ async def test_a_timeout_announces_the_wait_for_the_cancel_too(
         "s; Ctrl-C to leave it to expire - its reserved price is released then"
     )
     assert SessionOutcome.CANCELED == session.outcome
+
+
+@pytest.mark.anyio
+async def test_an_interrupted_wait_whose_sms_comes_late_says_it_was_finalized(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Cancelled at 5 s, the SMS at 40 s while the session waits to cancel: it says the
+    code came late (billed), then that it finalized the number, with the code."""
+    clock = VirtualClock()
+    emulator = _emulator(clock, cancel_after=120)
+    emulator.set_sms_policy(SmsPolicy(delay=40, text="code {code}"))
+    async with clock.autojump(), emulator.client() as client:
+        session, _ = await _interrupted_wait(clock, client)
+    phone, code = f"+{session.activation.phone}", session.activation.sms_code
+    assert code
+    assert [
+        f"a code arrived late for {phone}: {code} (billed)",
+        f"finalized {phone} (it got its SMS: {code})",
+    ] == _warnings(caplog)[1:]
+    assert SessionOutcome.FINALIZED == session.outcome

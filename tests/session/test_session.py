@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import logging
 from typing import Any
 
 import anyio
@@ -11,6 +13,7 @@ import httpx
 import pytest
 
 from platfone_async import (
+    ActivationEndedError,
     ActivationSession,
     ActivationStatus,
     AsyncPlatfone,
@@ -291,7 +294,7 @@ async def test_a_number_that_cannot_be_cancelled_is_left_to_expire(
 
 @pytest.mark.anyio
 async def test_a_failing_cleanup_never_hides_the_original_error(
-    emulator: PlatfoneEmulator, clock: VirtualClock
+    emulator: PlatfoneEmulator, clock: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The block's error propagates even when settling fails; without one, that fails."""
     sessions: list[ActivationSession] = []
@@ -308,9 +311,15 @@ async def test_a_failing_cleanup_never_hides_the_original_error(
             await hold(client, Boom())
         with pytest.raises(NotFoundError):
             await hold(client, None)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     first, second = sessions
     assert SessionOutcome.LEFT_TO_EXPIRE == first.outcome
     assert SessionOutcome.LEFT_TO_EXPIRE == second.outcome
+    expected = (
+        f"activation {first.activation.activation_id}: could not settle it after Boom (left "
+        "to expire): NotFoundError: 404 InjectedFault: fault injected by a test"
+    )
+    assert [expected] == [m for m in warnings if "could not settle" in m]
 
 
 def recording_client(
@@ -416,3 +425,177 @@ async def test_a_hundred_concurrent_sessions_all_end_settled(clock: VirtualClock
     assert {SessionOutcome.FINALIZED, SessionOutcome.CANCELED} == set(outcomes)
     assert {"finalized", "canceled"} == {a["activation_status"] for a in emulator.activations()}
     assert 0 == sum(1 for r in emulator.requests if r.status == 429)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("wait_for_slot", [True, False])
+async def test_the_session_says_whether_its_order_waited_for_a_slot(
+    emulator: PlatfoneEmulator, clock: VirtualClock, wait_for_slot: bool
+) -> None:
+    """session.wait_for_slot is what activation() was given (True by default)."""
+    options = {} if wait_for_slot else {"wait_for_slot": False}
+    async with (
+        clock.autojump(),
+        client_of(emulator) as client,
+        client.activation("telegram", "uk", **options) as session,
+    ):
+        pass
+    assert wait_for_slot is session.wait_for_slot
+
+
+def _poll_gaps(emulator: PlatfoneEmulator) -> list[float]:
+    times = [r.time for r in emulator.requests if r.route == "get_activation"]
+    return [b - a for a, b in itertools.pairwise(times)]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("interval", [None, 4.0])
+async def test_waits_and_settling_poll_at_the_interval_asked_or_every_10_s(
+    emulator: PlatfoneEmulator,
+    clock: VirtualClock,
+    capsys: pytest.CaptureFixture[str],
+    interval: float | None,
+) -> None:
+    """wait_for_sms polls every 10 s by default (and shows nothing), or at the interval
+    given; settling keeps polling at the same pace while it waits to cancel."""
+    options: dict[str, Any] = {} if interval is None else {"interval": interval}
+    pace = 10.0 if interval is None else interval
+    async with clock.autojump(), client_of(emulator) as client:
+        with pytest.raises(WaitTimeoutError):
+            async with client.activation("telegram", "uk") as session:
+                await session.wait_for_sms(timeout=30, **options)
+    gaps = _poll_gaps(emulator)
+    regular = [gap for gap in gaps if pace * 0.94 <= gap <= pace * 1.06]
+    assert len(gaps) >= 8
+    assert len(regular) >= len(gaps) - 3, gaps  # (where the wait ends and settling starts)
+    assert SessionOutcome.CANCELED == session.outcome
+    assert "" == capsys.readouterr().err
+
+
+@pytest.mark.anyio
+async def test_settling_a_session_that_never_waited_polls_every_10_s(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """A block that never polled: settling watches every 10 s until it cancels."""
+    async with (
+        clock.autojump(),
+        client_of(emulator) as client,
+        client.activation("telegram", "uk"),
+    ):
+        pass
+    gaps = _poll_gaps(emulator)
+    assert len(gaps) >= 10
+    assert all(9.4 <= gap <= 10.6 for gap in gaps[:-1]), gaps
+
+
+@pytest.mark.anyio
+async def test_wait_for_sms_reports_each_state_to_a_progress_callable(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """progress=callable gets the states the wait saw, the SMS last."""
+    emulator.set_sms_policy(SmsPolicy(delay=25))
+    seen: list[str] = []
+    async with (
+        clock.autojump(),
+        client_of(emulator) as client,
+        client.activation("telegram", "uk") as session,
+    ):
+        await session.wait_for_sms(progress=lambda state: seen.append(str(state.sms_status)))
+    assert ["smsRequested", "smsReceived"] == seen
+
+
+@pytest.mark.anyio
+async def test_a_wait_that_ends_with_the_number_keeps_its_last_state(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """The number expired during the wait: ActivationEndedError, and session.activation
+    shows it expired at once (inside the block)."""
+    emulator.catalog.set_offers("telegram", "uk", [Offer(100, 0.8, 10, cancel_after=None)])
+    async with (
+        clock.autojump(),
+        client_of(emulator) as client,
+        client.activation("telegram", "uk") as session,
+    ):
+        with pytest.raises(ActivationEndedError):
+            await session.wait_for_sms()
+        inside = session.activation.activation_status
+    assert ActivationStatus.EXPIRED == inside
+    assert SessionOutcome.ALREADY_ENDED == session.outcome
+
+
+@pytest.mark.anyio
+async def test_the_session_shows_what_settling_learns_while_it_runs(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """While leaving waits and its finalize keeps failing, session.activation already
+    holds the late SMS; the outcome comes once settling ends."""
+    emulator.set_sms_policy(SmsPolicy(delay=25))
+    emulator.inject_fault("finalize_activation", Fault(status=503), times=5)
+    seen: list[tuple[str | None, SessionOutcome | None]] = []
+    sessions: list[ActivationSession] = []
+
+    async def hold(client: AsyncPlatfone) -> None:
+        with contextlib.suppress(Boom):
+            async with client.activation("telegram", "uk") as session:
+                sessions.append(session)
+                raise Boom
+
+    async def look() -> None:
+        await clock.sleep(38)  # the SMS seen by ~31 s, the 6th finalize due at ~62 s
+        seen.append((sessions[0].activation.sms_code, sessions[0].outcome))
+
+    async with clock.autojump(), client_of(emulator) as client, anyio.create_task_group() as tg:
+        tg.start_soon(hold, client)
+        tg.start_soon(look)
+    code = emulator.activations()[0]["sms_code"]
+    assert [(code, None)] == seen
+    assert SessionOutcome.FINALIZED == sessions[0].outcome
+
+
+@pytest.mark.anyio
+async def test_a_settled_session_is_logged_at_debug(
+    emulator: PlatfoneEmulator, clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Not interrupted: the outcome is a DEBUG line naming the activation."""
+    with caplog.at_level(logging.DEBUG, logger="platfone_async"):
+        async with (
+            clock.autojump(),
+            client_of(emulator) as client,
+            client.activation("telegram", "uk") as session,
+        ):
+            pass
+    line = f"activation {session.activation.activation_id}: canceled"
+    assert [line] == [r.getMessage() for r in caplog.records if r.getMessage() == line]
+    assert logging.DEBUG == next(r.levelno for r in caplog.records if r.getMessage() == line)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.anyio
+async def test_a_native_cancel_of_the_task_cuts_settling_short(
+    emulator: PlatfoneEmulator, clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """asyncio only (trio's second Ctrl-C is a KeyboardInterrupt, tested in a process):
+    the task itself cancelled while settling waits to cancel the number - it stops at
+    once, leaves the number, LEFT_TO_EXPIRE, and says so."""
+    import asyncio
+
+    sessions: list[ActivationSession] = []
+
+    async def hold(client: AsyncPlatfone) -> None:
+        async with client.activation("telegram", "uk") as session:
+            sessions.append(session)
+
+    async with clock.autojump(), client_of(emulator) as client:
+        task = asyncio.ensure_future(hold(client))
+        await clock.sleep(30)  # settling waits for cancelable_after, 2 min away
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        stopped = clock.time()
+    (session,) = sessions
+    assert SessionOutcome.LEFT_TO_EXPIRE == session.outcome
+    assert stopped - session.activation.created_at.timestamp() < 35
+    assert "active" == server_status(emulator, session)
+    left = [r.getMessage() for r in caplog.records if r.getMessage().startswith("left +")]
+    assert 1 == len(left)
+    assert left[0].endswith("; its reserved price is released then")
