@@ -184,7 +184,11 @@ def _next_poll_at(
 
 
 async def watch(
-    client: AsyncPlatfone, activation: str | Activation, *, interval: float
+    client: AsyncPlatfone,
+    activation: str | Activation,
+    *,
+    interval: float,
+    until: float | None = None,
 ) -> AsyncGenerator[Activation, None]:
     """Poll the activation and yield its first state, then each state that differs.
 
@@ -195,7 +199,8 @@ async def watch(
     they last past ``expire_at`` plus the grace, the watch ends quietly - unless an
     undecodable answer carried an SMS code that no decoded state has shown since: then
     that :class:`ResponseDecodeError` (with ``.sms_code``) is raised, so the code the
-    server sent is not lost. Any other error is raised.
+    server sent is not lost. Any other error is raised. ``until`` (clock seconds): the
+    watch also ends quietly then, without a last poll.
     """
     interval = check_interval(interval)
     activation_id = id_of(activation)
@@ -259,6 +264,9 @@ async def watch(
                     raise salvaged
                 return
             at, confirming = scheduled
+            ending = until is not None and at >= until
+            if ending:
+                at, confirming = cast(float, until), False
             registration = _register(client, activation_id, registration)
             if registration is None:  # no webhooks: the plain sleep, one coroutine less
                 await clock.sleep(at - clock.time())
@@ -266,6 +274,8 @@ async def watch(
                 await _sleep_until(clock, at, registration)
             if registration is not None and registration.pushed:
                 confirming = False  # woken early by a push: this poll confirms nothing
+            elif ending:
+                return
     finally:
         if registration is not None:
             registration.hub.unregister(registration)
@@ -279,43 +289,15 @@ async def poll_until(
     interval: float,
     on_state: OnState,
 ) -> Activation | None:
-    """Poll ``activation`` now and every ``interval`` (woken early by pushed webhooks)
-    until ``until`` (clock seconds): the first settled state (:func:`is_settled`), or
-    None once ``until`` comes. Each state is passed to ``on_state``; transient failures
-    are polled through. No task of its own, so an interruption lands in the caller's.
-    """
-    clock = client.clock
-    activation_id = activation.activation_id
-    registration: Registration | None = None
-    failures = 0
-    try:
-        while True:
-            registration = _register(client, activation_id, registration)
-            if registration is not None:
-                registration.pushed = False  # this poll sees what was pushed so far
-            try:
-                with for_held_number():
-                    state = await client.get_activation(activation_id)
-            except Exception as error:
-                if not is_transient(error):
-                    raise
-                failures += 1
-                _log_failure(activation_id, error, failures)
-            else:
-                failures = 0
-                on_state(state)
-                if is_settled(state):
-                    return state
-            now = clock.time()
-            if now >= until:
-                return None
-            jitter = 1.0 + JITTER * (2.0 * client._rng.random() - 1.0)
-            await _sleep_until(clock, min(until, now + interval * jitter), registration)
-            if clock.time() >= until and not (registration is not None and registration.pushed):
-                return None
-    finally:
-        if registration is not None:
-            registration.hub.unregister(registration)
+    """Watch ``activation`` until ``until`` (clock seconds): the first settled state
+    (:func:`is_settled`), or None once ``until`` comes. Each state seen is passed to
+    ``on_state``. No task of its own, so an interruption lands in the caller's."""
+    async with aclosing(watch(client, activation, interval=interval, until=until)) as states:
+        async for state in states:
+            on_state(state)
+            if is_settled(state):
+                return state
+    return None
 
 
 def _carries_code(error: Exception, activation_id: str, last: Activation | None) -> bool:

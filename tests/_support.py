@@ -114,3 +114,20 @@ class _ServerClient(AsyncPlatfone):
             await super().aclose()
         finally:
             await self._made_for_it.aclose()
+
+
+class AheadClock:
+    """A client's clock ``ahead`` seconds ahead of ``clock`` (a server's; sleeps shared)."""
+
+    def __init__(self, clock: VirtualClock, ahead: float) -> None:
+        self.clock = clock
+        self.ahead = ahead
+
+    def time(self) -> float:
+        return self.clock.time() + self.ahead
+
+    def monotonic(self) -> float:
+        return self.clock.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.clock.sleep(seconds)

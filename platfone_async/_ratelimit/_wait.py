@@ -59,14 +59,22 @@ _HELD_NUMBER: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
-@contextlib.contextmanager
-def for_held_number() -> Iterator[None]:
+class _HeldNumber:
+    """``with for_held_number():`` - a plain class, a third of a generator-based context
+    manager's cost: every poll of a watch enters one."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        self._token = _HELD_NUMBER.set(True)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _HELD_NUMBER.reset(self._token)
+
+
+def for_held_number() -> _HeldNumber:
     """Mark the requests made inside as serving a number already open (see above)."""
-    token = _HELD_NUMBER.set(True)
-    try:
-        yield
-    finally:
-        _HELD_NUMBER.reset(token)
+    return _HeldNumber()
 
 
 def serving_held_number() -> bool:

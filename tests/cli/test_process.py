@@ -238,20 +238,25 @@ def _read_until(stream: Any, needle: str, seen: list[str]) -> None:
             return
 
 
-def test_two_ctrl_c_leave_the_number_to_expire_and_exit_130(servers: Servers) -> None:
-    """order --wait, Ctrl-C: it says at once when it will cancel; Ctrl-C again: it leaves
-    the number to expire, says so, and exits 130 at once."""
-    never = servers.never
+def _order_and_wait(server: Server) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """``order --wait --json`` running; its first line (the number ordered)."""
     process = subprocess.Popen(
-        never.argv("order", "telegram", "uk", "--wait", "--interval", "0.5", "--json"),
+        server.argv("order", "telegram", "uk", "--wait", "--interval", "0.5", "--json"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=_env(),
     )
     assert process.stdout is not None
+    return process, json.loads(process.stdout.readline())
+
+
+def test_two_ctrl_c_leave_the_number_to_expire_and_exit_130(servers: Servers) -> None:
+    """order --wait, Ctrl-C: it says at once when it will cancel; Ctrl-C again: it leaves
+    the number to expire, says so, and exits 130 at once."""
+    never = servers.never
+    process, ordered = _order_and_wait(never)
     assert process.stderr is not None
-    ordered = json.loads(process.stdout.readline())
     err: list[str] = []
     interrupted = time.monotonic()
     process.send_signal(signal.SIGINT)
@@ -384,19 +389,6 @@ def test_a_missing_extra_exits_2_and_names_it() -> None:
     assert 2 == done.code
     assert "needs the 'emulator' extra: pip install " in done.err
     assert "[emulator]'" in done.err
-
-
-def _order_and_wait(server: Server) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    """``order --wait --json`` running; its first line (the number ordered)."""
-    process = subprocess.Popen(
-        server.argv("order", "telegram", "uk", "--wait", "--interval", "0.5", "--json"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-    )
-    assert process.stdout is not None
-    return process, json.loads(process.stdout.readline())
 
 
 def test_a_code_after_the_timeout_or_a_ctrl_c_is_printed(servers: Servers) -> None:

@@ -25,6 +25,7 @@ from platfone_async import (
     WaitTimeoutError,
 )
 from platfone_async.testing import Fault, Offer, PlatfoneEmulator, SmsPolicy, VirtualClock
+from tests._support import AheadClock
 
 CANCEL_AFTER = 120
 
@@ -88,23 +89,6 @@ async def test_an_exception_inside_cancels_and_propagates_unchanged(
     assert cancelable_after.timestamp() <= emulator.requests[-1].time
 
 
-class _AheadClock:
-    """The client's clock, ``ahead`` seconds ahead of the server's (sleeps are shared)."""
-
-    def __init__(self, clock: VirtualClock, ahead: float) -> None:
-        self.clock = clock
-        self.ahead = ahead
-
-    def time(self) -> float:
-        return self.clock.time() + self.ahead
-
-    def monotonic(self) -> float:
-        return self.clock.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await self.clock.sleep(seconds)
-
-
 @pytest.mark.anyio
 @pytest.mark.parametrize("ahead", [0.0, 0.2, 0.5])
 async def test_a_client_clock_a_little_ahead_still_cancels(
@@ -115,7 +99,7 @@ async def test_a_client_clock_a_little_ahead_still_cancels(
     (a cancel at exactly cancelable_after by the client's clock is refused by the
     server), and not much longer than that margin."""
     async with clock.autojump():
-        client = emulator.client(clock=_AheadClock(clock, ahead), rate_limits=None, max_retries=0)
+        client = emulator.client(clock=AheadClock(clock, ahead), rate_limits=None, max_retries=0)
         async with client, client.activation("telegram", "uk") as session:
             pass
     assert SessionOutcome.CANCELED == session.outcome

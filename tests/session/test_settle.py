@@ -23,6 +23,7 @@ from platfone_async import (
 from platfone_async._settle import SETTLE_MARGIN, describe_left, settle
 from platfone_async.testing import Fault, Offer, PlatfoneEmulator, SmsPolicy, VirtualClock
 from platfone_async.webhooks import WebhookHandler
+from tests._support import AheadClock
 
 pytestmark = [
     pytest.mark.anyio,
@@ -170,23 +171,6 @@ async def test_a_cancel_whose_answer_was_lost_counts_as_ours(
     assert 2 == emulator.request_count("cancel_activation")
 
 
-class _AheadClock:
-    """The client's clock ``ahead`` seconds ahead of the server's (sleeps shared)."""
-
-    def __init__(self, clock: VirtualClock, ahead: float) -> None:
-        self.clock = clock
-        self.ahead = ahead
-
-    def time(self) -> float:
-        return self.clock.time() + self.ahead
-
-    def monotonic(self) -> float:
-        return self.clock.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await self.clock.sleep(seconds)
-
-
 async def test_a_refused_cancel_is_tried_again_after_a_pause_not_hammered(
     emulator: PlatfoneEmulator, clock: VirtualClock
 ) -> None:
@@ -194,7 +178,7 @@ async def test_a_refused_cancel_is_tried_again_after_a_pause_not_hammered(
     409 is judged by the state (still cancellable later), and the next try waits a
     growing pause: a handful of cancels, then CANCELED."""
     async with clock.autojump():
-        client = client_of(emulator, clock=_AheadClock(clock, 6.0))
+        client = client_of(emulator, clock=AheadClock(clock, 6.0))
         async with client, client.activation("telegram", "uk") as session:
             pass
     assert SessionOutcome.CANCELED == session.outcome
