@@ -92,6 +92,22 @@ async def shopper(client: AsyncPlatfone) -> None:
     del held
 
 
+async def late_code_user() -> None:
+    late: list[Activation] = []
+    async with AsyncPlatfone("key", on_late_sms=late.append) as client:
+        try:
+            async with client.activation("telegram", "uk") as session:
+                await session.wait_for_sms(timeout=60)
+        except WaitTimeoutError as exc:
+            last: Activation | None = exc.activation
+            del last
+        if session.outcome is SessionOutcome.FINALIZED:
+            code: str | None = session.activation.sms_code
+            del code
+    with Platfone("key", on_late_sms=lambda activation: print(activation.sms_code)):
+        pass
+
+
 def models_user(activation: Activation, balance: Balance) -> None:
     # Status fields are their enums (an unknown value is a pseudo-member, not a str), so
     # these lines fail to type-check if a field is widened back to ``SmsStatus | str``.
