@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SESSION_TESTS = [
     "tests/session/test_session.py",
+    "tests/session/test_ordering.py",
     "tests/session/test_settle.py",
     "tests/session/test_notices.py",
 ]
