@@ -129,12 +129,16 @@ async def test_a_stale_token_is_dropped_once_and_the_order_made_afresh(
 
 
 async def test_a_token_stale_twice_or_a_first_order_not_found_is_raised() -> None:
-    """Afresh only once: a second "Order not found" is raised; so is one answering an
-    order that carried no token."""
+    """Afresh only once: a second "Order not found" is raised - even for a token a later
+    409 gave; so is one answering an order that carried no token."""
     twice = Server(conflict(150, "o-1"), STALE, STALE)
     with pytest.raises(NotFoundError):
         await open_and_leave(twice, max_price=100, price_ceiling=200)
     assert [order(100), order(150, "o-1"), order(150)] == orders_sent(twice)
+    again = Server(conflict(150, "o-1"), STALE, conflict(160, "o-2"), STALE)
+    with pytest.raises(NotFoundError):
+        await open_and_leave(again, max_price=100, price_ceiling=200)
+    assert [order(100), order(150, "o-1"), order(150), order(160, "o-2")] == orders_sent(again)
     first = Server(STALE)
     with pytest.raises(NotFoundError):
         await open_and_leave(first, max_price=100, price_ceiling=200)

@@ -16,6 +16,7 @@ from platfone_async import (
     ActivationEndedError,
     ActivationSession,
     ActivationStatus,
+    ActiveActivationsLimitError,
     AsyncPlatfone,
     BillingStatus,
     InvalidParameterError,
@@ -448,10 +449,13 @@ async def test_waits_and_settling_poll_at_the_interval_asked_or_every_10_s(
         with pytest.raises(WaitTimeoutError):
             async with client.activation("telegram", "uk") as session:
                 await session.wait_for_sms(timeout=30, **options)
-    gaps = _poll_gaps(emulator)
-    regular = [gap for gap in gaps if pace * 0.94 <= gap <= pace * 1.06]
-    assert len(gaps) >= 8
-    assert len(regular) >= len(gaps) - 3, gaps  # (where the wait ends and settling starts)
+    times = [r.time for r in emulator.requests if r.route == "get_activation"]
+    timed_out = session.activation.created_at.timestamp() + 30
+    waited = [b - a for a, b in itertools.pairwise(t for t in times if t <= timed_out)]
+    settling = [b - a for a, b in itertools.pairwise(t for t in times if t > timed_out)]
+    for gaps in (waited, settling):
+        assert len(gaps) >= 2
+        assert all(pace * 0.94 <= gap <= pace * 1.06 for gap in gaps[:-1]), gaps
     assert SessionOutcome.CANCELED == session.outcome
     assert "" == capsys.readouterr().err
 
@@ -583,3 +587,20 @@ async def test_a_native_cancel_of_the_task_cuts_settling_short(
     left = [r.getMessage() for r in caplog.records if r.getMessage().startswith("left +")]
     assert 1 == len(left)
     assert left[0].endswith("; its reserved price is released then")
+
+
+@pytest.mark.anyio
+async def test_a_session_that_may_not_wait_for_a_slot_fails_at_once(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """wait_for_slot=False with every slot taken: ActiveActivationsLimitError at once,
+    nothing ordered."""
+    async with (
+        clock.autojump(),
+        emulator.client(rate_limits=None, max_active_activations=1) as client,
+        client.activation("telegram", "uk"),
+    ):
+        with pytest.raises(ActiveActivationsLimitError):
+            async with client.activation("telegram", "uk", wait_for_slot=False):
+                pass
+        assert 1 == emulator.orders_placed()
