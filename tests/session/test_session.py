@@ -604,3 +604,34 @@ async def test_a_session_that_may_not_wait_for_a_slot_fails_at_once(
             async with client.activation("telegram", "uk", wait_for_slot=False):
                 pass
         assert 1 == emulator.orders_placed()
+
+
+@pytest.mark.anyio
+async def test_the_sessions_own_calls_keep_its_state(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """repr, refresh, watch, retry and report inside the block: each keeps
+    session.activation the latest state, and the repr says open, then the outcome."""
+    emulator.catalog.set_offers("telegram", "uk", [Offer(100, 0.8, 10, retriable=True)])
+    emulator.set_sms_policy(SmsPolicy(delay=15))
+    async with (
+        clock.autojump(),
+        client_of(emulator) as client,
+        client.activation("telegram", "uk") as session,
+    ):
+        aid = session.activation.activation_id
+        opened = repr(session)
+        watched = [str(s.sms_status) async for s in session.watch(interval=5)]
+        after_watch = session.activation.sms_status
+        retried = await session.retry()
+        refreshed = await session.refresh()
+        reasons = await client.get_report_reasons(session.activation)
+        reason = next(r for r in reasons if not r.evidence_required)
+        result = await session.report(reason.reason_id, message="the code was wrong")
+    assert f"<ActivationSession {aid} smsRequested/active open>" == opened
+    assert ["smsRequested", "smsReceived"] == watched
+    assert "smsReceived" == after_watch
+    assert ("retryRequested", "retryRequested") == (retried.sms_status, refreshed.sms_status)
+    assert result is not None
+    assert emulator.report(aid) is not None
+    assert f"<ActivationSession {aid} retryRequested/finalized outcome=finalized>" == repr(session)
