@@ -4,6 +4,7 @@ finalizes and cancels, conflicts, the deadline, and an interruption of the settl
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from typing import Any
 
@@ -20,10 +21,10 @@ from platfone_async import (
     SessionOutcome,
     WaitTimeoutError,
 )
-from platfone_async._settle import SETTLE_MARGIN, describe_left, settle
+from platfone_async._settle import SETTLE_MARGIN, describe_left, local_time, settle
 from platfone_async.testing import Fault, Offer, PlatfoneEmulator, SmsPolicy, VirtualClock
 from platfone_async.webhooks import WebhookHandler
-from tests._support import AheadClock
+from tests._support import ACTIVATION, AID, AheadClock, Server, json_response
 
 pytestmark = [
     pytest.mark.anyio,
@@ -221,11 +222,13 @@ async def test_settling_that_fails_until_expiry_gives_up_and_says_so(
     expire_at = session.activation.expire_at.timestamp()
     assert SessionOutcome.LEFT_TO_EXPIRE == session.outcome
     assert expire_at <= ended <= expire_at + SETTLE_MARGIN
-    assert any(
-        m.startswith(f"could not settle +{session.activation.phone} before it expired")
-        and m.endswith("its reserved price is released then")
-        for m in warnings_of(caplog)
+    expires = local_time(expire_at)
+    phone = f"+{session.activation.phone}"
+    said = (
+        f"could not settle {phone} before it expired at {expires}; "
+        "its reserved price is released then"
     )
+    assert [said] == [m for m in warnings_of(caplog) if m.startswith("could not settle")]
 
 
 async def test_a_failure_that_is_not_transient_ends_settling_at_once(
@@ -347,11 +350,17 @@ async def test_a_cancelled_wait_to_cancel_says_the_price_is_released_then(
     """Cancelled while waiting for cancelable_after with no SMS: "released then"."""
     async with clock.autojump(), client_of(emulator) as client:
         activation = await client.create_activation("telegram", "uk")
-        await _settle_cancelled_after(client, clock, activation, 20)
+        await _settle_cancelled_after(client, clock, activation, 25)
+    (notice,) = [m for m in warnings_of(caplog) if m.startswith("cancelling ")]
     (said,) = [m for m in warnings_of(caplog) if m.startswith("left ")]
+    assert "; Ctrl-C to leave it to expire - " in notice  # not interrupted: no "again"
     assert said.startswith(f"left +{activation.phone} to expire at ")
     assert said.endswith("; its reserved price is released then")
     assert "active" == server_state(emulator, activation)["activation_status"]
+    polls = [r.time - activation.created_at.timestamp() for r in emulator.requests[1:]]
+    assert 3 == len(polls)  # at once, then every 10 s (the default)
+    assert polls[0] < 0.1
+    assert all(9.5 <= b - a <= 10.5 for a, b in itertools.pairwise(polls)), polls
 
 
 def _state(activation: Activation, **changes: Any) -> Activation:
@@ -390,3 +399,94 @@ async def test_a_code_no_one_saw_is_delivered_when_settling_starts(
     assert (SessionOutcome.FINALIZED, SessionOutcome.FINALIZED) == (seen.outcome, unseen.outcome)
     assert [unseen.activation.sms_code] == [a.sms_code for a in late]
     assert 1 == sum(m.startswith("a code arrived late for +") for m in warnings_of(caplog))
+
+
+async def test_failed_attempts_back_off_doubling_to_a_cap_and_warn_once(
+    emulator: PlatfoneEmulator, clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Six failed finalizes: the pauses double from 1 s to the 30 s cap (give or take a
+    quarter), and the third failure in a row - only it - is a WARNING naming the call."""
+    emulator.set_sms_policy(SmsPolicy(delay=5))
+    async with clock.autojump(), client_of(emulator) as client:
+        activation = await client.create_activation("telegram", "uk")
+        state = await client.wait_for_sms(activation)
+        emulator.inject_fault("finalize_activation", Fault(status=503), times=6)
+        settled = await settle(client, state)
+    times = [r.time for r in emulator.requests if r.route == "finalize_activation"]
+    pauses = [b - a for a, b in itertools.pairwise(times)]
+    assert SessionOutcome.FINALIZED == settled.outcome
+    assert len(pauses) == 6
+    for pause, expected in zip(pauses, [1, 2, 4, 8, 16, 30], strict=True):
+        assert expected * 0.75 <= pause <= expected * 1.25, pauses
+    said = [m for m in warnings_of(caplog) if m.startswith("settling ")]
+    said_once = (
+        f"settling +{state.phone}: finalize failed (3 in a row), trying again: "
+        "ServerError: 503 InjectedFault: fault injected by a test"
+    )
+    assert [said_once] == said
+
+
+@pytest.mark.parametrize(
+    ("route", "what"), [("cancel_activation", "cancel"), ("get_activation", "read")]
+)
+async def test_each_kind_of_attempt_is_named_when_it_keeps_failing(
+    emulator: PlatfoneEmulator,
+    clock: VirtualClock,
+    caplog: pytest.LogCaptureFixture,
+    route: str,
+    what: str,
+) -> None:
+    """A cancel, or the read of a state past its expiry, failing three times is named."""
+    emulator.catalog.set_offers("telegram", "uk", [Offer(100, 0.8, 10, cancel_after=0)])
+    async with clock.autojump(), client_of(emulator) as client:
+        activation = await client.create_activation("telegram", "uk")
+        if route == "get_activation":
+            await clock.sleep(1_201)  # just expired: its state is read before anything
+        emulator.inject_fault(route, Fault(status=503), times=3)
+        settled = await settle(client, activation)
+    said = [m for m in warnings_of(caplog) if m.startswith("settling ")]
+    assert [f"settling +{activation.phone}: {what} failed (3 in a row)"] == [
+        m.split(", trying")[0] for m in said
+    ]
+    expected = "canceled" if route == "cancel_activation" else "expired"
+    assert expected == server_state(emulator, activation)["activation_status"]
+    assert expected == str(settled.activation.activation_status)
+    if expected == "canceled":
+        assert "released" == str(settled.activation.billing_status)
+
+
+async def test_a_cancelled_settling_during_a_failing_cancel_says_a_cancel_was_under_way(
+    emulator: PlatfoneEmulator, clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cancelled while its cancels keep failing: it says a cancel was under way."""
+    emulator.catalog.set_offers("telegram", "uk", [Offer(100, 0.8, 10, cancel_after=0)])
+    async with clock.autojump(), client_of(emulator) as client:
+        activation = await client.create_activation("telegram", "uk")
+        emulator.inject_fault("cancel_activation", DOWN, times=10_000)
+        await _settle_cancelled_after(client, clock, activation, 20)
+    (said,) = [m for m in warnings_of(caplog) if m.startswith("left ")]
+    assert " (a cancel was under way); its reserved price is released then" in said
+
+
+def _scripted(*states: dict[str, Any]) -> Server:
+    """A server answering every read with ``states`` in turn (the last one for ever)."""
+    replies = [json_response(200, state) for state in states]
+    return Server(*replies, default=replies[-1])
+
+
+async def test_a_late_code_not_billed_says_so_and_one_without_text_counts(
+    clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A late SMS whose price is still reserved: the WARNING says its billing, and the
+    number is left (not finalized); a code with no text is a code all the same."""
+    waiting = {**ACTIVATION, "cancelable_after": None, "expire_at": 4_000_000_000}
+    arrived = {**waiting, "sms_status": "smsReceived", "sms_code": "8080", "sms_text": None}
+    server = _scripted(waiting, arrived)
+    late: list[Activation] = []
+    async with server.client(clock, rate_limits=None, on_late_sms=late.append) as client:
+        settled = await settle(client, await client.get_activation(AID), code_seen=False)
+    assert SessionOutcome.LEFT_TO_EXPIRE == settled.outcome
+    assert ["8080"] == [a.sms_code for a in late]
+    assert [f"a code arrived late for +{ACTIVATION['phone']}: 8080 (billing reserved)"] == [
+        m for m in warnings_of(caplog) if m.startswith("a code arrived")
+    ]
