@@ -418,7 +418,7 @@ async def test_the_session_says_whether_its_order_waited_for_a_slot(
     emulator: PlatfoneEmulator, clock: VirtualClock, wait_for_slot: bool
 ) -> None:
     """session.wait_for_slot is what activation() was given (True by default)."""
-    options = {} if wait_for_slot else {"wait_for_slot": False}
+    options: dict[str, Any] = {} if wait_for_slot else {"wait_for_slot": False}
     async with (
         clock.autojump(),
         client_of(emulator) as client,
