@@ -10,6 +10,7 @@ gives an emulator on real time (for the sync facade, whose loop runs in a thread
 from __future__ import annotations
 
 import copy
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,12 @@ from platfone_async.testing import PlatfoneEmulator, VirtualClock
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A shell without job control starts a background job (`pytest ... &`) with SIGINT
+    # ignored, and a child inherits an ignored signal: the tests' real processes would
+    # then never see their Ctrl-C and hang. With a handler here, they start as from a
+    # terminal (exec resets a handled signal to its default).
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line(
         "markers",
         "emulator(**options): how the `emulator` fixture is built - PlatfoneEmulator "
