@@ -107,7 +107,8 @@ async def _settle_one(client: AsyncPlatfone, state: Activation, interval: float)
     the recovery after this process's (a code may still come)."""
     aid = state.activation_id
     try:
-        settled = await settle(client, state, interval=interval)
+        # The dead holder may have died before its code reached anyone: deliver it again.
+        settled = await settle(client, state, interval=interval, code_seen=False)
     except NotFoundError:
         logger.warning("journaled activation %s: unknown to this key; dropped", aid)
         await client._http.limits.journal_seen({}, [aid])

@@ -87,6 +87,31 @@ async def test_recover_finalizes_what_got_a_code_and_cancels_the_rest(
     assert "2 finalized, 4 cancelled without an SMS" in caplog.text
 
 
+async def test_recover_delivers_a_code_the_dead_owner_had_already_read(
+    emulator: PlatfoneEmulator, clock: VirtualClock, tmp_path: Path
+) -> None:
+    """The journal holds a state with the code (the dead owner's last poll saw it, but it
+    may have died before the code reached anyone): recover() finalizes the number and
+    gives the code to on_late_sms all the same."""
+    async with emulator.client(rate_limits=None) as creator:
+        opened = await creator.create_activation("telegram", "uk")
+        emulator.deliver_sms(opened.activation_id, "123456")
+        seen = await creator.get_activation(opened.activation_id)
+    assert "123456" == seen.sms_code
+    await journal_of_a_dead_owner(emulator, tmp_path / "state.db", [seen])
+    clock.advance(LEASE + 1)
+    late: list[Activation] = []
+    backend = SQLiteBackend(tmp_path / "state.db")
+    async with (
+        clock.autojump(),
+        emulator.client(rate_limits=None, limits_backend=backend, on_late_sms=late.append) as c,
+    ):
+        (settled,) = await c.recover(interval=1)
+    assert (SessionOutcome.FINALIZED, "123456") == (settled.outcome, settled.activation.sms_code)
+    assert ["123456"] == [a.sms_code for a in late]
+    assert "finalized" == emulator.activation(opened.activation_id)["activation_status"]
+
+
 async def test_recover_takes_nothing_in_memory_or_from_a_live_owner(
     emulator: PlatfoneEmulator, clock: VirtualClock
 ) -> None:
