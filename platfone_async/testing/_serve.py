@@ -153,8 +153,13 @@ def serve_command(args: argparse.Namespace) -> int:
     for key in args.api_key or [emulator.api_key]:
         print(f"API key: {key}", flush=True)
     print(f"Control API at {emulator.control_url}", flush=True)
+    # A stop waits at most 2 s for answers in flight (a fault may be delaying one).
     config = uvicorn.Config(
-        served_app(emulator), interface="asgi3", log_level="warning", lifespan="on"
+        served_app(emulator),
+        interface="asgi3",
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=2,
     )
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
     # handler it found: make SIGTERM's act as SIGINT's, so either stop is a clean exit.
