@@ -8,19 +8,32 @@ is printed per change of state, and nothing in between.
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from typing import TextIO
 
 from ._clock import Clock
 from ._models import Activation
 
-__all__ = ["TextProgress", "countdown", "phone_of"]
+__all__ = ["TextProgress", "countdown", "local_time", "phone_of"]
 
 
 def phone_of(activation: Activation) -> str:
     """The number as people write it: ``+447911123456``."""
     phone = activation.phone
     return phone if phone.startswith("+") else f"+{phone}"
+
+
+def local_time(moment: dt.datetime | float, today: dt.date | None = None) -> str:
+    """A moment (or Unix time) on the local clock, with its zone: ``14:02:03 CET`` today,
+    ``2026-12-03 14:02 CET`` another day."""
+    if not isinstance(moment, dt.datetime):
+        moment = dt.datetime.fromtimestamp(moment, dt.timezone.utc)
+    local = moment.astimezone()
+    zone = local.strftime("%Z") or local.strftime("%z")
+    if local.date() == (today or dt.datetime.now().astimezone().date()):
+        return f"{local:%H:%M:%S} {zone}"
+    return f"{local:%Y-%m-%d %H:%M} {zone}"
 
 
 def countdown(seconds: float) -> str:

@@ -333,7 +333,8 @@ class ActivationSession:
                 settled = await settle(
                     self._client,
                     self._activation,
-                    interrupted=interrupted,
+                    # (the words say "Ctrl-C again" only after a first one)
+                    interrupted=interrupted and not isinstance(error, SystemExit),
                     attempted=self._attempted,
                     interval=self._interval,
                     on_state=self._learn,

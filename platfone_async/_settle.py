@@ -26,7 +26,6 @@ code that was paid for - reaches someone, in words that match the server.
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 import logging
 import math
@@ -38,14 +37,14 @@ import attrs
 from ._enums import ActivationStatus, BillingStatus, SmsStatus
 from ._errors import ConflictError
 from ._models import Activation, publish
-from ._progress import phone_of
+from ._progress import local_time, phone_of
 from ._ratelimit import for_held_number
 from ._watch import is_transient, poll_until
 
 if TYPE_CHECKING:
     from ._client import AsyncPlatfone
 
-__all__ = ["SessionOutcome", "Settled", "describe_left", "outcome_of", "settle"]
+__all__ = ["SessionOutcome", "Settled", "describe_left", "is_journaled", "outcome_of", "settle"]
 
 logger = logging.getLogger("platfone_async")
 
@@ -114,7 +113,8 @@ async def settle(
 ) -> Settled:
     """Settle ``activation`` (the last state its holder saw) and return how it ended.
 
-    ``interrupted``: a Ctrl-C ended the block (the notice says "Ctrl-C again").
+    ``interrupted``: a Ctrl-C ended the block (the notice says "Ctrl-C again"; at exit,
+    where the block ends with SystemExit, it says "Ctrl-C").
     ``attempted``: what the holder last tried (a finalize or cancel whose answer may have
     been lost), so that an activation found in that state counts as done by it.
     ``interval``: seconds between polls while waiting for ``cancelable_after``.
@@ -162,7 +162,8 @@ class _Settling:
         except BaseException as error:
             if not isinstance(error, Exception):
                 # Only an interruption reaches through a shield: leave at once, truthfully.
-                logger.warning("%s", describe_left(self.state, self.attempted))
+                journaled = is_journaled(self.client)
+                logger.warning("%s", describe_left(self.state, self.attempted, journaled))
             raise
 
     async def _settle(self, interrupted: bool) -> Settled:
@@ -374,21 +375,30 @@ def _money_left(state: Activation) -> str:
     return "its reserved price is released then"
 
 
-def describe_left(state: Activation, attempted: SessionOutcome | None = None) -> str:
-    """What leaving ``state`` as it is means, in the server's words."""
+def is_journaled(client: AsyncPlatfone) -> bool:
+    """Whether the numbers ``client`` opens are journaled where a crash leaves them."""
+    return client._http.limits.store.durable
+
+
+def describe_left(
+    state: Activation, attempted: SessionOutcome | None = None, journaled: bool = False
+) -> str:
+    """What leaving ``state`` as it is means, in the server's words; ``journaled``: it
+    stays in a durable store's journal, and the words say how to pick it up."""
     phone = phone_of(state)
     if not state.is_active:
         return f"stopped settling {phone}: it is {state.activation_status}"
     expires = local_time(state.expire_at.timestamp())
+    pick_up = (
+        "; it stays journaled: recover() or `platfone recover` settles it once this"
+        " process has ended"
+        if journaled
+        else ""
+    )
     if state.billing_status == BillingStatus.BILLED:
-        return f"left {phone} unfinalized until {expires}; {_money_left(state)}"
+        return f"left {phone} unfinalized until {expires}; {_money_left(state)}{pick_up}"
     during = " (a cancel was under way)" if attempted is SessionOutcome.CANCELED else ""
-    return f"left {phone} to expire at {expires}{during}; {_money_left(state)}"
-
-
-def local_time(timestamp: float) -> str:
-    """A Unix time as the local wall clock shows it: ``21:44:13``."""
-    return dt.datetime.fromtimestamp(timestamp).strftime("%H:%M:%S")
+    return f"left {phone} to expire at {expires}{during}; {_money_left(state)}{pick_up}"
 
 
 publish(SessionOutcome, Settled)  # loaded on first use: label them here

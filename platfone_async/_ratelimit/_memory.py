@@ -336,6 +336,8 @@ def blocked_error(message: str, until: float) -> BaseException:
 class MemoryStore:
     """One key's state in this process (see the module doc and ``_store.KeyStore``)."""
 
+    durable = False
+
     def __init__(self, clock: Clock, margin: float | None = None) -> None:
         self._clock = clock
         self._margin = margin

@@ -315,6 +315,8 @@ _EPOCH_TTL = 30 * 86_400.0
 class RedisStore:
     """One key's state in Redis (see the module doc and ``_store.KeyStore``)."""
 
+    durable = True
+
     #: How long an order in flight holds its slot if its process dies: an activation's life.
     pending_hold = 30 * 60.0
     #: While the server says the account is full, one more order may probe this often.

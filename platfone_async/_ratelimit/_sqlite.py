@@ -205,6 +205,8 @@ class SQLiteBackend:
 class SQLiteStore:
     """One key's state in a SQLite file (see the module doc and ``_store.KeyStore``)."""
 
+    durable = True
+
     #: How long an order in flight holds its slot if its process dies: an activation's life.
     pending_hold = 30 * 60.0
     #: While the server says the account is full, one more order may probe this often.

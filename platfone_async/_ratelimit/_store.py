@@ -111,6 +111,10 @@ class KeyStore(Protocol):
     @property
     def owner(self) -> str: ...
 
+    #: Whether what the store holds outlives this process (a file, a server): its journal
+    #: is then there for ``recover()`` after a crash.
+    durable: bool
+
     # -- endpoint windows: a token comes back one period after the response --
 
     async def window_take(self, name: str, limit: RateLimit, want: int) -> Take:

@@ -176,7 +176,11 @@ def test_a_worker_killed_holding_slots_frees_them_when_they_expire(
     # expiry, never for the last of them.
     expiries = sorted(emulator.activation(aid)["expire_at"] for aid in held)
     late = sorted(r.time for r in orders[5:])
-    assert all(at >= expiry for at, expiry in zip(late, expiries)), (late, expiries, killed_at)
+    assert all(at >= expiry for at, expiry in zip(late, expiries, strict=False)), (
+        late,
+        expiries,
+        killed_at,
+    )
 
 
 @pytest.mark.parametrize("event_loop", ["asyncio", "trio"])

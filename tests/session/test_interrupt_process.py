@@ -111,11 +111,11 @@ def test_two_sigints_in_a_wait_announce_then_leave_the_number_to_expire(mode: st
             process.communicate()
     assert 0 == process.returncode, err
     assert re.fullmatch(
-        r"cancelling \+\d+ at \d\d:\d\d:\d\d, in 1[12]\d s; Ctrl-C again to leave it to expire"
+        r"cancelling \+\d+ at \d\d:\d\d:\d\d \S+, in 1[12]\d s; Ctrl-C again to leave it to expire"
         r" - its reserved price is released then\n",
         notice,
     ), notice + err
-    assert re.match(r"left \+\d+ to expire at \d\d:\d\d:\d\d; its reserved price", err), err
+    assert re.match(r"left \+\d+ to expire at \d\d:\d\d:\d\d \S+; its reserved price", err), err
     assert noticed < 5
     assert finished < 8  # not the two minutes until cancelable_after
     assert [True, "left_to_expire", "active"] == json.loads(out.strip().splitlines()[-1])

@@ -6,13 +6,13 @@ two real SIGINTs to real processes are in ``tests/session/test_interrupt_process
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 import anyio
 import pytest
 
 from platfone_async import ActivationSession, AsyncPlatfone, SessionOutcome, WaitTimeoutError
+from platfone_async._progress import local_time
 from platfone_async.testing import Offer, PlatfoneEmulator, SmsPolicy, VirtualClock
 
 
@@ -23,7 +23,7 @@ def _emulator(clock: VirtualClock, cancel_after: int | None) -> PlatfoneEmulator
 
 
 def _hhmmss(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp).strftime("%H:%M:%S")
+    return local_time(timestamp)
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -21,7 +21,8 @@ from platfone_async import (
     SessionOutcome,
     WaitTimeoutError,
 )
-from platfone_async._settle import SETTLE_MARGIN, describe_left, local_time, settle
+from platfone_async._progress import local_time
+from platfone_async._settle import SETTLE_MARGIN, describe_left, settle
 from platfone_async.testing import Fault, Offer, PlatfoneEmulator, SmsPolicy, VirtualClock
 from platfone_async.webhooks import WebhookHandler
 from tests._support import ACTIVATION, AID, AheadClock, Server, json_response

@@ -10,7 +10,6 @@ the machine has among 3.10-3.13 (with this environment's runtime dependencies on
 
 from __future__ import annotations
 
-import datetime as dt
 import glob
 import importlib.metadata
 import json
@@ -29,6 +28,7 @@ import httpx
 import pytest
 
 import platfone_async
+from platfone_async._progress import local_time
 from platfone_async._sync import _exit
 from tests._served import Served, serve
 
@@ -329,7 +329,7 @@ def test_a_session_not_cancelable_yet_is_left_and_said_at_once(
     activation_id, phone = ended.json()
     state = _get(control, "activation", activation_id=activation_id)
     assert ("active", "reserved") == (state["activation_status"], state["billing_status"])
-    expires = dt.datetime.fromtimestamp(state["expire_at"]).strftime("%H:%M:%S")
+    expires = local_time(state["expire_at"])
     said = ended.stderr.splitlines()
     assert any(phone in line and f"expire at {expires}" in line for line in said), said
 
