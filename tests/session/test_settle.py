@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -19,6 +20,7 @@ from platfone_async import (
     AuthenticationError,
     InvalidParameterError,
     SessionOutcome,
+    SQLiteBackend,
     WaitTimeoutError,
 )
 from platfone_async._progress import local_time
@@ -364,6 +366,27 @@ async def test_a_cancelled_wait_to_cancel_says_the_price_is_released_then(
     assert all(9.5 <= b - a <= 10.5 for a, b in itertools.pairwise(polls)), polls
 
 
+async def test_a_number_left_in_a_durable_journal_says_how_to_pick_it_up(
+    emulator: PlatfoneEmulator,
+    clock: VirtualClock,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    """Cut short with a SQLite store, the number stays journaled: the words say that
+    recover() or `platfone recover` settles it (the memory store's words do not)."""
+    backend = SQLiteBackend(tmp_path / "state.db")
+    async with clock.autojump(), client_of(emulator, limits_backend=backend) as client:
+        activation = await client.create_activation("telegram", "uk")
+        await _settle_cancelled_after(client, clock, activation, 25)
+        journaled = [o.activation.activation_id for o in await client.open_activations()]
+    (said,) = [m for m in warnings_of(caplog) if m.startswith("left ")]
+    assert said.endswith(
+        "; its reserved price is released then; it stays journaled: recover() or"
+        " `platfone recover` settles it once this process has ended"
+    ), said
+    assert [activation.activation_id] == journaled
+
+
 def _state(activation: Activation, **changes: Any) -> Activation:
     return attrs.evolve(activation, **changes)
 
@@ -381,6 +404,11 @@ async def test_describe_left_speaks_as_the_server_shows(
     assert " (a cancel was under way); its reserved price is released then" in cancelling
     billed = _state(activation, billing_status="billed", sms_status="smsReceived")
     assert describe_left(billed).endswith("its price was billed")
+    assert describe_left(billed, journaled=True).endswith(
+        "its price was billed; it stays journaled: recover() or `platfone recover` settles it"
+        " once this process has ended"
+    )
+    assert describe_left(ended, journaled=True) == describe_left(ended)
 
 
 async def test_a_code_no_one_saw_is_delivered_when_settling_starts(

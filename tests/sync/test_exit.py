@@ -332,6 +332,9 @@ def test_a_session_not_cancelable_yet_is_left_and_said_at_once(
     expires = local_time(state["expire_at"])
     said = ended.stderr.splitlines()
     assert any(phone in line and f"expire at {expires}" in line for line in said), said
+    # No Ctrl-C was pressed: the notice offers one, not "again".
+    (notice,) = [line for line in said if line.startswith(f"cancelling +{phone}")]
+    assert "; Ctrl-C to leave it to expire" in notice, notice
 
 
 def test_ctrl_c_at_exit_leaves_at_once(served: Served, control: httpx.Client) -> None:
