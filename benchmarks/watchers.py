@@ -52,6 +52,7 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -198,6 +199,7 @@ class _Answering:
     def __init__(self, state: Activation, polls: int) -> None:
         self.clock = _InstantClock()
         self._rng = random.Random(1)
+        self._shared = types.SimpleNamespace(push_hub=None)  # no webhook handler attached
         self._state = state
         self._polls = polls
 
