@@ -72,7 +72,7 @@ def _scratch_copy(modules: list[str], into: Path) -> None:
         "source_paths": ["platfone_async"],
         "only_mutate": [f"platfone_async/{module}.py" for module in modules],
         "pytest_add_cli_args_test_selection": tests,
-        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q", "-x"],
+        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-q", "-x", "-n", "0"],
         # A mutant that makes a test spin (a limiter that never grants on a virtual
         # clock) is stopped at a few times the tests' own time and counts as killed.
         "timeout_multiplier": 3.0,
