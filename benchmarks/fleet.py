@@ -81,12 +81,12 @@ def _fleet(url: str, processes: int, limit: int, period: float, rounds: int) -> 
             )
             for n in calls
         ]  # fmt: skip
-        errors = 0
+        errors: list[str] = []
         for worker in workers:
             out, err = worker.communicate(timeout=120)
             if worker.returncode != 0:
                 raise RuntimeError(err[-2000:])
-            errors += len(json.loads(out.strip().splitlines()[-1])["errors"])
+            errors += json.loads(out.strip().splitlines()[-1])["errors"]
     trips = _round_trips(url) - before
     records = [r for r in emulator.requests if r.route == "get_balance"]
     arrivals = sorted(r.time for r in records)
@@ -97,7 +97,8 @@ def _fleet(url: str, processes: int, limit: int, period: float, rounds: int) -> 
         "achieved_over_limit": round(achieved, 4),
         "max_in_period": max_in_window(arrivals, period),
         "server_429s": sum(1 for r in records if r.status == 429),
-        "errors": errors,
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
         "round_trips_per_call": round(trips / max(len(arrivals), 1), 2),
     }
 

@@ -114,10 +114,16 @@ class _Connections:
                 client = (
                     redis.asyncio.Redis(connection_pool=_clone_pool(self._given, asyncio=True))
                     if self._url is None
-                    else redis.asyncio.Redis.from_url(
-                        self._url,
-                        socket_timeout=self._timeout,
-                        socket_connect_timeout=self._timeout,
+                    else redis.asyncio.Redis(
+                        # A call beyond the pool's connections waits for one (redis-py's
+                        # default pool raises "Too many connections" past 100).
+                        connection_pool=redis.asyncio.BlockingConnectionPool.from_url(
+                            self._url,
+                            max_connections=_MAX_CONNECTIONS,
+                            timeout=self._timeout,
+                            socket_timeout=self._timeout,
+                            socket_connect_timeout=self._timeout,
+                        )
                     )
                 )
             self._async[loop] = client
@@ -187,9 +193,13 @@ class _Connections:
             client = self._async.pop(loop, None) if loop is not None else None
             sync, self._sync = self._sync, None
         if client is not None and client is not self._given:
-            await client.aclose()
+            await client.aclose(close_connection_pool=True)  # its pool is ours
         if sync is not None and sync is not self._given:
             sync.close()
+
+
+#: Connections to Redis per event loop; a call beyond them waits for one.
+_MAX_CONNECTIONS = 100
 
 
 def _clone_pool(client: Any, *, asyncio: bool) -> Any:

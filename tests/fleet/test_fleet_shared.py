@@ -88,6 +88,34 @@ async def test_two_workers_share_one_window_even_with_clocks_minutes_apart(
     assert 10 >= max_in_window(arrivals, 0.5)
 
 
+# On trio the store's calls run in worker threads, at most 40 at once: only asyncio's
+# pool can be asked for more connections than it has.
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_more_calls_at_once_than_the_pool_has_connections_all_go_through(
+    pair: list[RedisBackend],
+) -> None:
+    """150 calls at once in one process (redis-py's pool holds 100 connections): each
+    waits for a connection - none fails with "Too many connections"."""
+    emulator = PlatfoneEmulator(rate_limits={"get_balance": (200, 1.0)})
+    failed: list[BaseException] = []
+
+    async def one(client: AsyncPlatfone) -> None:
+        try:
+            await client.get_balance()
+        except RateLimitBackendError as error:
+            failed.append(error)
+
+    limits = {"get_balance": RateLimit(200, 1.0)}
+    async with (
+        _client(emulator, pair[0], rate_limits=limits) as client,
+        anyio.create_task_group() as tg,
+    ):
+        for _ in range(150):
+            tg.start_soon(one, client)
+    assert [] == failed
+    assert 150 == sum(r.route == "get_balance" for r in emulator.requests)
+
+
 async def test_the_account_block_stops_every_worker_and_lifts_for_all(
     pair: list[RedisBackend],
 ) -> None:
