@@ -54,7 +54,16 @@ from ._retry import RetryPolicy, SendTrace
 if TYPE_CHECKING:
     from ._ratelimit import KeyLimits
 
-__all__ = ["OrderBook", "PendingOrder", "Verdict", "VerdictKind", "book_for", "reconcile"]
+__all__ = [
+    "OrderBook",
+    "PendingOrder",
+    "Verdict",
+    "VerdictKind",
+    "book_for",
+    "matching",
+    "read_back",
+    "reconcile",
+]
 
 logger = logging.getLogger("platfone_async")
 
@@ -278,7 +287,7 @@ class OrderBook:
             await self.clock.sleep(_POLL)  # another task is reading: use its snapshot
         started = self.clock.time()
         try:
-            snapshot = await _read_back(fetch_page, back, seq, started)
+            snapshot = await read_back(fetch_page, back, seq, started)
         except PlatfoneError as error:
             with self._lock:
                 self._failure = (seq, started, error)
@@ -410,19 +419,30 @@ class OrderBook:
             self._known = {k: t for k, t in self._known.items() if t > cutoff}
 
 
-def _explained(candidates: list[Activation], orders: list[PendingOrder]) -> bool:
-    """Whether each candidate (oldest first) can go to its own order among ``orders``:
-    each to the one whose window closes first (optimal for windows on one line)."""
+def matching(
+    candidates: Iterable[Activation], orders: Iterable[PendingOrder]
+) -> dict[str, PendingOrder] | None:
+    """Each candidate (oldest first) matched to its own order among ``orders``, by id:
+    each to the one whose window closes first (optimal for windows on one line); None
+    when one is left over."""
     free = list(orders)
-    for candidate in candidates:
+    matched = {}
+    for candidate in sorted(candidates, key=lambda a: a.created_at):
         owners = [o for o in free if o.could_own(candidate, 0.0)]
         if not owners:
-            return False
-        free.remove(min(owners, key=lambda o: o.window[1] if o.window is not None else 0.0))
-    return True
+            return None
+        owner = min(owners, key=lambda o: o.window[1] if o.window is not None else 0.0)
+        free.remove(owner)
+        matched[candidate.activation_id] = owner
+    return matched
 
 
-async def _read_back(fetch_page: FetchPage, back: float, seq: int, started: float) -> _Snapshot:
+def _explained(candidates: list[Activation], orders: list[PendingOrder]) -> bool:
+    """Whether each candidate can go to its own order among ``orders``."""
+    return matching(candidates, orders) is not None
+
+
+async def read_back(fetch_page: FetchPage, back: float, seq: int, started: float) -> _Snapshot:
     """Read history pages (newest first) until they reach before ``back``."""
     items: list[Activation] = []
     page = 1

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ._keys import DEFAULT_BACKEND, KeyLimits, get_key_limits, key_fingerprint
+from ._keys import DEFAULT_BACKEND, KeyLimits, get_key_limits, key_fingerprint, offer_of
 from ._memory import InMemoryBackend
 from ._slots import ActivationSlots, Slot, SlotToken
 from ._state import (
@@ -27,7 +27,7 @@ from ._state import (
     SuccessRateCheck,
     SuccessRateState,
 )
-from ._store import JournalEntry, KeyStore, RateLimit, RateLimitBackend
+from ._store import Flight, JournalEntry, KeyStore, RateLimit, RateLimitBackend
 from ._success import GuardMode, SuccessRateTracker
 from ._wait import ErrorSource, for_held_number
 from ._window import SlidingWindowLimiter
@@ -37,6 +37,7 @@ __all__ = [
     "DOCUMENTED_RATE_LIMITS",
     "ActivationSlots",
     "ErrorSource",
+    "Flight",
     "GuardMode",
     "InMemoryBackend",
     "JournalEntry",
@@ -56,6 +57,7 @@ __all__ = [
     "for_held_number",
     "get_key_limits",
     "key_fingerprint",
+    "offer_of",
 ]
 
 #: The per-endpoint limits of the reference's "Rate limits" table, by method name.

@@ -28,7 +28,15 @@ from .._errors import RateLimitBackendError
 from ._memory import InMemoryBackend, blocked_error
 from ._slots import Slot, unix
 from ._state import KeyLimitsState, SuccessRateCheck, SuccessRateState
-from ._store import JournalEntry, KeyStore, RateLimit, RateLimitBackend, SpendTake, Take
+from ._store import (
+    Flight,
+    JournalEntry,
+    KeyStore,
+    RateLimit,
+    RateLimitBackend,
+    SpendTake,
+    Take,
+)
 from ._success import GuardMode, apply_guard, check_counts
 from ._wait import ErrorSource, Gate, logger, make_error
 from ._window import WindowLimiter
@@ -36,7 +44,7 @@ from ._window import WindowLimiter
 if TYPE_CHECKING:
     from .._reconcile import OrderBook
 
-__all__ = ["DEFAULT_BACKEND", "KeyLimits", "get_key_limits", "key_fingerprint"]
+__all__ = ["DEFAULT_BACKEND", "KeyLimits", "get_key_limits", "key_fingerprint", "offer_of"]
 
 #: The backend used when none is given.
 DEFAULT_BACKEND = InMemoryBackend()
@@ -400,6 +408,11 @@ class KeyLimits:
         """(service, country, max_price) of each order whose owner died in flight."""
         return _offers(await self.store.flights_orphaned())
 
+    async def flights(self) -> list[Flight]:
+        """Every order of the key in flight, those of lapsed owners included (``offer_of``
+        reads their offers). Raises :class:`RateLimitBackendError` when the store fails."""
+        return await self.store.flights_list()
+
     # -- dashboards ---------------------------------------------------------------------
 
     async def state(self) -> KeyLimitsState:
@@ -482,14 +495,15 @@ class KeyLimits:
 # base URL whatever clock instance they hold; those entries live as long as the process
 # (a short-lived client must not start from a fresh budget). Other clocks (virtual, in
 # tests) each get their own entries, dropped with the last client holding them.
+def offer_of(offer: str) -> tuple[str, str, int | None]:
+    """(service, country, max_price) of the ``service|country|price`` a flight names."""
+    service_id, _, rest = offer.partition("|")
+    country_id, _, price = rest.partition("|")
+    return service_id, country_id, int(price) if price else None
+
+
 def _offers(flights: Iterable[str]) -> list[tuple[str, str, int | None]]:
-    """(service, country, max_price) of each ``service|country|price`` a flight names."""
-    found = []
-    for offer in flights:
-        service_id, _, rest = offer.partition("|")
-        country_id, _, price = rest.partition("|")
-        found.append((service_id, country_id, int(price) if price else None))
-    return found
+    return [offer_of(offer) for offer in flights]
 
 
 _REAL_TIME: dict[tuple[str, str, RateLimitBackend], KeyLimits] = {}

@@ -38,8 +38,10 @@ from .._clock import Clock
 from .._errors import AccountBlockedError
 from ._state import LimiterState, SlotsState
 from ._store import (
+    FLIGHT_KEEP,
     JOURNAL_KEEP,
     SPEND_KEPT,
+    Flight,
     JournalEntry,
     RateLimit,
     SpendTake,
@@ -347,7 +349,7 @@ class MemoryStore:
         self.success = SuccessRateTracker(clock=clock)
         self._account: tuple[str, float] | None = None
         self._claims: dict[str, float] = {}
-        self._flights: dict[str, str] = {}
+        self._flights: dict[str, tuple[str, float]] = {}  # name -> (offer, when it left)
         self._journal: dict[str, tuple[str, float]] = {}  # id -> (record, expire_at)
         self._lock = threading.Lock()
         self._spent: dict[str, tuple[float, int]] = {}  # entry or activation id -> (at, cents)
@@ -452,9 +454,12 @@ class MemoryStore:
             self._claims = {aid: at for aid, at in self._claims.items() if at > cutoff}
 
     async def flight_start(self, offer: str) -> str:
-        flight = uuid.uuid4().hex
+        flight, now = uuid.uuid4().hex, self._clock.time()
         with self._lock:
-            self._flights[flight] = offer
+            if self._flights and next(iter(self._flights.values()))[1] <= now - FLIGHT_KEEP:
+                kept = {f: v for f, v in self._flights.items() if v[1] > now - FLIGHT_KEEP}
+                self._flights = kept
+            self._flights[flight] = (offer, now)
         return flight
 
     async def flight_end(self, flight: str) -> None:
@@ -466,6 +471,13 @@ class MemoryStore:
 
     async def flights_orphaned(self) -> list[str]:
         return []  # its owner is this process
+
+    async def flights_list(self) -> list[Flight]:
+        with self._lock:
+            return [
+                Flight(name, offer, left, self._owner, True)
+                for name, (offer, left) in self._flights.items()
+            ]
 
     async def snapshot(self, limits: Mapping[str, RateLimit], capacity: int) -> StoreSnapshot:
         self.slots.capacity = capacity

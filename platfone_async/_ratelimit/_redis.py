@@ -43,8 +43,10 @@ from ._lease import Heartbeat
 from ._memory import MemoryStore, blocked_error, default_margin, spend_room_in
 from ._state import LimiterState, SlotsState
 from ._store import (
+    FLIGHT_KEEP,
     JOURNAL_KEEP,
     SPEND_KEPT,
+    Flight,
     JournalEntry,
     RateLimit,
     SpendTake,
@@ -335,8 +337,9 @@ class RedisStore:
     window = 86_400.0
     known_for = 3_600.0
     #: How long an order in flight stays visible to the fleet if its process dies
-    #: before it lands (a live order ends its flight when answered or failed).
-    flight_hold = 600.0
+    #: before it lands (a live order ends its flight when answered or failed; a
+    #: recovery, one its process left).
+    flight_hold = FLIGHT_KEEP
 
     def __init__(self, backend: RedisBackend, scope: str, clock: Clock) -> None:
         self.backend = backend
@@ -349,7 +352,7 @@ class RedisStore:
         self._account_key = self._key("account")
         self._success_keys = [self._key("success", "orders"), self._key("success", "sms")]
         self._known_keys = [self._key("known"), self._key("claimers"), self._key("owners")]
-        self._flights_keys = [self._key("flights"), self._key("owners")]
+        self._flights_keys = [self._key("flights"), self._key("owners"), self._key("left")]
         self._heartbeat = Heartbeat(self._beat, backend.lease / 6)
         self._epoch_keys = [self._key("epoch"), self._key("restarted")]
         self._journal_keys = [self._key("journal", part) for part in ("records", "owner", "expiry")]
@@ -681,8 +684,8 @@ class RedisStore:
                 await self._run(*self._beat_call())
                 self._heartbeat.start()
             await self._run(
-                _scripts.WINDOW_RELEASE,  # a member that expires after flight_hold
-                self._flights_keys[:1],
+                _scripts.FLIGHT_START,
+                self._flights_keys,
                 [flight, repr(self.flight_hold), _ms(self.flight_hold + 60)],
             )
             return flight
@@ -696,7 +699,7 @@ class RedisStore:
         if flight.startswith("local:"):
             await self._local.flight_end(flight.removeprefix("local:"))
             return
-        await self._run(_scripts.REMOVE, self._flights_keys[:1], [flight])
+        await self._run(_scripts.FLIGHT_END, self._flights_keys, [flight])
 
     async def flights_elsewhere(self) -> list[str]:
         async def shared() -> list[str]:
@@ -716,6 +719,18 @@ class RedisStore:
         return await self._or_local(
             "reading the fleet's orphaned orders", shared, self._local.flights_orphaned
         )
+
+    async def flights_list(self) -> list[Flight]:
+        reply = await self._run(_scripts.FLIGHTS_ALL, self._flights_keys, [])
+        flights = []
+        for i in range(0, len(reply), 3):
+            member, left = _text(reply[i]), _text(reply[i + 1])
+            owner, _, rest = member.partition(":")
+            offer = rest.partition("|")[2]
+            alive = owner == self._owner or bool(int(reply[i + 2]))
+            flights.append(Flight(member, offer, float(left or 0), owner, alive))
+        flights.sort(key=lambda f: f.left)
+        return flights
 
     # -- dashboards --
 
@@ -767,7 +782,7 @@ class RedisStore:
         ttl = _ms(self.known_for + 60)
         return (
             _scripts.HEARTBEAT,
-            self._flights_keys[1:],
+            self._flights_keys[1:2],
             [self._owner, repr(self.backend.lease), ttl],
         )
 

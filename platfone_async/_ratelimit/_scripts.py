@@ -20,8 +20,11 @@ __all__ = [
     "ACCOUNT_BLOCK",
     "ACCOUNT_READ",
     "FLEET_STATE",
+    "FLIGHTS_ALL",
+    "FLIGHT_END",
     "FLIGHT_LIST",
     "FLIGHT_ORPHANS",
+    "FLIGHT_START",
     "HEARTBEAT",
     "JOURNAL_LIST",
     "JOURNAL_PUT",
@@ -148,8 +151,7 @@ return {0, tostring(back - now), epoch}
 )
 
 #: Stamp a spent token to come back ``hold`` seconds from now (the response arrived).
-#: Also: an order of the fleet in flight, kept until it lands or until ``hold`` seconds
-#: pass (its process may have died). KEYS: tokens (flights).  ARGV: member, hold, ttl_ms.
+#: KEYS: tokens.  ARGV: member, hold, ttl_ms.
 WINDOW_RELEASE = (
     _NOW
     + """
@@ -413,17 +415,52 @@ return out
 """
 )
 
-#: Every order of the fleet in flight now whose owner's lease runs (added by
-#: ``WINDOW_RELEASE`` as ``<owner>:<id>|<offer>``, removed by ``REMOVE`` as it lands).
-#: KEYS: flights, owners.
+# -- orders in flight: ``flights`` (a sorted set: ``<owner>:<id>|<offer>`` scored by when
+# it is dropped unended) and ``left`` (a hash: member -> when it left) --
+
+_FLIGHTS = """
+local function prune_flights(flights, left)
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', flights, '-inf', now)) do
+    redis.call('HDEL', left, member)
+  end
+  redis.call('ZREMRANGEBYSCORE', flights, '-inf', now)
+end
+local function owner_of(member)
+  return string.match(member, '^([^:]+):')
+end
+"""
+
+#: An order about to leave, kept until it lands or ``hold`` seconds pass (its process
+#: may have died). KEYS: flights, owners, left.  ARGV: member, hold, ttl_ms.
+FLIGHT_START = (
+    _NOW
+    + """
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], tostring(now))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[3]))
+return 1
+"""
+)
+
+#: An order landed, or a recovery dealt with it. KEYS: flights, owners, left.
+#: ARGV: member.
+FLIGHT_END = """
+redis.call('HDEL', KEYS[3], ARGV[1])
+return redis.call('ZREM', KEYS[1], ARGV[1])
+"""
+
+#: Every order of the fleet in flight now whose owner's lease runs.
+#: KEYS: flights, owners, left.
 FLIGHT_LIST = (
     _NOW
     + _OWNERS
+    + _FLIGHTS
     + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+prune_flights(KEYS[1], KEYS[3])
 local out = {}
 for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local owner = string.match(member, '^([^:]+):')
+  local owner = owner_of(member)
   if owner and live(KEYS[2], owner) then out[#out + 1] = member end
 end
 return out
@@ -431,16 +468,39 @@ return out
 )
 
 #: Every order of the fleet still in flight whose owner's lease lapsed (its process
-#: died before the order landed), until its hold passes. KEYS: flights, owners.
+#: died before the order landed), until its hold passes. KEYS: flights, owners, left.
 FLIGHT_ORPHANS = (
     _NOW
     + _OWNERS
+    + _FLIGHTS
     + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+prune_flights(KEYS[1], KEYS[3])
 local out = {}
 for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local owner = string.match(member, '^([^:]+):')
+  local owner = owner_of(member)
   if owner and not live(KEYS[2], owner) then out[#out + 1] = member end
+end
+return out
+"""
+)
+
+#: Every order of the fleet in flight (a lapsed owner's until its hold passes):
+#: {member, when it left ("" unknown), 1 if its owner's lease runs else 0, ...}.
+#: KEYS: flights, owners, left.
+FLIGHTS_ALL = (
+    _NOW
+    + _OWNERS
+    + _FLIGHTS
+    + """
+prune_flights(KEYS[1], KEYS[3])
+local out = {}
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local owner = owner_of(member)
+  if owner then
+    out[#out + 1] = member
+    out[#out + 1] = redis.call('HGET', KEYS[3], member) or ''
+    out[#out + 1] = live(KEYS[2], owner) and 1 or 0
+  end
 end
 return out
 """

@@ -35,8 +35,10 @@ from ._lease import Heartbeat
 from ._memory import MemoryStore, blocked_error, default_margin, spend_room_in
 from ._state import LimiterState, SlotsState
 from ._store import (
+    FLIGHT_KEEP,
     JOURNAL_KEEP,
     SPEND_KEPT,
+    Flight,
     JournalEntry,
     RateLimit,
     SpendTake,
@@ -72,7 +74,7 @@ CREATE TABLE IF NOT EXISTS owners (
     scope TEXT NOT NULL, owner TEXT NOT NULL, until REAL NOT NULL, PRIMARY KEY (scope, owner));
 CREATE TABLE IF NOT EXISTS flights (
     scope TEXT NOT NULL, flight TEXT NOT NULL, owner TEXT NOT NULL, offer TEXT NOT NULL,
-    until REAL NOT NULL, PRIMARY KEY (scope, flight));
+    until REAL NOT NULL, at REAL NOT NULL DEFAULT 0, PRIMARY KEY (scope, flight));
 CREATE TABLE IF NOT EXISTS journal (
     scope TEXT NOT NULL, activation_id TEXT NOT NULL, owner TEXT NOT NULL, record TEXT NOT NULL,
     expire REAL NOT NULL, PRIMARY KEY (scope, activation_id));
@@ -173,6 +175,7 @@ class SQLiteBackend:
             try:
                 connection.execute("PRAGMA journal_mode = WAL")
                 connection.executescript(_SCHEMA)
+                _add_column(connection, "flights", "at REAL NOT NULL DEFAULT 0")
                 return
             except sqlite3.OperationalError:
                 if time.monotonic() >= deadline:
@@ -202,6 +205,13 @@ class SQLiteBackend:
         return await anyio.to_thread.run_sync(self.transact, work)
 
 
+def _add_column(connection: sqlite3.Connection, table: str, column: str) -> None:
+    """Add ``column`` to a ``table`` made by an earlier version (its rows get the default)."""
+    names = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+    if column.split()[0] not in names:
+        connection.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+
+
 class SQLiteStore:
     """One key's state in a SQLite file (see the module doc and ``_store.KeyStore``)."""
 
@@ -214,8 +224,9 @@ class SQLiteStore:
     #: The success-rate window, and how long handed-out ids are remembered.
     window = 86_400.0
     known_for = 3_600.0
-    #: How long an order in flight stays visible if its process dies before it lands.
-    flight_hold = 600.0
+    #: How long an order in flight stays visible if its process dies before it lands
+    #: (until a recovery deals with it).
+    flight_hold = FLIGHT_KEEP
 
     def __init__(self, backend: SQLiteBackend, scope: str, clock: Clock) -> None:
         self.backend = backend
@@ -564,8 +575,9 @@ class SQLiteStore:
         def work(db: sqlite3.Connection) -> None:
             self._renew(db, now)
             db.execute(
-                "INSERT INTO flights (scope, flight, owner, offer, until) VALUES (?, ?, ?, ?, ?)",
-                (scope, flight, self._owner, offer, now + self.flight_hold),
+                "INSERT INTO flights (scope, flight, owner, offer, until, at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (scope, flight, self._owner, offer, now + self.flight_hold, now),
             )
 
         await self.backend.run(work)
@@ -605,6 +617,24 @@ class SQLiteStore:
                 (scope, now, now),
             )
             return [offer for (offer,) in rows]
+
+        return await self.backend.run(work)
+
+    async def flights_list(self) -> list[Flight]:
+        scope, now, me = self._scope, self._clock.time(), self._owner
+
+        def work(db: sqlite3.Connection) -> list[Flight]:
+            db.execute("DELETE FROM flights WHERE scope = ? AND until <= ?", (scope, now))
+            rows = db.execute(
+                "SELECT f.flight, f.offer, f.at, f.owner, COALESCE(o.until, 0) FROM flights f "
+                "LEFT JOIN owners o ON o.scope = f.scope AND o.owner = f.owner "
+                "WHERE f.scope = ? ORDER BY f.at",
+                (scope,),
+            )
+            return [
+                Flight(name, offer, float(at), owner, owner == me or until > now)
+                for name, offer, at, owner, until in rows
+            ]
 
         return await self.backend.run(work)
 

@@ -23,6 +23,8 @@ from .._clock import Clock
 from ._state import LimiterState, SlotsState
 
 __all__ = [
+    "FLIGHT_KEEP",
+    "Flight",
     "JOURNAL_KEEP",
     "JournalEntry",
     "KeyStore",
@@ -96,6 +98,26 @@ class JournalEntry(NamedTuple):
 
     activation_id: str
     record: str
+    owner: str
+    alive: bool
+
+
+#: How long an order's flight is kept after it left when no one ends it (its process
+#: died in flight): an activation's life (20 min) and a margin, for ``recover()`` to find
+#: the number it may have opened.
+FLIGHT_KEEP = 30 * 60.0
+
+
+class Flight(NamedTuple):
+    """An order in flight: its ``name`` (to end it with), its ``offer``
+    (``service|country|max_price``), when it ``left`` (Unix seconds on the store's clock),
+    its ``owner``, and whether that owner's lease runs (``alive``; always, for the store's
+    own owner). A lapsed owner's flight stays until a recovery ends it (or
+    ``FLIGHT_KEEP`` after it left)."""
+
+    name: str
+    offer: str
+    left: float
     owner: str
     alive: bool
 
@@ -200,10 +222,19 @@ class KeyStore(Protocol):
         ...
 
     async def flight_start(self, offer: str) -> str:
-        """An order of ``offer`` is about to leave; the flight's name to end it with."""
+        """An order of ``offer`` is about to leave (stamped now, on the store's clock); the
+        flight's name to end it with."""
         ...
 
-    async def flight_end(self, flight: str) -> None: ...
+    async def flight_end(self, flight: str) -> None:
+        """The order landed, or a recovery dealt with a lapsed owner's flight (whoever
+        started it; idempotent)."""
+        ...
+
+    async def flights_list(self) -> list[Flight]:
+        """Every order of the key in flight, with its owner and when it left (a lapsed
+        owner's kept ``FLIGHT_KEEP``), oldest first."""
+        ...
 
     async def flights_elsewhere(self) -> list[str]:
         """The offers of the orders other owners have in flight."""
