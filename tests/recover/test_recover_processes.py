@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from platfone_async.testing import Offer, PlatfoneEmulator
+from platfone_async.testing import Fault, Offer, PlatfoneEmulator
 
 from ..fleet._servers import serve
 from ..fleet.test_fleet_processes import _results, _worker
@@ -130,3 +130,34 @@ def test_two_survivors_with_recover_orphans_settle_each_orphan_once(
     assert Counter(dict.fromkeys(dead_ids, 1)) == cancels
     assert [] == refused
     assert Counter({"canceled": 4}) == statuses(emulator, dead_ids)
+
+
+def test_recover_cancels_the_number_of_a_worker_killed_before_its_order_was_answered(
+    emulator: PlatfoneEmulator, state_url: str, prefix: str
+) -> None:
+    """A worker's order is placed but its answer held back 8 s; the worker is SIGKILLed
+    while waiting for it (the answer still unsent), so no journal names the number. A
+    live worker orders a number of the same offer meanwhile. Another process's recover()
+    finds the dead order's number through its flight, cancels it (1 s after the order,
+    as the offer allows), and leaves the live worker's number alone: it gets its code."""
+    killed_loop, other_loop = loops(state_url)
+    emulator.inject_fault("create_activation", Fault(answer_delay=8))
+    doomed = launch(emulator, state_url, prefix, "order", killed_loop)
+    deadline = time.monotonic() + 20
+    while not emulator.activations():  # placed; its answer is held back
+        assert time.monotonic() < deadline, "the order never reached the emulator"
+        time.sleep(0.05)
+    (orphan,) = [str(a["activation_id"]) for a in emulator.activations()]
+    live = launch(emulator, state_url, prefix, "wait", other_loop, "--sessions", "1")
+    (kept,) = held_by(live)
+    (held_back, _) = [r for r in emulator.requests if r.route == "create_activation"]
+    assert held_back.status is None  # its answer is not sent yet
+    kill(doomed)
+    time.sleep(float(LEASE) + 0.3)  # the dead worker's lease lapses
+    recoverer = launch(emulator, state_url, prefix, "recover", killed_loop)
+    (result,) = _results([recoverer])
+    emulator.deliver_sms(kept, "777777")
+    (lived,) = _results([live])
+    assert {orphan: ["canceled", None]} == result["recovered"]
+    assert Counter({"canceled": 1}) == statuses(emulator, [orphan])
+    assert {kept: ["finalized", "777777"]} == lived["outcomes"]
