@@ -488,7 +488,9 @@ class AsyncPlatfone:
         one sees it end. With :class:`SQLiteBackend` or :class:`RedisBackend` the journal
         outlives a process: a number whose holder's lease lapsed (``alive`` False, about
         30 s after its process died) is left for ``recover()`` to settle. In memory (the
-        default) it holds this process's numbers only. No request is sent.
+        default) it holds this process's numbers only. The number an order of a dead
+        process placed without its answer arriving is listed too (lapsed), found in the
+        activation history: only then is a request sent.
 
         Returns:
             One :class:`OpenActivation` per number (``activation``: its latest state;
@@ -512,7 +514,10 @@ class AsyncPlatfone:
         and was billed, cancelled once ``cancelable_after`` allows, otherwise left to
         expire; while it waits it keeps watching, so a code that comes meanwhile is
         finalized and delivered (in the result, a WARNING and ``on_late_sms``). It
-        never orders. A WARNING sums up what it did, with how many SMS-less numbers it
+        never orders. The number an order of a dead process placed without its answer
+        arriving is found in the activation history and settled alike, unless it cannot
+        be told from another number no process holds (a WARNING names them). A WARNING
+        sums up what it did, with how many SMS-less numbers it
         cancelled (they count against the 24 h success rate, as they would have
         anyway). Cancelling it (Ctrl-C) stops at once: what it had not settled stays
         journaled, and it says so.
