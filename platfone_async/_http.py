@@ -32,7 +32,7 @@ import httpx
 
 from ._clock import Clock
 from ._convert import decode, decode_page
-from ._deadline import AsyncioDeadlines, running_asyncio_task
+from ._deadline import AsyncioDeadlines, current_task_function
 from ._errors import (
     MAX_BODY_KEPT,
     AccountBlockedError,
@@ -99,6 +99,15 @@ class Reply:
 
 #: Marks a response sent back unparsed whose body was cut at ``max_response_bytes``.
 _OVERSIZED = "platfone_async.oversized"
+
+#: ``asyncio.current_task``, found on the first request that may need it (see _deadline).
+_current_task: Callable[[], Any] | None = None
+
+
+def _find_current_task() -> Callable[[], Any] | None:
+    global _current_task
+    _current_task = current_task_function()
+    return _current_task
 
 
 async def _read_capped(response: httpx.Response, cap: int, declared: str) -> bool:
@@ -499,24 +508,30 @@ class HTTPPipeline:
         deadline = self.request_deadline
         if deadline is None:
             return await self._send_and_read(request)
-        task = running_asyncio_task()
+        current_task = _current_task or _find_current_task()
+        try:
+            task = None if current_task is None else current_task()
+        except RuntimeError:  # no asyncio loop running: trio
+            task = None
         if task is not None:
             deadlines = self._deadlines
             if deadlines is None or deadlines.loop is not task.get_loop():
                 deadlines = self._deadlines = AsyncioDeadlines(task.get_loop())
-            entry = deadlines.enter(task, deadline)
+            cancelling = task.cancelling()
+            deadlines.enter(task, deadline)
             try:
                 result = await self._send_and_read(request)
             except anyio.get_cancelled_exc_class():
                 # (as asyncio.timeout() judges it) cancelled from outside too: go on
-                if not entry.expired or task.uncancel() > entry.cancelling:
+                if not deadlines.leave(task) or task.uncancel() > cancelling:
                     raise
+            except BaseException:
+                deadlines.leave(task)
+                raise
             else:
-                if entry.expired:  # it fired as the answer completed: take it back
+                if deadlines.leave(task):  # it fired as the answer completed: take it back
                     task.uncancel()
                 return result
-            finally:
-                deadlines.leave(entry)
         else:
             with anyio.move_on_after(deadline):
                 return await self._send_and_read(request)

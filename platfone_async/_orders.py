@@ -26,7 +26,7 @@ import copy as _copy
 import datetime as dt
 import enum
 import logging
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
@@ -81,8 +81,8 @@ _UNKNOWN_ORDER_HOLD = 30 * 60.0
 _UPSTREAM_TIMEOUT = frozenset({504, 524})
 
 _NO_SMS_YET = frozenset({SmsStatus.SMS_REQUESTED})
-#: How many numbers' last journaled states are remembered (then forgotten at once).
-_JOURNALED_MEMORY = 10_000
+#: How many numbers' last observed states are remembered (then forgotten at once).
+_OBSERVED_MEMORY = 10_000
 _PAID = frozenset({BillingStatus.BILLED, BillingStatus.REFUNDED})
 _GIVEN_BACK = frozenset({BillingStatus.RELEASED, BillingStatus.REFUNDED})
 
@@ -120,9 +120,9 @@ class Orders:
         self._success_rate_guard: SuccessRateGuard = success_rate_guard
         self._success_rate_floor = success_rate_floor
         self._book: OrderBook | None = None
-        # The state last journaled of each number (shared with the with_options copies):
-        # a watch's polls that show nothing new cost the store nothing.
-        self._journaled: dict[str, Activation | None] = {}
+        # The state of each number the store last learnt from this client (shared with
+        # the with_options copies): a watch's polls that show nothing new cost it nothing.
+        self._observed: dict[str, Activation] = {}
 
     @property
     def book(self) -> OrderBook:
@@ -140,44 +140,51 @@ class Orders:
 
     async def observe(self, activation: Activation) -> Activation:
         """Learn from any activation state seen: free its slot if it ended, count its SMS,
-        and keep the journal true (a new state written, an ended number out)."""
-        await self._observe_one(activation)
-        await self._journal_states((activation,))
+        and keep the journal true (a new state written, an ended number out). A state
+        this client has already told the store about costs a comparison (a watch's polls
+        mostly show nothing new)."""
+        if self._observed.get(activation.activation_id) != activation:
+            await self._observe_states((activation,))
         return activation
 
     async def observe_all(self, activations: Sequence[Activation]) -> None:
         """:meth:`observe` for a page of states (one journal write for all)."""
-        for activation in activations:
-            await self._observe_one(activation)
-        await self._journal_states(activations)
+        observed = self._observed
+        new = [state for state in activations if observed.get(state.activation_id) != state]
+        if new:
+            await self._observe_states(new)
 
-    async def _observe_one(self, activation: Activation) -> None:
-        await self._http.limits.observe(
-            activation.activation_id,
-            ended=not activation.is_active,
-            expire_at=activation.expire_at,
-            sms=activation.sms_status not in _NO_SMS_YET or activation.billing_status in _PAID,
-            released=activation.billing_status in _GIVEN_BACK,
-        )
-
-    async def _journal_states(self, activations: Iterable[Activation]) -> None:
-        journaled = self._journaled
+    async def _observe_states(
+        self, states: Sequence[Activation], *, journaled: bool = False
+    ) -> None:
+        """Tell the store what ``states`` show (``journaled``: their records are written
+        already), and remember them once it has it all: a write the store missed is
+        made again at the next sight of the same state."""
+        limits = self._http.limits
+        stored = True
         records: dict[str, tuple[str, float]] = {}
         ended: list[str] = []
-        for state in activations:
-            aid = state.activation_id
-            if aid in journaled and journaled[aid] == (state if state.is_active else None):
-                continue  # nothing new since it was last written
-            if len(journaled) >= _JOURNALED_MEMORY:
-                journaled.clear()
-            if state.is_active:
-                journaled[aid] = state
-                records[aid] = (state.to_json(), state.expire_at.timestamp())
-            else:
-                journaled[aid] = None
-                ended.append(aid)
+        for state in states:
+            stored &= await limits.observe(
+                state.activation_id,
+                ended=not state.is_active,
+                expire_at=state.expire_at,
+                sms=state.sms_status not in _NO_SMS_YET or state.billing_status in _PAID,
+                released=state.billing_status in _GIVEN_BACK,
+            )
+            if not journaled:
+                if state.is_active:
+                    records[state.activation_id] = (state.to_json(), state.expire_at.timestamp())
+                else:
+                    ended.append(state.activation_id)
         if records or ended:
-            await self._http.limits.journal_seen(records, ended)
+            stored &= await limits.journal_seen(records, ended)
+        if stored:
+            observed = self._observed
+            if len(observed) + len(states) > _OBSERVED_MEMORY:
+                observed.clear()
+            for state in states:
+                observed[state.activation_id] = state
 
     # -- ordering ---------------------------------------------------------------------------
 
@@ -314,12 +321,11 @@ class Orders:
                     "process on this key had already handed it out by reconciliation",
                     activation.activation_id,
                 )
-            self._journaled[activation.activation_id] = activation
             await limits.journal_opened(
                 activation.activation_id, activation.to_json(), activation.expire_at.timestamp()
             )
             await limits.record_order(activation.activation_id)
-            await self.observe(activation)
+            await self._observe_states((activation,), journaled=True)
         return activation
 
     async def _after_failure(
@@ -488,8 +494,8 @@ class Orders:
                 raise
         else:
             self._check_action_body(endpoint, aid, response)
+        self._observed.pop(aid, None)  # its next state is news, whatever it shows
         await self._http.limits.observe(aid, ended=True, released=action == "cancel")
-        self._journaled[aid] = None
         await self._http.limits.journal_seen({}, [aid])
 
     def _check_action_body(self, endpoint: str, aid: str, response: httpx.Response) -> None:

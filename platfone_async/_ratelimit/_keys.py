@@ -239,21 +239,22 @@ class KeyLimits:
         expire_at: float | datetime | None = None,
         sms: bool = False,
         released: bool = False,
-    ) -> None:
+    ) -> bool:
         """An activation's state was seen: free its slot if it ended, move its expiry,
         count its first SMS, stop counting its money once ``released``. Never raises for
-        the store: the call it follows is done."""
+        the store: the call it follows is done. False: the store missed some of it."""
         expire = None if expire_at is None else unix(expire_at)
-        await self._quietly(
+        stored = await self._quietly(
             "noting an activation's state",
             self.store.slot_observe(activation_id, ended=ended, expire_at=expire),
         )
         if ended:
             self._slots.wake_head()
         if sms:
-            await self._quietly("counting an SMS", self.store.record_sms(activation_id))
+            stored &= await self._quietly("counting an SMS", self.store.record_sms(activation_id))
         if released:
-            await self.spend_release(activation_id)
+            stored &= await self.spend_release(activation_id)
+        return stored
 
     # -- spending (SpendLimit) ----------------------------------------------------------
 
@@ -274,15 +275,16 @@ class KeyLimits:
             "counting an order's price", self.store.spend_bind(entry, activation_id, price)
         )
 
-    async def spend_release(self, name: str) -> None:
-        """The money of ``name`` (an entry or an activation id) was released."""
+    async def spend_release(self, name: str) -> bool:
+        """The money of ``name`` (an entry or an activation id) was released (False: the
+        store missed it)."""
         spending = self._spending
         if not spending.on or name in spending.released:
-            return
+            return True
         if len(spending.released) > 10_000:
             spending.released.clear()
         spending.released.add(name)
-        await self._quietly("releasing an order's price", self.store.spend_release(name))
+        return await self._quietly("releasing an order's price", self.store.spend_release(name))
 
     async def spent(self, period: float) -> int:
         """The cents reserved or billed on the key within the last ``period`` seconds."""
@@ -451,13 +453,18 @@ class KeyLimits:
 
     async def journal_seen(
         self, records: Mapping[str, tuple[str, float]], ended: Sequence[str]
-    ) -> None:
+    ) -> bool:
         """States seen of numbers that may be journaled: ``records`` of active ones
-        (``record``, ``expire_at``), the ids of ``ended`` ones (out of the journal)."""
+        (``record``, ``expire_at``), the ids of ``ended`` ones (out of the journal).
+        False: the store missed some of it."""
+        stored = True
         if records:
-            await self._quietly("journaling a state", self.store.journal_update(records))
+            stored = await self._quietly("journaling a state", self.store.journal_update(records))
         if ended:
-            await self._quietly("closing a journaled number", self.store.journal_remove(ended))
+            stored &= await self._quietly(
+                "closing a journaled number", self.store.journal_remove(ended)
+            )
+        return stored
 
     async def journal(self) -> list[JournalEntry]:
         """The key's journal. Raises :class:`RateLimitBackendError` when the store fails."""
@@ -479,13 +486,15 @@ class KeyLimits:
         if error is not None and self.account_blocked:
             raise make_error(error)
 
-    async def _quietly(self, what: str, operation: Awaitable[object]) -> None:
+    async def _quietly(self, what: str, operation: Awaitable[object]) -> bool:
         """Run a write whose request is done: a store failure only logs a WARNING (what
-        the store missed errs on the safe side)."""
+        the store missed errs on the safe side). False: it failed."""
         try:
             await operation
         except RateLimitBackendError as exc:
             logger.warning("%s on key %s: %s", what, self.key, exc)
+            return False
+        return True
 
 
 # -- the process-wide registry ---------------------------------------------------------
