@@ -118,11 +118,13 @@ class _Connections:
                     if self._url is None
                     else redis.asyncio.Redis(
                         # A call beyond the pool's connections waits for one (redis-py's
-                        # default pool raises "Too many connections" past 100).
+                        # default pool raises "Too many connections" past 100), however
+                        # long: each one in use is freed within its own socket timeout.
+                        # (A bound here failed calls on a loaded machine, Redis healthy.)
                         connection_pool=redis.asyncio.BlockingConnectionPool.from_url(
                             self._url,
                             max_connections=_MAX_CONNECTIONS,
-                            timeout=self._timeout,
+                            timeout=None,
                             socket_timeout=self._timeout,
                             socket_connect_timeout=self._timeout,
                         )
