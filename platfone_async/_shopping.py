@@ -4,8 +4,9 @@
 409's suggested price. :class:`Shopper` is what ``client.activation(service_id, None |
 [ids], prefer=...)`` orders with: it ranks the offers (``_offers``, one request to the
 price list), orders the best, and goes on to the next offer when a country has no number
-(``NoNumbersAvailableError``) or wants more than the ceiling (a 409 whose suggested price
-is above it) - never sending a ``max_price`` above the ceiling. ``session.replace()``
+(``NoNumbersAvailableError``), wants more than the ceiling (a 409 whose suggested price
+is above it) - never sending a ``max_price`` above the ceiling - or costs more than the
+spend limit leaves (``SpendLimitError``, refused before it left). ``session.replace()``
 asks it for the next number: the best offer in a country not tried yet, else again the
 best of those tried.
 """
@@ -24,6 +25,7 @@ from ._errors import (
     MaxPriceExceededError,
     NoNumbersAvailableError,
     NotFoundError,
+    SpendLimitError,
 )
 from ._validate import Prefer
 
@@ -163,7 +165,8 @@ class Shopper:
 
     async def order(self) -> Activation:
         """A number at the best offer: first in a country not tried yet, else again the
-        best of those tried. Raises the last offer's error when none had a number."""
+        best of those tried. Raises when none had a number: the first ``SpendLimitError``
+        if the spend limit refused an offer, else the last offer's error."""
         if self.single:
             assert self.candidates is not None
             return await self._order_in(self.candidates[0])
@@ -173,6 +176,7 @@ class Shopper:
         fresh = [o.country_id for o in offers if o.country_id not in self.countries]
         tried = [o.country_id for o in offers if o.country_id in self.countries]
         last: NoNumbersAvailableError | MaxPriceExceededError | None = None
+        over_budget: SpendLimitError | None = None
         for country_id in fresh + tried:
             try:
                 return await self._order_in(country_id)
@@ -182,7 +186,13 @@ class Shopper:
             except MaxPriceExceededError as error:
                 last = error
                 reason = f"{error.suggested_price} cents, above the ceiling"
+            except SpendLimitError as error:  # refused unsent: a cheaper offer may fit
+                over_budget = over_budget or error
+                reason = f"{error.price} cents, more than the spend limit leaves"
             logger.info("%s/%s: %s; trying the next offer", self.service_id, country_id, reason)
+        # The spend limit first: with room, an offer it refused might have had a number.
+        if over_budget is not None:
+            raise over_budget
         if last is not None:
             raise last
         raise self._nothing_offered()

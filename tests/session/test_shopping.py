@@ -14,6 +14,8 @@ from platfone_async import (
     InvalidParameterError,
     MaxPriceExceededError,
     NoNumbersAvailableError,
+    SpendLimit,
+    SpendLimitError,
 )
 from platfone_async.testing import Fault, Offer, PlatfoneEmulator, VirtualClock
 
@@ -52,7 +54,9 @@ def market(emulator: PlatfoneEmulator) -> None:
 
 
 def client_of(
-    emulator: PlatfoneEmulator, sent: list[dict[str, Any]] | None = None
+    emulator: PlatfoneEmulator,
+    sent: list[dict[str, Any]] | None = None,
+    spend_limit: SpendLimit | None = None,
 ) -> AsyncPlatfone:
     """A client whose order bodies are kept in ``sent``."""
 
@@ -72,6 +76,7 @@ def client_of(
         clock=emulator.clock,  # type: ignore[arg-type]
         rate_limits=None,
         max_retries=0,
+        spend_limit=spend_limit,
     )
 
 
@@ -194,3 +199,33 @@ async def test_bad_candidates_or_preference_are_refused_before_anything_is_sent(
                 async with client.activation("telegram", country, prefer=prefer):  # type: ignore[arg-type]
                     pass  # pragma: no cover
     assert 0 == emulator.request_count()
+
+
+async def test_an_offer_the_spend_limit_refuses_passes_to_a_cheaper_one(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """Quality ranks uk (100 cents) first: over a 90-cent limit, refused unsent; fr (80)
+    fits and is ordered - the budget stops one offer, not the session."""
+    sent: list[dict[str, Any]] = []
+    async with (
+        clock.autojump(),
+        client_of(emulator, sent, SpendLimit(90, 3600)) as client,
+        client.activation("telegram", ["uk", "fr"], prefer="quality") as session,
+    ):
+        pass
+    assert ["fr"] == [body["country_id"] for body in sent]
+    assert "fr" == session.activation.country_id
+    assert 1 == emulator.orders_placed()
+
+
+async def test_when_the_spend_limit_refuses_every_offer_its_error_is_raised_unsent(
+    emulator: PlatfoneEmulator, clock: VirtualClock
+) -> None:
+    """A 40-cent limit: every offer costs more; SpendLimitError (the best offer's price,
+    100), rather than the sold-out country's NoNumbersAvailable; no order left."""
+    async with clock.autojump(), client_of(emulator, spend_limit=SpendLimit(40, 3600)) as client:
+        with pytest.raises(SpendLimitError) as caught:
+            async with client.activation("telegram", ["uk", "de", "es"], prefer="quality"):
+                raise AssertionError("the block never runs")  # pragma: no cover
+    assert 100 == caught.value.price
+    assert 0 == emulator.request_count("create_activation")
