@@ -254,7 +254,7 @@ class Orders:
             flight: str | None = None
             try:
                 # The fleet sees the order in flight until it lands (see ``_reconcile``).
-                flight = await limits.flight_start(sid, cid, max_price)
+                flight = await limits.flight_start(sid, cid, max_price, slot)
                 activation = await self._send(body, order.trace)
             except ActiveActivationsLimitError:
                 await _shielded(limits.flight_end(flight))

@@ -300,8 +300,9 @@ def _warn_ambiguous(look: FlightLook, said: set[str] | None) -> None:
 
 
 async def _take_flights(client: AsyncPlatfone, said: set[str] | None = None) -> list[Activation]:
-    """Take over the numbers the orders of dead processes placed (claimed, then journaled
-    as this process's; their flights ended), and end the flights that placed nothing.
+    """Take over the numbers the orders of dead processes placed (claimed, journaled as
+    this process's, the order's slot bound to the number; their flights ended), and end
+    the flights that placed nothing (their slots freed).
     A failure to look is a WARNING: the flights stay for a later recovery."""
     limits = client._http.limits
     try:
@@ -320,15 +321,16 @@ async def _take_flights(client: AsyncPlatfone, said: set[str] | None = None) -> 
     _warn_ambiguous(look, said)
     for flight in look.placed_nothing:
         logger.info("an order for %s of a process that died placed nothing", flight.offer)
-        await limits.flight_end(flight.name)
+        await limits.flight_placed_nothing(flight)
     taken = []
     for flight, activation in look.taken:
         aid = activation.activation_id
         (claimed,) = await limits.store.claim([aid])
         if not claimed:
             continue  # another recovery took it first (and ends the flight)
-        await limits.journal_opened(aid, activation.to_json(), activation.expire_at.timestamp())
-        await limits.flight_end(flight.name)
+        expire_at = activation.expire_at.timestamp()
+        await limits.journal_opened(aid, activation.to_json(), expire_at)
+        await limits.flight_placed(flight, aid, expire_at)
         logger.info(
             "activation %s: placed by an order of a process that died in flight; taken over",
             aid,

@@ -389,18 +389,39 @@ class KeyLimits:
         return await self.store.known(list(activation_ids))
 
     async def flight_start(
-        self, service_id: str, country_id: str, max_price: int | None
+        self, service_id: str, country_id: str, max_price: int | None, slot: Slot | None = None
     ) -> str | None:
-        """An order is about to leave: the store sees it in flight until
+        """An order holding ``slot`` is about to leave: the store sees it in flight until
         :meth:`flight_end`, so that no other owner reconciling an order of its own takes
-        this order's activation. Raises :class:`RateLimitBackendError` (nothing sent)."""
+        this order's activation, and a recovery after this process died knows its slot.
+        Raises :class:`RateLimitBackendError` (nothing sent)."""
         price = "" if max_price is None else str(max_price)
-        return await self.store.flight_start(f"{service_id}|{country_id}|{price}")
+        member = None if slot is None or slot.released else slot.member
+        return await self.store.flight_start(f"{service_id}|{country_id}|{price}", member)
 
     async def flight_end(self, flight: str | None) -> None:
         """The order of ``flight_start`` landed: answered (and its id claimed) or failed."""
         if flight is not None:
             await self._quietly("ending an order's flight", self.store.flight_end(flight))
+
+    async def flight_placed(self, flight: Flight, activation_id: str, expire_at: float) -> None:
+        """A recovery took over the number a lapsed owner's ``flight`` placed: the slot
+        the order held is the number's from now on (its end frees it), and the flight
+        ends."""
+        if flight.slot is not None:
+            bind = self.store.slot_bind(flight.slot, activation_id, expire_at)
+            await self._quietly("binding an orphaned order's slot", bind)
+            self._slots.wake_head()
+        await self.flight_end(flight.name)
+
+    async def flight_placed_nothing(self, flight: Flight) -> None:
+        """A recovery found that a lapsed owner's ``flight`` placed nothing (its window
+        passed with no number of its own): its slot is free at once, and the flight ends."""
+        if flight.slot is not None:
+            release = self.store.slot_release(flight.slot)
+            await self._quietly("freeing an orphaned order's slot", release)
+            self._slots.wake_head()
+        await self.flight_end(flight.name)
 
     async def flights_elsewhere(self) -> list[tuple[str, str, int | None]]:
         """(service, country, max_price) of each order other owners have in flight."""

@@ -349,7 +349,8 @@ class MemoryStore:
         self.success = SuccessRateTracker(clock=clock)
         self._account: tuple[str, float] | None = None
         self._claims: dict[str, float] = {}
-        self._flights: dict[str, tuple[str, float]] = {}  # name -> (offer, when it left)
+        # name -> (offer, when it left, the slot its order holds)
+        self._flights: dict[str, tuple[str, float, str | None]] = {}
         self._journal: dict[str, tuple[str, float]] = {}  # id -> (record, expire_at)
         self._lock = threading.Lock()
         self._spent: dict[str, tuple[float, int]] = {}  # entry or activation id -> (at, cents)
@@ -453,13 +454,13 @@ class MemoryStore:
             cutoff = now - KNOWN_FOR
             self._claims = {aid: at for aid, at in self._claims.items() if at > cutoff}
 
-    async def flight_start(self, offer: str) -> str:
+    async def flight_start(self, offer: str, slot: str | None = None) -> str:
         flight, now = uuid.uuid4().hex, self._clock.time()
         with self._lock:
             if self._flights and next(iter(self._flights.values()))[1] <= now - FLIGHT_KEEP:
                 kept = {f: v for f, v in self._flights.items() if v[1] > now - FLIGHT_KEEP}
                 self._flights = kept
-            self._flights[flight] = (offer, now)
+            self._flights[flight] = (offer, now, slot)
         return flight
 
     async def flight_end(self, flight: str) -> None:
@@ -475,8 +476,8 @@ class MemoryStore:
     async def flights_list(self) -> list[Flight]:
         with self._lock:
             return [
-                Flight(name, offer, left, self._owner, True)
-                for name, (offer, left) in self._flights.items()
+                Flight(name, offer, left, self._owner, True, slot)
+                for name, (offer, left, slot) in self._flights.items()
             ]
 
     async def snapshot(self, limits: Mapping[str, RateLimit], capacity: int) -> StoreSnapshot:

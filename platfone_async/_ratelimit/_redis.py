@@ -679,7 +679,7 @@ class RedisStore:
             "reading handed-out ids", shared, lambda: self._local.known(activation_ids)
         )
 
-    async def flight_start(self, offer: str) -> str:
+    async def flight_start(self, offer: str, slot: str | None = None) -> str:
         async def shared() -> str:
             flight = f"{self._owner}:{uuid.uuid4().hex}|{offer}"
             if not self._heartbeat.started:
@@ -688,12 +688,12 @@ class RedisStore:
             await self._run(
                 _scripts.FLIGHT_START,
                 self._flights_keys,
-                [flight, repr(self.flight_hold), _ms(self.flight_hold + 60)],
+                [flight, repr(self.flight_hold), _ms(self.flight_hold + 60), slot or ""],
             )
             return flight
 
         async def local() -> str:
-            return "local:" + await self._local.flight_start(offer)
+            return "local:" + await self._local.flight_start(offer, slot)
 
         return await self._or_local("sharing an order in flight", shared, local)
 
@@ -726,11 +726,11 @@ class RedisStore:
         reply = await self._run(_scripts.FLIGHTS_ALL, self._flights_keys, [])
         flights = []
         for i in range(0, len(reply), 3):
-            member, left = _text(reply[i]), _text(reply[i + 1])
+            member, (left, _, slot) = _text(reply[i]), _text(reply[i + 1]).partition("|")
             owner, _, rest = member.partition(":")
             offer = rest.partition("|")[2]
             alive = owner == self._owner or bool(int(reply[i + 2]))
-            flights.append(Flight(member, offer, float(left or 0), owner, alive))
+            flights.append(Flight(member, offer, float(left or 0), owner, alive, slot or None))
         flights.sort(key=lambda f: f.left)
         return flights
 

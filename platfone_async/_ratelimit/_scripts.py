@@ -416,7 +416,7 @@ return out
 )
 
 # -- orders in flight: ``flights`` (a sorted set: ``<owner>:<id>|<offer>`` scored by when
-# it is dropped unended) and ``left`` (a hash: member -> when it left) --
+# it is dropped unended) and ``left`` (a hash: member -> ``<when it left>|<its slot>``) --
 
 _FLIGHTS = """
 local function prune_flights(flights, left)
@@ -431,12 +431,12 @@ end
 """
 
 #: An order about to leave, kept until it lands or ``hold`` seconds pass (its process
-#: may have died). KEYS: flights, owners, left.  ARGV: member, hold, ttl_ms.
+#: may have died). KEYS: flights, owners, left.  ARGV: member, hold, ttl_ms, slot ("" none).
 FLIGHT_START = (
     _NOW
     + """
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[1], tostring(now))
+redis.call('HSET', KEYS[3], ARGV[1], tostring(now) .. '|' .. ARGV[4])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
 redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[3]))
 return 1
@@ -485,7 +485,8 @@ return out
 )
 
 #: Every order of the fleet in flight (a lapsed owner's until its hold passes):
-#: {member, when it left ("" unknown), 1 if its owner's lease runs else 0, ...}.
+#: {member, ``<when it left>|<its slot>`` ("" unknown), 1 if its owner's lease runs else 0,
+#: ...}.
 #: KEYS: flights, owners, left.
 FLIGHTS_ALL = (
     _NOW

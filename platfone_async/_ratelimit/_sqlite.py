@@ -74,7 +74,7 @@ CREATE TABLE IF NOT EXISTS owners (
     scope TEXT NOT NULL, owner TEXT NOT NULL, until REAL NOT NULL, PRIMARY KEY (scope, owner));
 CREATE TABLE IF NOT EXISTS flights (
     scope TEXT NOT NULL, flight TEXT NOT NULL, owner TEXT NOT NULL, offer TEXT NOT NULL,
-    until REAL NOT NULL, at REAL NOT NULL DEFAULT 0, PRIMARY KEY (scope, flight));
+    until REAL NOT NULL, at REAL NOT NULL DEFAULT 0, slot TEXT, PRIMARY KEY (scope, flight));
 CREATE TABLE IF NOT EXISTS journal (
     scope TEXT NOT NULL, activation_id TEXT NOT NULL, owner TEXT NOT NULL, record TEXT NOT NULL,
     expire REAL NOT NULL, PRIMARY KEY (scope, activation_id));
@@ -176,6 +176,7 @@ class SQLiteBackend:
                 connection.execute("PRAGMA journal_mode = WAL")
                 connection.executescript(_SCHEMA)
                 _add_column(connection, "flights", "at REAL NOT NULL DEFAULT 0")
+                _add_column(connection, "flights", "slot TEXT")
                 return
             except sqlite3.OperationalError:
                 if time.monotonic() >= deadline:
@@ -568,16 +569,16 @@ class SQLiteStore:
 
         return await self.backend.run(work) if ids else set()
 
-    async def flight_start(self, offer: str) -> str:
+    async def flight_start(self, offer: str, slot: str | None = None) -> str:
         scope, now = self._scope, self._clock.time()
         flight = uuid.uuid4().hex
 
         def work(db: sqlite3.Connection) -> None:
             self._renew(db, now)
             db.execute(
-                "INSERT INTO flights (scope, flight, owner, offer, until, at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (scope, flight, self._owner, offer, now + self.flight_hold, now),
+                "INSERT INTO flights (scope, flight, owner, offer, until, at, slot) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (scope, flight, self._owner, offer, now + self.flight_hold, now, slot),
             )
 
         await self.backend.run(work)
@@ -626,14 +627,14 @@ class SQLiteStore:
         def work(db: sqlite3.Connection) -> list[Flight]:
             db.execute("DELETE FROM flights WHERE scope = ? AND until <= ?", (scope, now))
             rows = db.execute(
-                "SELECT f.flight, f.offer, f.at, f.owner, COALESCE(o.until, 0) FROM flights f "
-                "LEFT JOIN owners o ON o.scope = f.scope AND o.owner = f.owner "
+                "SELECT f.flight, f.offer, f.at, f.owner, COALESCE(o.until, 0), f.slot "
+                "FROM flights f LEFT JOIN owners o ON o.scope = f.scope AND o.owner = f.owner "
                 "WHERE f.scope = ? ORDER BY f.at",
                 (scope,),
             )
             return [
-                Flight(name, offer, float(at), owner, owner == me or until > now)
-                for name, offer, at, owner, until in rows
+                Flight(name, offer, float(at), owner, owner == me or until > now, slot)
+                for name, offer, at, owner, until, slot in rows
             ]
 
         return await self.backend.run(work)

@@ -111,15 +111,17 @@ FLIGHT_KEEP = 30 * 60.0
 class Flight(NamedTuple):
     """An order in flight: its ``name`` (to end it with), its ``offer``
     (``service|country|max_price``), when it ``left`` (Unix seconds on the store's clock),
-    its ``owner``, and whether that owner's lease runs (``alive``; always, for the store's
-    own owner). A lapsed owner's flight stays until a recovery ends it (or
-    ``FLIGHT_KEEP`` after it left)."""
+    its ``owner``, whether that owner's lease runs (``alive``; always, for the store's
+    own owner), and the ``slot`` its order holds (the slot's member; None without one).
+    A lapsed owner's flight stays until a recovery ends it (or ``FLIGHT_KEEP`` after it
+    left): the recovery binds its slot to the number it placed, or frees it."""
 
     name: str
     offer: str
     left: float
     owner: str
     alive: bool
+    slot: str | None = None
 
 
 class KeyStore(Protocol):
@@ -221,9 +223,10 @@ class KeyStore(Protocol):
         """The ids among these that were claimed."""
         ...
 
-    async def flight_start(self, offer: str) -> str:
-        """An order of ``offer`` is about to leave (stamped now, on the store's clock); the
-        flight's name to end it with."""
+    async def flight_start(self, offer: str, slot: str | None = None) -> str:
+        """An order of ``offer`` is about to leave (stamped now, on the store's clock),
+        holding the slot ``slot`` (its member; None: none); the flight's name to end it
+        with."""
         ...
 
     async def flight_end(self, flight: str) -> None:

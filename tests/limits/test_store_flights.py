@@ -1,5 +1,6 @@
 """Orders in flight, over every store (the conformance suite's fixtures): each flight
-carries its offer and when it left, and a lapsed owner's stays until a recovery ends it.
+carries its offer, when it left and the slot its order holds, and a lapsed owner's stays
+until a recovery ends it (binding its slot to the number it placed, or freeing it).
 """
 
 from __future__ import annotations
@@ -66,6 +67,58 @@ async def test_a_lapsed_owners_flight_stays_until_another_owner_ends_it(
     assert ["telegram|uk|"] == await observer.flights_orphaned()
     await recoverer.flight_end(flight)
     assert ([], []) == (await observer.flights_list(), await observer.flights_orphaned())
+
+
+async def test_a_flight_carries_the_slot_its_order_holds(opener: Opener) -> None:
+    """A flight started with a slot lists that slot's member; one without, None."""
+    store = opener()
+    (member,) = (await store.slot_take(20)).granted
+    await store.flight_start("telegram|uk|", member)
+    await store.flight_start("telegram|de|")
+    assert [member, None] == [f.slot for f in await store.flights_list()]
+
+
+async def lapsed_flight_holding_the_only_slot(shared: Opener) -> tuple[Opener, Flight]:
+    """A dead owner's order took the only slot (capacity 1) and left; its lease lapsed
+    (0.3 s; real time). Returns an opener of survivors and the flight as they list it."""
+    dead = shared(lease=0.3)
+    (member,) = (await dead.slot_take(1)).granted
+    await dead.flight_start("telegram|uk|", member)
+    await dead.aclose()  # its heartbeat stops, as a killed process's does
+    await anyio.sleep(0.6)
+    survivor = shared()
+    (flight,) = await survivor.flights_list()
+    assert (False, member) == (flight.alive, flight.slot)
+    return shared, flight
+
+
+async def test_a_lapsed_flights_slot_bound_to_its_number_comes_back_when_it_ends(
+    shared: Opener,
+) -> None:
+    """A recovery binds the lapsed flight's pending slot to the number it placed: the slot
+    is then the number's, and seeing the number end frees it for every owner at once."""
+    opened, flight = await lapsed_flight_holding_the_only_slot(shared)
+    recoverer, other = opened(), opened()
+    assert flight.slot is not None
+    await recoverer.slot_bind(flight.slot, "4242", time.time() + 1200)
+    await recoverer.flight_end(flight.name)
+    held = await other.slot_take(1)
+    await recoverer.slot_observe("4242", ended=True, expire_at=None)
+    freed = await other.slot_take(1)
+    assert ((), 1) == (tuple(held.granted), len(freed.granted))
+
+
+async def test_a_lapsed_flight_that_placed_nothing_frees_its_slot(shared: Opener) -> None:
+    """A recovery that finds the lapsed flight placed nothing frees its pending slot: the
+    capacity is back for every owner at once, not after the order's pending hold."""
+    opened, flight = await lapsed_flight_holding_the_only_slot(shared)
+    recoverer, other = opened(), opened()
+    assert flight.slot is not None
+    held = await other.slot_take(1)
+    await recoverer.slot_release(flight.slot)
+    await recoverer.flight_end(flight.name)
+    freed = await other.slot_take(1)
+    assert ((), 1, []) == (tuple(held.granted), len(freed.granted), await other.flights_list())
 
 
 async def test_another_live_owners_flight_is_listed_alive(shared: Opener) -> None:

@@ -8,10 +8,17 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import httpx
 import pytest
 
-from platfone_async import Activation, AsyncPlatfone, SessionOutcome, SQLiteBackend
-from platfone_async._ratelimit import KeyStore, key_fingerprint
+from platfone_async import (
+    Activation,
+    ActiveActivationsLimitError,
+    AsyncPlatfone,
+    SessionOutcome,
+    SQLiteBackend,
+)
+from platfone_async._ratelimit import Flight, KeyStore, key_fingerprint
 from platfone_async._recover import FLIGHT_REACH
 from platfone_async.testing import PlatfoneEmulator, VirtualClock
 
@@ -29,11 +36,25 @@ def store_of(emulator: PlatfoneEmulator, path: Path, lease: float) -> KeyStore:
 
 
 async def order_in_flight_of_a_dead_owner(emulator: PlatfoneEmulator, path: Path) -> None:
-    """A process on ``path`` starts an order's flight, then dies (its heartbeat stops, as
-    a SIGKILL stops it): its lease lapses ``LEASE`` clock seconds later."""
+    """A process on ``path`` takes a slot and starts an order's flight holding it,
+    then dies (its heartbeat stops, as a SIGKILL stops it): its lease lapses ``LEASE``
+    clock seconds later."""
     dead = store_of(emulator, path, LEASE)
-    await dead.flight_start("telegram|uk|")
+    (slot,) = (await dead.slot_take(1)).granted
+    await dead.flight_start("telegram|uk|", slot)
     await dead.aclose()
+
+
+async def orders_without_waiting(client: AsyncPlatfone, count: int) -> list[str]:
+    """``count`` orders that do not wait for a slot: "opened", or the error's name."""
+    outcomes = []
+    for _ in range(count):
+        try:
+            await client.create_activation("telegram", "uk", wait_for_slot=False)
+            outcomes.append("opened")
+        except ActiveActivationsLimitError as exc:
+            outcomes.append(type(exc).__name__)
+    return outcomes
 
 
 async def placed_behind_the_sdk(emulator: PlatfoneEmulator) -> Activation:
@@ -150,3 +171,90 @@ async def test_an_order_that_placed_nothing_is_dropped_once_its_window_passed(
         clock.advance(FLIGHT_REACH)
         late = (await client.recover(), len(await client._http.limits.flights()))
     assert (([], 1), ([], 0)) == (early, late)
+
+
+async def test_the_dead_orders_slot_comes_back_as_recover_cancels_its_number(
+    emulator: PlatfoneEmulator, clock: VirtualClock, tmp_path: Path
+) -> None:
+    """The dead order's pending slot is bound to the number recover() takes over, so its
+    cancel frees the slot at once: of 2 slots, the survivor gets 1 before recover() and
+    another right after it (not once the order's 30-minute pending hold has passed)."""
+    path = tmp_path / "state.db"
+    await order_in_flight_of_a_dead_owner(emulator, path)
+    await placed_behind_the_sdk(emulator)
+    clock.advance(LEASE + 1)
+    async with (
+        clock.autojump(),
+        emulator.client(
+            rate_limits=None, limits_backend=SQLiteBackend(path), max_active_activations=2
+        ) as survivor,
+    ):
+        before = await orders_without_waiting(survivor, 2)
+        (settled,) = await survivor.recover(interval=1)
+        after = await orders_without_waiting(survivor, 2)
+    assert ["opened", "ActiveActivationsLimitError"] == before
+    assert SessionOutcome.CANCELED == settled.outcome
+    assert ["opened", "ActiveActivationsLimitError"] == after
+
+
+async def test_the_slot_of_a_dead_order_that_placed_nothing_comes_back_at_once(
+    emulator: PlatfoneEmulator, clock: VirtualClock, tmp_path: Path
+) -> None:
+    """A dead order that placed nothing holds its slot until a recovery sees its window
+    pass with no number of its own; then the slot is free at once (capacity 1)."""
+    path = tmp_path / "state.db"
+    await order_in_flight_of_a_dead_owner(emulator, path)
+    clock.advance(LEASE + FLIGHT_REACH)
+    async with (
+        clock.autojump(),
+        emulator.client(
+            rate_limits=None, limits_backend=SQLiteBackend(path), max_active_activations=1
+        ) as survivor,
+    ):
+        before = await orders_without_waiting(survivor, 1)
+        assert [] == await survivor.recover()
+        after = await orders_without_waiting(survivor, 1)
+    assert (["ActiveActivationsLimitError"], ["opened"]) == (before, after)
+
+
+class _SeesTheFlight(httpx.AsyncBaseTransport):
+    """As an order arrives, lists the key's flights from another owner's store, and frees
+    the slot the flight names there (as a recovery would) to show it is the order's."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, other: KeyStore) -> None:
+        self.inner = inner
+        self.other = other
+        self.seen: list[tuple[Flight, int, int]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            (flight,) = await self.other.flights_list()
+            held = (await self.other.snapshot({}, 20)).slots.in_use
+            assert flight.slot is not None
+            await self.other.slot_release(flight.slot)
+            after = (await self.other.snapshot({}, 20)).slots.in_use
+            self.seen.append((flight, held, after))
+        return await self.inner.handle_async_request(request)
+
+
+async def test_an_orders_flight_names_the_slot_it_holds(
+    emulator: PlatfoneEmulator, tmp_path: Path
+) -> None:
+    """While create_activation's request is in the air, its flight names the pending slot
+    the order holds: freeing that member frees the order's slot (1 held, then 0)."""
+    path = tmp_path / "state.db"
+    other = store_of(emulator, path, LEASE)
+    transport = _SeesTheFlight(httpx.ASGITransport(app=emulator.app), other)
+    http = httpx.AsyncClient(transport=transport, base_url=emulator.base_url)
+    async with AsyncPlatfone(
+        emulator.api_key,
+        base_url=emulator.base_url,
+        http_client=http,
+        clock=emulator.clock,  # type: ignore[arg-type]
+        rate_limits=None,
+        limits_backend=SQLiteBackend(path),
+    ) as client:
+        await client.create_activation("telegram", "uk")
+    await other.aclose()
+    ((flight, held, after),) = transport.seen
+    assert ("telegram|uk|", True, 1, 0) == (flight.offer, flight.alive, held, after)
