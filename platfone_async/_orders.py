@@ -272,7 +272,7 @@ class Orders:
                 money.nothing_placed = False
                 outcome = await self._after_failure(order, exc, slot, reader)
                 if isinstance(outcome, Activation):  # claimed for the fleet when found
-                    return await self._opened(outcome, slot, claim=False)
+                    return await self._opened(outcome, slot)
                 money.nothing_placed = outcome is not _Failure.HELD
                 if outcome is _Failure.NOT_PLACED:
                     if not resent and self._may_resend(exc):
@@ -289,9 +289,11 @@ class Orders:
                 raise
             self.book.handed_out(order, activation, self._http.clock.time())
             try:
-                return await self._opened(activation, slot)  # claims it for the fleet
-            finally:
+                # Claims it for the fleet, and ends its flight.
+                return await self._opened(activation, slot, flight)
+            except BaseException:
                 await _shielded(limits.flight_end(flight))
+                raise
 
     async def _send(self, body: Mapping[str, Any], trace: SendTrace) -> Activation:
         reply = await self._http.fetch(
@@ -306,25 +308,26 @@ class Orders:
         return self._http.decode_reply(reply, Activation)
 
     async def _opened(
-        self, activation: Activation, slot: Slot | None, *, claim: bool = True
+        self, activation: Activation, slot: Slot | None, flight: str | None = None
     ) -> Activation:
+        """Account for an open number in one store step (slot bound, claimed, journaled,
+        counted, ``flight`` ended). Without a ``flight`` the number was found by
+        reconciliation, which claimed it already."""
         limits = self._http.limits
+        aid = activation.activation_id
         with anyio.CancelScope(shield=True):  # the number is open: account for it
-            if slot is not None:
-                await limits.bind_slot(slot, activation.activation_id, activation.expire_at)
-            if claim and not await limits.claim(activation.activation_id):
+            claimed = await limits.order_landed(
+                slot, flight, aid, activation.to_json(), activation.expire_at.timestamp()
+            )
+            if flight is not None and not claimed:
                 # The server answered this order with it, so it is this caller's; another
                 # process reconciled an order of its own into it - only when its wait
                 # for this order's answer ran out (or Redis lost this order's flight).
                 logger.error(
                     "activation %s: the server answered this order with it, but another "
                     "process on this key had already handed it out by reconciliation",
-                    activation.activation_id,
+                    aid,
                 )
-            await limits.journal_opened(
-                activation.activation_id, activation.to_json(), activation.expire_at.timestamp()
-            )
-            await limits.record_order(activation.activation_id)
             await self._observe_states((activation,), journaled=True)
         return activation
 

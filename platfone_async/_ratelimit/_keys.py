@@ -404,6 +404,38 @@ class KeyLimits:
         if flight is not None:
             await self._quietly("ending an order's flight", self.store.flight_end(flight))
 
+    async def order_landed(
+        self,
+        slot: Slot | None,
+        flight: str | None,
+        activation_id: str,
+        record: str,
+        expire_at: float,
+    ) -> bool:
+        """An order's answer opened ``activation_id`` (``record``: its state as the API's
+        JSON), told to the store in one step (``KeyStore.order_landed``): ``slot`` bound
+        to it, the id claimed, the number journaled and counted, ``flight`` ended. False:
+        another client of the store had claimed the id first. The number is open by then:
+        a store failure only logs a WARNING (each part is tried on its own, a slot's bind
+        kept for later where the store can; the claim counts as won)."""
+        member = None if slot is None else slot.bound_to(activation_id, expire_at)
+        try:
+            claimed = await self.store.order_landed(
+                flight, member, activation_id, record, expire_at
+            )
+        except RateLimitBackendError as exc:
+            logger.warning("noting an order's number on key %s: %s", self.key, exc)
+            claimed = True
+            if member is not None:
+                bind = self.store.slot_bind(member, activation_id, expire_at)
+                await self._quietly("binding a slot", bind)
+            await self.journal_opened(activation_id, record, expire_at)
+            await self.record_order(activation_id)
+            await self.flight_end(flight)
+        if member is not None:
+            self._slots.wake_head()
+        return claimed
+
     async def flight_placed(self, flight: Flight, activation_id: str, expire_at: float) -> None:
         """A recovery took over the number a lapsed owner's ``flight`` placed: the slot
         the order held is the number's from now on (its end frees it), and the flight

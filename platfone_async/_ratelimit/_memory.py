@@ -47,6 +47,7 @@ from ._store import (
     SpendTake,
     StoreSnapshot,
     Take,
+    order_landed_in_steps,
 )
 from ._success import SuccessRateTracker
 
@@ -466,6 +467,16 @@ class MemoryStore:
     async def flight_end(self, flight: str) -> None:
         with self._lock:
             self._flights.pop(flight, None)
+
+    async def order_landed(
+        self,
+        flight: str | None,
+        slot: str | None,
+        activation_id: str,
+        record: str,
+        expire_at: float,
+    ) -> bool:
+        return await order_landed_in_steps(self, flight, slot, activation_id, record, expire_at)
 
     async def flights_elsewhere(self) -> list[str]:
         return []  # every flight of a memory store is its own owner's

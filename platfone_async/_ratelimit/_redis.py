@@ -52,6 +52,7 @@ from ._store import (
     SpendTake,
     StoreSnapshot,
     Take,
+    order_landed_in_steps,
 )
 from ._wait import logger, serving_held_number
 
@@ -361,6 +362,7 @@ class RedisStore:
         self._epoch = ""  # the epoch this process last saw ("" before its first look)
         self._lock = threading.Lock()
         self._owed: list[tuple[str, list[str], list[object]]] = []  # writes Redis missed
+        self._settling = False  # a task is applying them
         self._seen: dict[str, tuple[bool, float | None]] = {}
         self._sms_shared: set[str] = set()
         # The in-process stand-in for on_backend_error="local".
@@ -409,21 +411,42 @@ class RedisStore:
 
     async def _owe(self, script: str, keys: list[str], args: list[object]) -> None:
         """Apply a write; if Redis fails, keep it and apply it (with any others owed, in
-        order) before the next take - a slot or a spent token is never lost to an outage."""
+        order) before the next take - a slot or a spent token is never lost to an outage.
+        With nothing owed it goes at once, in one round trip."""
+        write = (script, keys, args)
         with self._lock:
-            self._owed.append((script, keys, args))
-        await self._settle()
+            owing = bool(self._owed)
+            if owing:
+                self._owed.append(write)
+        if owing:
+            await self._settle()
+            return
+        try:
+            await self._run(*write)
+        except RateLimitBackendError:
+            with self._lock:
+                self._owed.append(write)
+            raise
 
     async def _settle(self) -> None:
-        while True:
-            with self._lock:
-                if not self._owed:
-                    return
-                first = self._owed[0]
-            await self._run(*first)
-            with self._lock:
-                if self._owed and self._owed[0] is first:
+        """Apply the writes owed, in order, one task at a time (another task's writes owed
+        meanwhile are applied by the task settling: each goes once)."""
+        with self._lock:
+            if self._settling or not self._owed:
+                return
+            self._settling = True
+        try:
+            while True:
+                with self._lock:
+                    if not self._owed:
+                        return
+                    first = self._owed[0]
+                await self._run(*first)
+                with self._lock:
                     self._owed.pop(0)
+        finally:
+            with self._lock:
+                self._settling = False
 
     # -- windows --
 
@@ -549,6 +572,8 @@ class RedisStore:
             self._slot_ttl,
         ]
         await self._owe(_scripts.SLOTS_BIND, self._slot_keys[:1], args)
+        if expire_at is not None:
+            self._saw(activation_id, (False, expire_at))  # its next observe is no news
 
     async def slot_release(self, member: str) -> None:
         if member in self._local_members:
@@ -577,6 +602,10 @@ class RedisStore:
             self._slot_keys[:1],
             [activation_id, "0", "" if expire_at is None else repr(expire_at)],
         )
+        self._saw(activation_id, seen)
+
+    def _saw(self, activation_id: str, seen: tuple[bool, float | None]) -> None:
+        """Redis holds what ``seen`` says of the slot of ``activation_id``."""
         if len(self._seen) > 10_000:
             self._seen.clear()
         self._seen[activation_id] = seen
@@ -682,14 +711,17 @@ class RedisStore:
     async def flight_start(self, offer: str, slot: str | None = None) -> str:
         async def shared() -> str:
             flight = f"{self._owner}:{uuid.uuid4().hex}|{offer}"
-            if not self._heartbeat.started:
-                await self._run(*self._beat_call())
-                self._heartbeat.start()
-            await self._run(
-                _scripts.FLIGHT_START,
-                self._flights_keys,
-                [flight, repr(self.flight_hold), _ms(self.flight_hold + 60), slot or ""],
-            )
+            args: list[object] = [
+                flight,
+                repr(self.flight_hold),
+                _ms(self.flight_hold + 60),
+                slot or "",
+                self._owner,
+                repr(self.backend.lease),
+                _ms(self.known_for + 60),
+            ]
+            await self._run(_scripts.FLIGHT_START, self._flights_keys, args)
+            self._heartbeat.start()  # the flight's owner lives from its first one on
             return flight
 
         async def local() -> str:
@@ -702,6 +734,46 @@ class RedisStore:
             await self._local.flight_end(flight.removeprefix("local:"))
             return
         await self._run(_scripts.FLIGHT_END, self._flights_keys, [flight])
+
+    async def order_landed(
+        self,
+        flight: str | None,
+        slot: str | None,
+        activation_id: str,
+        record: str,
+        expire_at: float,
+    ) -> bool:
+        local = (flight or "").startswith("local:") or slot in self._local_members
+        if local:  # in-process stand-ins took part: each goes where it lives
+            return await order_landed_in_steps(self, flight, slot, activation_id, record, expire_at)
+        await self._settle()  # a write Redis missed comes first (this one binds a slot)
+        await self._local.record_order(activation_id)
+        keys = [
+            self._slot_keys[0],
+            *self._known_keys,
+            *self._journal_keys,
+            self._success_keys[0],
+            self._flights_keys[0],
+            self._flights_keys[2],
+        ]
+        args: list[object] = [
+            slot or "",
+            activation_id,
+            record,
+            repr(expire_at),
+            self._slot_ttl,
+            repr(self.known_for),
+            self._owner,
+            repr(self.backend.lease),
+            _ms(self.known_for + 60),
+            _ms(JOURNAL_KEEP + 7200.0),
+            _ms(self.window + 60),
+            flight or "",
+        ]
+        claimed = await self._run(_scripts.ORDER_LANDED, keys, args)
+        self._heartbeat.start()
+        self._saw(activation_id, (False, expire_at))
+        return bool(int(claimed))
 
     async def flights_elsewhere(self) -> list[str]:
         async def shared() -> list[str]:

@@ -34,6 +34,7 @@ __all__ = [
     "KNOWN_CLAIM",
     "KNOWN_FILTER",
     "LEAVE_QUEUE",
+    "ORDER_LANDED",
     "REMOVE",
     "SLOTS_ACQUIRE",
     "SLOTS_BIND",
@@ -347,18 +348,42 @@ local function live(owners, owner)
   local expiry = redis.call('ZSCORE', owners, owner)
   return expiry and tonumber(expiry) > now
 end
+local function renew(owners, owner, lease, ttl)
+  redis.call('ZADD', owners, now + lease, owner)
+  redis.call('PEXPIRE', owners, ttl)
+end
 """
 
 #: Renew an owner's lease. KEYS: owners.  ARGV: owner, lease, ttl_ms.
 HEARTBEAT = (
     _NOW
+    + _OWNERS
     + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 3600)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+renew(KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
 return 1
 """
 )
+
+# Claims (after _OWNERS): ``known`` (a sorted set: id -> when claimed) and ``claimers``
+# (a hash: id -> owner); ids claimed ``keep`` seconds ago are forgotten.
+_CLAIMS = """
+local function forget_claims(known, claimers, keep)
+  local gone = redis.call('ZRANGEBYSCORE', known, '-inf', now - keep)
+  for _, id in ipairs(gone) do redis.call('HDEL', claimers, id) end
+  redis.call('ZREMRANGEBYSCORE', known, '-inf', now - keep)
+end
+local function claim(known, claimers, owners, owner, id)
+  local claimer = redis.call('HGET', claimers, id)
+  if redis.call('ZSCORE', known, id) and claimer
+      and (claimer == owner or live(owners, claimer)) then
+    return 0
+  end
+  redis.call('ZADD', known, now, id)
+  redis.call('HSET', claimers, id, owner)
+  return 1
+end
+"""
 
 #: Claim activation ids as handed out by this fleet: 1 per id newly claimed (or taken
 #: over from an owner whose lease lapsed), 0 per id a live owner claimed already; the
@@ -367,28 +392,15 @@ return 1
 KNOWN_CLAIM = (
     _NOW
     + _OWNERS
+    + _CLAIMS
     + """
 local known, claimers, owners = KEYS[1], KEYS[2], KEYS[3]
 local owner, lease, ttl = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[2])
-redis.call('ZADD', owners, now + lease, owner)
-redis.call('PEXPIRE', owners, ttl)
-local gone = redis.call('ZRANGEBYSCORE', known, '-inf', now - tonumber(ARGV[1]))
-for _, id in ipairs(gone) do redis.call('HDEL', claimers, id) end
-redis.call('ZREMRANGEBYSCORE', known, '-inf', now - tonumber(ARGV[1]))
+renew(owners, owner, lease, ttl)
+forget_claims(known, claimers, tonumber(ARGV[1]))
 local out = {}
 for i = 5, #ARGV do
-  local id = ARGV[i]
-  local claimer = redis.call('HGET', claimers, id)
-  if redis.call('ZSCORE', known, id) and claimer and claimer ~= owner
-      and live(owners, claimer) then
-    out[#out + 1] = 0
-  elseif redis.call('ZSCORE', known, id) and claimer == owner then
-    out[#out + 1] = 0
-  else
-    redis.call('ZADD', known, now, id)
-    redis.call('HSET', claimers, id, owner)
-    out[#out + 1] = 1
-  end
+  out[#out + 1] = claim(known, claimers, owners, owner, ARGV[i])
 end
 redis.call('PEXPIRE', known, ttl)
 redis.call('PEXPIRE', claimers, ttl)
@@ -431,10 +443,13 @@ end
 """
 
 #: An order about to leave, kept until it lands or ``hold`` seconds pass (its process
-#: may have died). KEYS: flights, owners, left.  ARGV: member, hold, ttl_ms, slot ("" none).
+#: may have died); its owner's lease is renewed. KEYS: flights, owners, left.
+#: ARGV: member, hold, ttl_ms, slot ("" none), owner, lease, owners_ttl_ms.
 FLIGHT_START = (
     _NOW
+    + _OWNERS
     + """
+renew(KEYS[2], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]))
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], tostring(now) .. '|' .. ARGV[4])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
@@ -546,21 +561,64 @@ return out
 # -- the journal of open numbers: records (id -> the activation's JSON), owners (id ->
 # owner), expiries (id scored by expire_at), and the owners' leases --
 
+_JOURNAL = """
+local function journal(records, owner_of, expiries, id, record, expire, owner, ttl)
+  redis.call('HSET', records, id, record)
+  redis.call('HSET', owner_of, id, owner)
+  redis.call('ZADD', expiries, expire, id)
+  for _, key in ipairs({records, owner_of, expiries}) do redis.call('PEXPIRE', key, ttl) end
+end
+"""
+
 #: Journal a number of ``owner`` and renew its lease.
 #: KEYS: records, owners of, expiries, owners.
 #: ARGV: id, record, expire_at, owner, lease, ttl_ms, owners_ttl_ms.
 JOURNAL_PUT = (
     _NOW
+    + _OWNERS
+    + _JOURNAL
     + """
-local records, owner_of, expiries, owners = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local id, owner, ttl = ARGV[1], ARGV[4], tonumber(ARGV[6])
-redis.call('ZADD', owners, now + tonumber(ARGV[5]), owner)
-redis.call('PEXPIRE', owners, tonumber(ARGV[7]))
-redis.call('HSET', records, id, ARGV[2])
-redis.call('HSET', owner_of, id, owner)
-redis.call('ZADD', expiries, tonumber(ARGV[3]), id)
-for _, key in ipairs({records, owner_of, expiries}) do redis.call('PEXPIRE', key, ttl) end
+renew(KEYS[4], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[7]))
+journal(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4],
+        tonumber(ARGV[6]))
 return 1
+"""
+)
+
+#: An order's answer opened a number, in one step: its slot bound to it, its id claimed
+#: (the result: 1, or 0 when a live owner claimed it first - the rest is done all the
+#: same), journaled as the owner's (its lease renewed), counted as an order, the flight
+#: ended. KEYS: slots, known, claimers, owners, records, owners of, expiries, orders,
+#: flights, left.  ARGV: slot ("" none), id, record, expire_at, slots_ttl_ms, keep,
+#: owner, lease, owners_ttl_ms, journal_ttl_ms, orders_ttl_ms, flight ("" none).
+ORDER_LANDED = (
+    _NOW
+    + _OWNERS
+    + _CLAIMS
+    + _JOURNAL
+    + """
+local slots, known, claimers, owners = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local orders, flights, left = KEYS[8], KEYS[9], KEYS[10]
+local slot, id, expire, owner = ARGV[1], ARGV[2], tonumber(ARGV[4]), ARGV[7]
+local owners_ttl = tonumber(ARGV[9])
+if slot ~= '' then
+  redis.call('ZREM', slots, slot)
+  redis.call('ZADD', slots, expire, id)
+  redis.call('PEXPIRE', slots, tonumber(ARGV[5]))
+end
+renew(owners, owner, tonumber(ARGV[8]), owners_ttl)
+forget_claims(known, claimers, tonumber(ARGV[6]))
+local claimed = claim(known, claimers, owners, owner, id)
+redis.call('PEXPIRE', known, owners_ttl)
+redis.call('PEXPIRE', claimers, owners_ttl)
+journal(KEYS[5], KEYS[6], KEYS[7], id, ARGV[3], expire, owner, tonumber(ARGV[10]))
+redis.call('ZADD', orders, 'NX', now, id)
+redis.call('PEXPIRE', orders, tonumber(ARGV[11]))
+if ARGV[12] ~= '' then
+  redis.call('HDEL', left, ARGV[12])
+  redis.call('ZREM', flights, ARGV[12])
+end
+return claimed
 """
 )
 
@@ -624,8 +682,7 @@ JOURNAL_TAKE = (
     + """
 local records, owner_of, owners = KEYS[1], KEYS[2], KEYS[3]
 local owner = ARGV[1]
-redis.call('ZADD', owners, now + tonumber(ARGV[2]), owner)
-redis.call('PEXPIRE', owners, tonumber(ARGV[3]))
+renew(owners, owner, tonumber(ARGV[2]), tonumber(ARGV[3]))
 local out = {}
 for i = 4, #ARGV do
   local id = ARGV[i]

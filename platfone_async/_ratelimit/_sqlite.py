@@ -389,18 +389,16 @@ class SQLiteStore:
     async def slot_leave(self) -> None:
         return None  # no queue across processes
 
+    def _bind(self, db: sqlite3.Connection, member: str, activation_id: str, expire: float) -> None:
+        db.execute("DELETE FROM slots WHERE scope = ? AND member = ?", (self._scope, member))
+        db.execute(
+            "INSERT OR REPLACE INTO slots (scope, member, expire, bound) VALUES (?, ?, ?, 1)",
+            (self._scope, activation_id, expire),
+        )
+
     async def slot_bind(self, member: str, activation_id: str, expire_at: float | None) -> None:
-        scope = self._scope
         expire = self._clock.time() + self.pending_hold if expire_at is None else expire_at
-
-        def work(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM slots WHERE scope = ? AND member = ?", (scope, member))
-            db.execute(
-                "INSERT OR REPLACE INTO slots (scope, member, expire, bound) VALUES (?, ?, ?, 1)",
-                (scope, activation_id, expire),
-            )
-
-        await self.backend.run(work)
+        await self.backend.run(lambda db: self._bind(db, member, activation_id, expire))
 
     async def slot_release(self, member: str) -> None:
         scope = self._scope
@@ -476,14 +474,15 @@ class SQLiteStore:
 
     # -- the success rate --
 
-    async def record_order(self, activation_id: str) -> None:
-        scope, now = self._scope, self._clock.time()
-        await self.backend.run(
-            lambda db: db.execute(
-                "INSERT OR IGNORE INTO orders (scope, activation_id, at, sms) VALUES (?, ?, ?, 0)",
-                (scope, activation_id, now),
-            )
+    def _record_order(self, db: sqlite3.Connection, activation_id: str, now: float) -> None:
+        db.execute(
+            "INSERT OR IGNORE INTO orders (scope, activation_id, at, sms) VALUES (?, ?, ?, 0)",
+            (self._scope, activation_id, now),
         )
+
+    async def record_order(self, activation_id: str) -> None:
+        now = self._clock.time()
+        await self.backend.run(lambda db: self._record_order(db, activation_id, now))
 
     async def record_sms(self, activation_id: str) -> None:
         scope = self._scope
@@ -519,34 +518,34 @@ class SQLiteStore:
         now = self._clock.time()
         self.backend.transact(lambda db: self._renew(db, now))
 
-    async def claim(self, activation_ids: Sequence[str]) -> list[bool]:
-        scope, now, owner = self._scope, self._clock.time(), self._owner
-
-        def work(db: sqlite3.Connection) -> list[bool]:
-            self._renew(db, now)
+    def _claim(
+        self, db: sqlite3.Connection, activation_ids: Sequence[str], now: float
+    ) -> list[bool]:
+        scope, owner = self._scope, self._owner
+        self._renew(db, now)
+        db.execute("DELETE FROM known WHERE scope = ? AND at <= ?", (scope, now - self.known_for))
+        claimed = []
+        for activation_id in activation_ids:
+            row = db.execute(
+                "SELECT k.owner, o.until FROM known k LEFT JOIN owners o "
+                "ON o.scope = k.scope AND o.owner = k.owner "
+                "WHERE k.scope = ? AND k.activation_id = ?",
+                (scope, activation_id),
+            ).fetchone()
+            if row is not None and (row[0] == owner or (row[1] or 0) > now):
+                claimed.append(False)  # claimed before, by a live owner
+                continue
             db.execute(
-                "DELETE FROM known WHERE scope = ? AND at <= ?", (scope, now - self.known_for)
+                "INSERT OR REPLACE INTO known (scope, activation_id, at, owner) "
+                "VALUES (?, ?, ?, ?)",
+                (scope, activation_id, now, owner),
             )
-            claimed = []
-            for activation_id in activation_ids:
-                row = db.execute(
-                    "SELECT k.owner, o.until FROM known k LEFT JOIN owners o "
-                    "ON o.scope = k.scope AND o.owner = k.owner "
-                    "WHERE k.scope = ? AND k.activation_id = ?",
-                    (scope, activation_id),
-                ).fetchone()
-                if row is not None and (row[0] == owner or (row[1] or 0) > now):
-                    claimed.append(False)  # claimed before, by a live owner
-                    continue
-                db.execute(
-                    "INSERT OR REPLACE INTO known (scope, activation_id, at, owner) "
-                    "VALUES (?, ?, ?, ?)",
-                    (scope, activation_id, now, owner),
-                )
-                claimed.append(True)
-            return claimed
+            claimed.append(True)
+        return claimed
 
-        claimed = await self.backend.run(work)
+    async def claim(self, activation_ids: Sequence[str]) -> list[bool]:
+        now = self._clock.time()
+        claimed = await self.backend.run(lambda db: self._claim(db, activation_ids, now))
         self._heartbeat.start()
         return claimed
 
@@ -585,13 +584,35 @@ class SQLiteStore:
         self._heartbeat.start()
         return flight
 
+    def _flight_end(self, db: sqlite3.Connection, flight: str) -> None:
+        db.execute("DELETE FROM flights WHERE scope = ? AND flight = ?", (self._scope, flight))
+
     async def flight_end(self, flight: str) -> None:
-        scope = self._scope
-        await self.backend.run(
-            lambda db: db.execute(
-                "DELETE FROM flights WHERE scope = ? AND flight = ?", (scope, flight)
-            )
-        )
+        await self.backend.run(lambda db: self._flight_end(db, flight))
+
+    async def order_landed(
+        self,
+        flight: str | None,
+        slot: str | None,
+        activation_id: str,
+        record: str,
+        expire_at: float,
+    ) -> bool:
+        now = self._clock.time()
+
+        def work(db: sqlite3.Connection) -> bool:
+            if slot is not None:
+                self._bind(db, slot, activation_id, expire_at)
+            (claimed,) = self._claim(db, [activation_id], now)
+            self._journal_put(db, activation_id, record, expire_at, now)
+            self._record_order(db, activation_id, now)
+            if flight is not None:
+                self._flight_end(db, flight)
+            return claimed
+
+        claimed = await self.backend.run(work)
+        self._heartbeat.start()
+        return claimed
 
     async def flights_elsewhere(self) -> list[str]:
         scope, now = self._scope, self._clock.time()
@@ -701,18 +722,21 @@ class SQLiteStore:
 
     # -- the journal of open numbers --
 
+    def _journal_put(
+        self, db: sqlite3.Connection, activation_id: str, record: str, expire_at: float, now: float
+    ) -> None:
+        self._renew(db, now)
+        db.execute(
+            "INSERT OR REPLACE INTO journal (scope, activation_id, owner, record, expire) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (self._scope, activation_id, self._owner, record, expire_at),
+        )
+
     async def journal_put(self, activation_id: str, record: str, expire_at: float) -> None:
-        scope, now, owner = self._scope, self._clock.time(), self._owner
-
-        def work(db: sqlite3.Connection) -> None:
-            self._renew(db, now)
-            db.execute(
-                "INSERT OR REPLACE INTO journal (scope, activation_id, owner, record, expire) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (scope, activation_id, owner, record, expire_at),
-            )
-
-        await self.backend.run(work)
+        now = self._clock.time()
+        await self.backend.run(
+            lambda db: self._journal_put(db, activation_id, record, expire_at, now)
+        )
         self._heartbeat.start()
 
     async def journal_update(self, records: Mapping[str, tuple[str, float]]) -> None:

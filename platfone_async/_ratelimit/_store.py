@@ -34,6 +34,7 @@ __all__ = [
     "SpendTake",
     "StoreSnapshot",
     "Take",
+    "order_landed_in_steps",
 ]
 
 
@@ -234,6 +235,21 @@ class KeyStore(Protocol):
         started it; idempotent)."""
         ...
 
+    async def order_landed(
+        self,
+        flight: str | None,
+        slot: str | None,
+        activation_id: str,
+        record: str,
+        expire_at: float,
+    ) -> bool:
+        """An order's answer opened ``activation_id`` (``record``: its state; ``expire_at``:
+        Unix seconds), in one step: the slot ``slot`` bound to it (None: no slot), the id
+        claimed, the number journaled as this owner's and counted as an order, and the
+        flight ``flight`` ended (None: none). False: a live owner had claimed the id
+        first (the rest is done all the same: the server answered this order with it)."""
+        ...
+
     async def flights_list(self) -> list[Flight]:
         """Every order of the key in flight, with its owner and when it left (a lapsed
         owner's kept ``FLIGHT_KEEP``), oldest first."""
@@ -311,6 +327,25 @@ class KeyStore(Protocol):
         ...
 
     # -- end of spending --
+
+
+async def order_landed_in_steps(
+    store: KeyStore,
+    flight: str | None,
+    slot: str | None,
+    activation_id: str,
+    record: str,
+    expire_at: float,
+) -> bool:
+    """:meth:`KeyStore.order_landed` as the store's operations one after another."""
+    if slot is not None:
+        await store.slot_bind(slot, activation_id, expire_at)
+    (claimed,) = await store.claim([activation_id])
+    await store.journal_put(activation_id, record, expire_at)
+    await store.record_order(activation_id)
+    if flight is not None:
+        await store.flight_end(flight)
+    return claimed
 
 
 class RateLimitBackend(Protocol):

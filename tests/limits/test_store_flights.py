@@ -148,3 +148,31 @@ async def test_a_flight_never_ended_is_kept_an_activations_life_not_for_ever(
     later = await store.flight_start("telegram|uk|")  # the memory store prunes as it adds
     assert ([flight], [later]) == (kept, [f.name for f in await store.flights_list()])
     await store.aclose()
+
+
+async def test_an_order_landed_binds_claims_journals_counts_and_ends_its_flight(
+    shared: Opener,
+) -> None:
+    """order_landed in one step: the order's slot becomes the number's (capacity 1: no
+    other slot; the number's end frees it), the id is claimed (another owner cannot claim
+    it), journaled as this owner's, counted as an order, and the flight is gone."""
+    store, other = shared(), shared()
+    (member,) = (await store.slot_take(1)).granted
+    flight = await store.flight_start("telegram|uk|", member)
+    claimed = await store.order_landed(flight, member, "4242", '{"id": 1}', time.time() + 1200)
+    held = await other.slot_take(1)
+    after = (await other.claim(["4242"]), await other.journal_list(), await other.flights_list())
+    await other.slot_observe("4242", ended=True, expire_at=None)
+    freed = await other.slot_take(1)
+    assert (True, (), 1) == (claimed, tuple(held.granted), len(freed.granted))
+    assert ([False], [("4242", '{"id": 1}', store.owner, True)], []) == after
+    assert (1, 0) == await other.success_counts()
+
+
+async def test_an_order_landed_on_an_id_claimed_before_says_so(opener: Opener) -> None:
+    """An id this owner claimed already (reconciliation found it) lands as not newly
+    claimed, and is journaled all the same; without a slot or flight nothing else moves."""
+    store = opener()
+    await store.claim(["4243"])
+    claimed = await store.order_landed(None, None, "4243", "{}", time.time() + 1200)
+    assert (False, ["4243"]) == (claimed, [e.activation_id for e in await store.journal_list()])

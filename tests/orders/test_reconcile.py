@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import anyio
@@ -529,10 +529,10 @@ async def test_an_answered_order_whose_activation_another_process_took_says_so(
     async with clock.autojump(), _client(emulator) as client:
         limits = client._http.limits
 
-        async def taken(activation_id: str) -> bool:
-            return False  # what a RedisFleet answers for an id claimed before
+        async def taken(activation_ids: Sequence[str]) -> list[bool]:
+            return [False] * len(activation_ids)  # what a store answers for ids claimed before
 
-        limits.claim = taken  # type: ignore[method-assign]
+        limits.store.claim = taken  # type: ignore[method-assign]
         activation = await client.create_activation("telegram", "uk")
     assert [activation.activation_id] == [a["activation_id"] for a in emulator.activations()]
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
