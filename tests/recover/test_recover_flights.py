@@ -16,6 +16,7 @@ from platfone_async import (
     ActiveActivationsLimitError,
     AsyncPlatfone,
     SessionOutcome,
+    Settled,
     SQLiteBackend,
 )
 from platfone_async._ratelimit import Flight, KeyStore, key_fingerprint
@@ -55,6 +56,22 @@ async def orders_without_waiting(client: AsyncPlatfone, count: int) -> list[str]
         except ActiveActivationsLimitError as exc:
             outcomes.append(type(exc).__name__)
     return outcomes
+
+
+async def orders_around_recover(
+    emulator: PlatfoneEmulator, clock: VirtualClock, path: Path, capacity: int
+) -> tuple[list[str], list[Settled], list[str]]:
+    """A survivor on ``path`` with ``capacity`` slots: ``capacity`` orders without
+    waiting, recover(), as many orders again (see :func:`orders_without_waiting`)."""
+    async with (
+        clock.autojump(),
+        emulator.client(
+            rate_limits=None, limits_backend=SQLiteBackend(path), max_active_activations=capacity
+        ) as survivor,
+    ):
+        before = await orders_without_waiting(survivor, capacity)
+        settled = await survivor.recover(interval=1)
+        return before, settled, await orders_without_waiting(survivor, capacity)
 
 
 async def placed_behind_the_sdk(emulator: PlatfoneEmulator) -> Activation:
@@ -183,15 +200,7 @@ async def test_the_dead_orders_slot_comes_back_as_recover_cancels_its_number(
     await order_in_flight_of_a_dead_owner(emulator, path)
     await placed_behind_the_sdk(emulator)
     clock.advance(LEASE + 1)
-    async with (
-        clock.autojump(),
-        emulator.client(
-            rate_limits=None, limits_backend=SQLiteBackend(path), max_active_activations=2
-        ) as survivor,
-    ):
-        before = await orders_without_waiting(survivor, 2)
-        (settled,) = await survivor.recover(interval=1)
-        after = await orders_without_waiting(survivor, 2)
+    before, (settled,), after = await orders_around_recover(emulator, clock, path, 2)
     assert ["opened", "ActiveActivationsLimitError"] == before
     assert SessionOutcome.CANCELED == settled.outcome
     assert ["opened", "ActiveActivationsLimitError"] == after
@@ -205,16 +214,8 @@ async def test_the_slot_of_a_dead_order_that_placed_nothing_comes_back_at_once(
     path = tmp_path / "state.db"
     await order_in_flight_of_a_dead_owner(emulator, path)
     clock.advance(LEASE + FLIGHT_REACH)
-    async with (
-        clock.autojump(),
-        emulator.client(
-            rate_limits=None, limits_backend=SQLiteBackend(path), max_active_activations=1
-        ) as survivor,
-    ):
-        before = await orders_without_waiting(survivor, 1)
-        assert [] == await survivor.recover()
-        after = await orders_without_waiting(survivor, 1)
-    assert (["ActiveActivationsLimitError"], ["opened"]) == (before, after)
+    before, settled, after = await orders_around_recover(emulator, clock, path, 1)
+    assert (["ActiveActivationsLimitError"], [], ["opened"]) == (before, settled, after)
 
 
 class _SeesTheFlight(httpx.AsyncBaseTransport):
