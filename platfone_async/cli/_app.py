@@ -14,7 +14,6 @@ import os
 import runpy
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from functools import partial
 from typing import Any, TextIO
 
 import anyio
@@ -35,6 +34,7 @@ from platfone_async import (
 )
 
 from . import _commands
+from ._interrupt import Interrupts
 from ._output import MissingExtraError, Output
 from ._parser import build_parser, version_line
 from ._resolve import UsageError
@@ -81,6 +81,8 @@ class Context:
     out: Output
     clock: Clock
     hint: PollHint = attrs.Factory(PollHint)
+    #: The Ctrl-C presses so far (what says the command was interrupted).
+    interrupts: Interrupts = attrs.Factory(Interrupts)
 
     def now(self) -> float:
         return self.clock.time()
@@ -107,9 +109,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(out, args, str(missing), EXIT_USAGE)
         return _serve_emulator(extra)
     try:
-        return anyio.run(partial(amain, arguments))
-    except KeyboardInterrupt:
+        return anyio.run(_console, arguments)
+    except KeyboardInterrupt:  # (a Ctrl-C before SIGINT was taken, or trio's)
         return EXIT_INTERRUPTED
+
+
+async def _console(arguments: list[str]) -> int:
+    """:func:`amain` with SIGINT taken as the command's Ctrl-C (see ``_interrupt``)."""
+    interrupts = Interrupts()
+    async with interrupts.taking_sigint():
+        return await amain(arguments, interrupts=interrupts)
 
 
 async def amain(
@@ -117,9 +126,15 @@ async def amain(
     *,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    interrupts: Interrupts | None = None,
     **client_options: Any,
 ) -> int:
-    """:func:`main` on a running loop; ``client_options`` go to ``AsyncPlatfone``."""
+    """:func:`main` on a running loop; ``client_options`` go to ``AsyncPlatfone``.
+
+    ``interrupts``: where Ctrl-C is counted (``Interrupts.press()`` is one; by default
+    none is): once pressed, the command exits 130 whatever exception its interrupted
+    call ends with. A cancellation from outside stops it as well, and is raised.
+    """
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(list(argv))
@@ -145,10 +160,26 @@ async def amain(
     with _logging(out, args.verbose):
         if args.command == "demo":
             return await _run_demo(out, args.sms_delay)
-        return await _run_command(args, out, client_options)
+        return await _run_command(args, out, client_options, interrupts or Interrupts())
 
 
-async def _run_command(args: Any, out: Output, client_options: dict[str, Any]) -> int:
+async def _run_command(
+    args: Any, out: Output, client_options: dict[str, Any], interrupts: Interrupts
+) -> int:
+    """The command's exit code: 130 once Ctrl-C was pressed, whatever it ended with."""
+    try:
+        code = await _run(args, out, client_options, interrupts)
+    except Exception as error:  # no API error: a call that Ctrl-C tore down (or a bug)
+        if not interrupts.happened:
+            raise
+        out.note(f"platfone {args.command}: interrupted ({type(error).__name__}: {error})")
+        return EXIT_INTERRUPTED
+    return EXIT_INTERRUPTED if interrupts.happened else code
+
+
+async def _run(
+    args: Any, out: Output, client_options: dict[str, Any], interrupts: Interrupts
+) -> int:
     handler: Callable[[Context], Awaitable[int]] = _commands.HANDLERS[args.command]
     base_url = args.base_url or os.environ.get("PLATFONE_BASE_URL") or None
     try:
@@ -157,7 +188,9 @@ async def _run_command(args: Any, out: Output, client_options: dict[str, Any]) -
             clock = client_options.get("clock") or SystemClock()
             if args.command not in _NO_NOTICE:
                 await _say_lapsed(client, out)
-            return await handler(Context(args, client, out, clock, hint))
+            with interrupts.running():
+                return await handler(Context(args, client, out, clock, hint, interrupts))
+            return EXIT_INTERRUPTED  # a Ctrl-C's cancellation ended it
     except InvalidParameterError as error:
         text = _key_problem(args, error) if error.parameter == "api_key" else str(error)
         return _fail(out, args, text, EXIT_USAGE)

@@ -206,6 +206,12 @@ def _outcome_note(session: ActivationSession) -> str:
     if session.outcome is SessionOutcome.CANCELED:
         return f"cancelled {phone}; its reserved price is released"
     if session.outcome is SessionOutcome.LEFT_TO_EXPIRE:
+        if a.billing_status == BillingStatus.BILLED:
+            code = a.sms_code or a.sms_text
+            return (
+                f"left {phone} unfinalized until {local_time(a.expire_at)}; its SMS came and"
+                f" was billed (code {code})"
+            )
         return f"left {phone} to expire at {local_time(a.expire_at)}"
     return f"{phone} had already ended ({a.activation_status})"
 
@@ -234,9 +240,13 @@ async def _order_and_wait(ctx: Context, service_id: str, country_id: str | list[
     except Exception as error:
         if held is None:
             raise
-        late = _late_code(ctx, states, held, "the --timeout" if _timed_out(error) else "an error")
+        # Ctrl-C is counted as pressed, not read from what surfaces: the call it tore
+        # down may end with any exception.
+        interrupted = ctx.interrupts.happened
+        after = "the interruption" if interrupted else _cause(error)
+        late = _late_code(ctx, states, held, after)
         _settled(ctx, states, held)
-        if late:
+        if late and not interrupted:
             return 0  # the code the command was for reached its caller
         raise
     except BaseException:
@@ -250,8 +260,8 @@ async def _order_and_wait(ctx: Context, service_id: str, country_id: str | list[
     return 0
 
 
-def _timed_out(error: Exception) -> bool:
-    return isinstance(error, WaitTimeoutError)
+def _cause(error: Exception) -> str:
+    return "the --timeout" if isinstance(error, WaitTimeoutError) else "an error"
 
 
 def _late_code(ctx: Context, states: _States, session: ActivationSession, after: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from typing import Any
 
 import attrs
 import pytest
@@ -23,7 +24,7 @@ class Shown:
 
 async def _run(*argv: str, emulator: PlatfoneEmulator | None = None) -> Shown:
     out, err = io.StringIO(), io.StringIO()
-    options = {} if emulator is None else {"http_client": emulator.http_client()}
+    options: dict[str, Any] = {} if emulator is None else {"http_client": emulator.http_client()}
     code = await amain(list(argv), stdout=out, stderr=err, **options)
     return Shown(code, out.getvalue(), err.getvalue())
 
