@@ -438,3 +438,77 @@ def test_a_second_ctrl_c_after_the_sms_says_billed_never_released(servers: Serve
     assert f"its SMS came and was billed (code {state.sms_code})" in after
     assert "released" not in after
     assert state.sms_code == json.loads(out.splitlines()[-1])["sms_code"]
+
+
+#: ``platfone`` whose HTTP calls, when interrupted, end with a RuntimeError (as a
+#: library's clean-up may turn an interruption), and whose second read of the
+#: activation hangs - saying so on stderr - until it is interrupted.
+TEARING = """
+import sys, anyio, httpx
+from platfone_async.cli import main
+
+class Tearing(httpx.AsyncHTTPTransport):
+    polls = 0
+
+    async def handle_async_request(self, request):
+        tail = request.url.path.rsplit("/", 1)[-1]
+        hang = False
+        if request.method == "GET" and len(tail) == 24:
+            Tearing.polls += 1
+            hang = Tearing.polls == 2
+        try:
+            if hang:
+                print("hanging", file=sys.stderr, flush=True)
+                await anyio.sleep_forever()
+            return await super().handle_async_request(request)
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                raise
+            raise RuntimeError(f"connection torn down ({type(exc).__name__})") from exc
+
+class Client(httpx.AsyncClient):
+    def __init__(self, **kwargs):
+        super().__init__(transport=Tearing(), **kwargs)
+
+httpx.AsyncClient = Client
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_is_counted_whatever_exception_the_torn_down_call_ends_with(
+    servers: Servers,
+) -> None:
+    """Ctrl-C while a poll hangs, and that poll ends with a RuntimeError; the SMS comes
+    (billed) while the number waits to be cancelled; its finalize hangs; Ctrl-C again,
+    and the finalize ends with a RuntimeError too. Still: exit 130, the code printed as
+    after the interruption, the number left saying it was billed, never "released"."""
+    late = servers.late
+    control = late.base_url.split("/api/")[0] + "/_emulator/inject_fault"
+    fault = {"route": "finalize_activation", "fault": {"delay": 20}}
+    httpx.post(control, json=fault).raise_for_status()
+    argv = late.argv("order", "telegram", "uk", "--wait", "--interval", "0.5", "--json")
+    process = subprocess.Popen(
+        [sys.executable, "-c", TEARING, *argv[len(PLATFONE) :]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    ordered = json.loads(process.stdout.readline())
+    err: list[str] = []
+    _read_until(process.stderr, "hanging", err)
+    process.send_signal(signal.SIGINT)
+    _read_until(process.stderr, "a code arrived late", err)
+    said_before = len(err)
+    process.send_signal(signal.SIGINT)
+    out, more_err = process.communicate(timeout=10)
+    after = "".join(err[said_before:]) + more_err
+    state = late.state(ordered["activation_id"])
+    assert 130 == process.returncode, "".join(err) + more_err
+    assert ("active", "billed") == (state.activation_status, state.billing_status)
+    assert f"the code came after the interruption; +{ordered['phone']}" in after
+    assert f"its SMS came and was billed (code {state.sms_code})" in after
+    assert "released" not in after
+    assert state.sms_code == json.loads(out.splitlines()[-1])["sms_code"]
