@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from platfone_async import (
     Activation,
     ActivationEndedError,
@@ -25,6 +27,7 @@ from platfone_async import (
     BillingStatus,
     MaxPriceExceededError,
     NoNumbersAvailableError,
+    PlatfoneError,
     SessionOutcome,
     WaitTimeoutError,
 )
@@ -260,13 +263,16 @@ async def _order_and_wait(ctx: Context, service_id: str, country_id: str | list[
     return 0
 
 
-def _cause(error: Exception) -> str:
+def _cause(error: BaseException) -> str:
     return "the --timeout" if isinstance(error, WaitTimeoutError) else "an error"
 
 
-def _late_code(ctx: Context, states: _States, session: ActivationSession, after: str) -> bool:
-    """Print a code the wait did not (settling found it) as an in-time one; True if so."""
-    state = session.activation
+def _late_code(
+    ctx: Context, states: _States, held: ActivationSession | Activation, after: str
+) -> bool:
+    """Print a code the wait did not (settling or a last read found it) as an in-time
+    one; True if so."""
+    state = held.activation if isinstance(held, ActivationSession) else held
     if not state.sms_code or states.shown_code == state.sms_code:
         return False
     states.code(state)
@@ -283,11 +289,17 @@ def _settled(ctx: Context, states: _States, session: ActivationSession) -> None:
 
 
 async def wait(ctx: Context) -> int:
-    """Wait for the SMS of an activation this command did not open: it is left as it is."""
+    """Wait for the SMS of an activation this command did not open: it is left as it is.
+
+    However the wait ends - the SMS, ``--timeout``, the number ending, Ctrl-C - it says
+    what the server shows of the number. When it stops without the SMS, one last read
+    looks for a code that came meanwhile (between two polls, or while Ctrl-C was
+    pressed): printed as an in-time code, with a note that it came late; exit 0 after
+    ``--timeout`` then (130 after Ctrl-C).
+    """
     args = ctx.args
     states = _States(ctx)
     activation = await ctx.client.get_activation(args.activation_id)
-    phone = phone_of(activation)
     try:
         state = await ctx.client.wait_for_sms(
             activation,
@@ -295,20 +307,58 @@ async def wait(ctx: Context) -> int:
             interval=ctx.interval(),
             progress=states.progress(),
         )
-    except (WaitTimeoutError, ActivationEndedError) as error:
-        last = error.activation or activation
+    except BaseException as error:
+        # (counted, not inferred: an interrupted call may end with any exception)
+        interrupted = ctx.interrupts.happened or not isinstance(error, Exception)
+        if not interrupted and not isinstance(error, (WaitTimeoutError, ActivationEndedError)):
+            raise  # an API error, said as any command says it
+        known = getattr(error, "activation", None) or states.last or activation
+        last = await _last_read(ctx, known, interrupted)
+        after = "the interruption" if interrupted else _cause(error)
+        late = _late_code(ctx, states, last, after)
         states.emit(last)
-        if last.is_active:
-            ctx.out.note(
-                f"{phone} is still active until {local_time(last.expire_at)} "
-                f"(platfone cancel {last.activation_id})"
-            )
-        raise
-    except BaseException:
-        ctx.out.note(
-            f"stopped waiting; {phone} is still active until {local_time(activation.expire_at)}"
-            f" (platfone cancel {activation.activation_id})"
-        )
+        ctx.out.note(("stopped waiting; " if interrupted else "") + _standing(ctx, last))
+        if late and not interrupted:
+            return 0  # the code the command was for reached its caller
         raise
     states.code(state)
     return 0
+
+
+#: How long the last read after Ctrl-C may take (a second Ctrl-C cuts it short).
+LAST_READ_AFTER_CTRL_C = 5.0
+
+
+async def _last_read(ctx: Context, known: Activation, interrupted: bool) -> Activation:
+    """The activation as the server shows it now; ``known`` if it cannot be read (after
+    Ctrl-C: within a few seconds, shielded from the first Ctrl-C's cancellation)."""
+    try:
+        if not interrupted:
+            return await ctx.client.get_activation(known.activation_id)
+        with anyio.move_on_after(LAST_READ_AFTER_CTRL_C, shield=True):
+            return await ctx.client.get_activation(known.activation_id)
+    except PlatfoneError as error:
+        ctx.out.note(f"could not read {phone_of(known)} once more: {error}")
+    return known
+
+
+def _standing(ctx: Context, state: Activation) -> str:
+    """What the server shows of a number left as it is, money first."""
+    aid, phone = state.activation_id, phone_of(state)
+    billed = state.billing_status == BillingStatus.BILLED
+    if not state.is_active:
+        money = "billed" if billed else f"billing {state.billing_status}"
+        return f"{phone} is {state.activation_status} ({money})"
+    until = f"{phone} is still active until {local_time(state.expire_at)}"
+    if billed:
+        code = state.sms_code or state.sms_text
+        return f"{until}; its SMS came and was billed (code {code}) - platfone finalize {aid}"
+    if state.billing_status != BillingStatus.RESERVED:
+        return f"{until} (billing {state.billing_status})"
+    when = state.cancelable_after
+    allowed = (
+        f" from {local_time(when)}" if when is not None and when.timestamp() > ctx.now() else ""
+    )
+    return (
+        f"{until}; its price stays reserved until then - platfone cancel {aid} releases it{allowed}"
+    )

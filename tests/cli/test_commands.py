@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from typing import Any
 
 import anyio
@@ -15,6 +16,7 @@ import pytest
 from platfone_async import SANDBOX_URL
 from platfone_async.cli import amain
 from platfone_async.cli._commands import HANDLERS
+from platfone_async.cli._interrupt import Interrupts
 from platfone_async.testing import (
     Country,
     Offer,
@@ -44,6 +46,11 @@ class Cli:
 
     emulator: PlatfoneEmulator
     clock: VirtualClock
+
+    def argv(self, api_key: str | None = None) -> list[str]:
+        """The global options that reach the emulator."""
+        key = self.emulator.api_key if api_key is None else api_key
+        return ["--base-url", self.emulator.base_url, "--api-key", key]
 
     async def __call__(self, *argv: str, api_key: str | None = None) -> Run:
         out, err = io.StringIO(), io.StringIO()
@@ -381,7 +388,7 @@ async def test_interrupting_wait_leaves_the_number_and_says_how_to_cancel(
         run = await _interrupted(cli, 5, "wait", aid)
     assert "active" == state_after(emulator, aid)
     assert f"stopped waiting; +{emulator.activation(aid)['phone']} is still active" in run.err
-    assert f"(platfone cancel {aid})" in run.err
+    assert f"its price stays reserved until then - platfone cancel {aid} releases it" in run.err
 
 
 @pytest.mark.anyio
@@ -543,3 +550,92 @@ async def test_a_timeout_with_no_code_at_all_still_exits_3(clock: VirtualClock) 
     assert 3 == run.code
     assert "Code:" not in run.out
     assert "came after" not in run.err
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("json_mode", [False, True])
+async def test_wait_prints_a_code_that_came_after_its_last_poll(
+    clock: VirtualClock, json_mode: bool
+) -> None:
+    """wait ID --interval 10 --timeout 15, the SMS at 12 s (between the polls at 10 and
+    20): the last read finds it - printed as an in-time code, noted as late, with what
+    the server shows (billed, still active: finalize is left to the caller); exit 0."""
+    emulator = _emulator(clock, sms_delay=12)
+    cli = Cli(emulator, clock)
+    json_flag = ("--json",) if json_mode else ()
+    async with clock.autojump():
+        aid = (await cli("order", "telegram", "uk", "--json")).json()["activation_id"]
+        run = await cli("wait", aid, "--interval", "10", "--timeout", "15", *json_flag)
+    state = emulator.activation(aid)
+    assert 0 == run.code, run.err
+    if json_mode:
+        assert state["sms_code"] == run.lines()[-1]["sms_code"]
+    else:
+        assert f"Code: {state['sms_code']}" in run.out
+    assert f"the code came after the --timeout; +{state['phone']}: billed for it" in run.err
+    assert f"+{state['phone']} is still active until " in run.err.split("came after")[-1]
+    assert (
+        f"its SMS came and was billed (code {state['sms_code']}) - platfone finalize {aid}"
+        in run.err
+    )
+    assert ("active", "billed") == (state["activation_status"], state["billing_status"])
+    assert "within 15 s" not in run.err
+
+
+@pytest.mark.anyio
+async def test_wait_without_a_code_says_the_price_stays_reserved_or_how_it_ended(
+    clock: VirtualClock,
+) -> None:
+    """No SMS: after --timeout, still active with its price reserved, and when it may be
+    cancelled (exit 3); waited on until it expires, expired and released (exit 3)."""
+    emulator = _emulator(clock)
+    cli = Cli(emulator, clock)
+    async with clock.autojump():
+        aid = (await cli("order", "telegram", "uk", "--json")).json()["activation_id"]
+        timed_out = await cli("wait", aid, "--timeout", "5")
+        expired = await cli("wait", aid)
+    phone = emulator.activation(aid)["phone"]
+    assert (3, 3) == (timed_out.code, expired.code)
+    assert re.search(
+        rf"\+{phone} is still active until .+; its price stays reserved until then - "
+        rf"platfone cancel {aid} releases it from ",
+        timed_out.err,
+    ), timed_out.err
+    assert f"+{phone} is expired (billing released)" in expired.err
+    assert "Code:" not in timed_out.out + expired.out
+
+
+@pytest.mark.anyio
+async def test_wait_interrupted_prints_a_code_that_came_meanwhile_and_exits_130(
+    clock: VirtualClock,
+) -> None:
+    """Ctrl-C at 15 s, the SMS at 12 s, unseen (polls 10 s apart): the last read finds
+    it - printed, noted as after the interruption; the number left as it is; exit 130."""
+    emulator = _emulator(clock, sms_delay=12)
+    cli = Cli(emulator, clock)
+    interrupts = Interrupts()
+    out, err = io.StringIO(), io.StringIO()
+
+    async def press() -> None:
+        await clock.sleep(15)
+        interrupts.press()
+
+    async with clock.autojump():
+        aid = (await cli("order", "telegram", "uk", "--json")).json()["activation_id"]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(press)
+            code = await amain(
+                [*cli.argv(), "wait", aid, "--interval", "10"],
+                stdout=out,
+                stderr=err,
+                interrupts=interrupts,
+                http_client=emulator.http_client(),
+                clock=clock,
+                limits_backend=None,
+            )
+    state = emulator.activation(aid)
+    assert 130 == code, err.getvalue()
+    assert f"Code: {state['sms_code']}" in out.getvalue()
+    assert f"the code came after the interruption; +{state['phone']}" in err.getvalue()
+    assert f"stopped waiting; +{state['phone']} is still active until " in err.getvalue()
+    assert "active" == state["activation_status"]
