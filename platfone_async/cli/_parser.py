@@ -377,6 +377,7 @@ def _wait_timeout(parser: argparse.ArgumentParser) -> None:
         dest="wait_timeout",
         type=float,
         metavar="S",
-        help="give up after S seconds (exit 3, unless order --wait's code still comes"
-        " while the number is settled: printed, exit 0); default: until expire_at",
+        help="give up after S seconds (exit 3, unless a code still comes - while order"
+        " --wait settles the number, or by wait's last read: printed, exit 0); default:"
+        " until expire_at",
     )

@@ -12,6 +12,10 @@ what it is doing (and a second Ctrl-C leaves the number at once, saying what it 
 While the session waits to cancel it keeps watching: a code that comes after
 ``--timeout`` or the first Ctrl-C is printed as an in-time one (stdout, ``--json``
 too), with a note on stderr; after ``--timeout`` the command then exits 0.
+
+``wait ID`` leaves the number as it is; stopping without the SMS, it reads it once more,
+prints a code that came meanwhile the same way, and says what the server shows of it.
+Ctrl-C is what ``ctx.interrupts`` counts, not the type of the exception that surfaces.
 """
 
 from __future__ import annotations
