@@ -118,7 +118,9 @@ async def _console(arguments: list[str]) -> int:
     """:func:`amain` with SIGINT taken as the command's Ctrl-C (see ``_interrupt``)."""
     interrupts = Interrupts()
     async with interrupts.taking_sigint():
-        return await amain(arguments, interrupts=interrupts)
+        with interrupts.running():  # (the command runs in its own, inside)
+            return await amain(arguments, interrupts=interrupts)
+    return EXIT_INTERRUPTED  # a Ctrl-C before the command ran, or in the demo
 
 
 async def amain(

@@ -38,9 +38,11 @@ class Interrupts:
     def __init__(self) -> None:
         #: How many times Ctrl-C was pressed so far.
         self.count = 0
+        # The innermost running() scope, its asyncio task (None on trio), and how many
+        # times a press cancelled that task (taken back when the scope ends).
         self._scope: anyio.CancelScope | None = None
-        self._task: Any = None  # the command's asyncio task (None on trio)
-        self._cuts = 0  # the cancellations of that task pressed (to take back after)
+        self._task: Any = None
+        self._cuts = 0
 
     @property
     def happened(self) -> bool:
@@ -72,18 +74,23 @@ class Interrupts:
             with self._counting_trio_sigint():
                 yield
             return
-        with anyio.open_signal_receiver(signal.SIGINT) as signals:
-            async with anyio.create_task_group() as tg:
+        prior = signal.getsignal(signal.SIGINT)
+        try:
+            with anyio.open_signal_receiver(signal.SIGINT) as signals:
+                async with anyio.create_task_group() as tg:
 
-                async def take() -> None:
-                    async for _ in signals:
-                        self.press()
+                    async def take() -> None:
+                        async for _ in signals:
+                            self.press()
 
-                tg.start_soon(take)
-                try:
-                    yield
-                finally:
-                    tg.cancel_scope.cancel()
+                    tg.start_soon(take)
+                    try:
+                        yield
+                    finally:
+                        tg.cancel_scope.cancel()
+        finally:
+            if prior is not None:  # (asyncio would leave Python's default handler)
+                signal.signal(signal.SIGINT, prior)
 
     @contextlib.contextmanager
     def _counting_trio_sigint(self) -> Iterator[None]:
@@ -105,16 +112,19 @@ class Interrupts:
 
 
 class _Running:
-    """:meth:`Interrupts.running`: a cancel scope that the presses cancel."""
+    """:meth:`Interrupts.running`: a cancel scope that the presses cancel (the innermost
+    one running; the one around it again once it ends)."""
 
     def __init__(self, interrupts: Interrupts) -> None:
         self._interrupts = interrupts
         self._scope = anyio.CancelScope()
+        self._outer: tuple[anyio.CancelScope | None, Any, int] = (None, None, 0)
 
     def __enter__(self) -> anyio.CancelScope:
         it = self._interrupts
         scope = self._scope.__enter__()
-        it._scope, it._task = scope, _asyncio_task()
+        self._outer = it._scope, it._task, it._cuts
+        it._scope, it._task, it._cuts = scope, _asyncio_task(), 0
         if it.count:  # pressed while the command was starting
             scope.cancel()
         return scope
@@ -127,8 +137,7 @@ class _Running:
     ) -> bool:
         it = self._interrupts
         task, cuts = it._task, it._cuts
-        it._scope = it._task = None
-        it._cuts = 0
+        it._scope, it._task, it._cuts = self._outer
         for _ in range(cuts):  # they have done their work: the task goes on normally
             task.uncancel()
         if cuts and isinstance(exc, anyio.get_cancelled_exc_class()):

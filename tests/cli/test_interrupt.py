@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -139,3 +141,28 @@ async def test_a_second_ctrl_c_during_the_finalize_leaves_the_billed_number_sayi
     assert f"the code came after the interruption; +{state['phone']}: billed" in err
     assert f"its SMS came and was billed (code {state['sms_code']})" in after
     assert "released" not in after
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # (trio keeps SIGINT: counted only)
+async def test_sigint_is_taken_through_the_loop_and_given_back() -> None:
+    """A real SIGINT inside ``taking_sigint``: no KeyboardInterrupt anywhere - it is
+    counted and cancels the running scope; afterwards SIGINT is handled as before."""
+    seen: list[int] = []
+
+    def before(signum: int, frame: Any) -> None:
+        seen.append(signum)
+
+    interrupts = Interrupts()
+    saved = signal.signal(signal.SIGINT, before)
+    try:
+        async with interrupts.taking_sigint():
+            with interrupts.running() as scope:
+                os.kill(os.getpid(), signal.SIGINT)
+                await anyio.sleep_forever()  # until the press cancels it
+        given_back = signal.getsignal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, saved)
+    assert scope.cancelled_caught
+    assert (1, []) == (interrupts.count, seen)
+    assert before is given_back
