@@ -74,6 +74,9 @@ class Interrupts:
             with self._counting_trio_sigint():
                 yield
             return
+        if sys.platform == "win32":  # no signal handlers on its event loops: as before
+            yield
+            return
         prior = signal.getsignal(signal.SIGINT)
         try:
             with anyio.open_signal_receiver(signal.SIGINT) as signals:
