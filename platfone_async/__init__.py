@@ -52,7 +52,6 @@ from ._ratelimit import (
     SlotsState,
     SuccessRateState,
 )
-from ._recover import OpenActivation
 from ._retry import RetryPolicy
 from ._session import ActivationSession
 from ._settle import SessionOutcome, Settled
@@ -155,6 +154,7 @@ _LOADED_ON_USE = {
     "RedisBackend": "._ratelimit._redis",
     "SQLiteBackend": "._ratelimit._sqlite",
     "CatalogMatch": "._find",
+    "OpenActivation": "._recover",
     "Offer": "._offers",
     "Country": _CATALOG,
     "CountryPrice": _CATALOG,
@@ -203,6 +203,7 @@ if TYPE_CHECKING:
     from ._offers import Offer
     from ._ratelimit._redis import RedisBackend
     from ._ratelimit._sqlite import SQLiteBackend
+    from ._recover import OpenActivation
     from ._sync._facade import Platfone, SyncActivationSession
 
 for _name in __all__:

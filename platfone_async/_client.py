@@ -39,7 +39,6 @@ from ._ratelimit import (
     RateLimitBackend,
     get_key_limits,
 )
-from ._recover import OpenActivation, OrphanWatcher, open_activations, recover
 from ._retry import RetryPolicy, client_policy
 from ._session import ActivationSession, open_session
 from ._settle import Settled
@@ -53,6 +52,7 @@ if TYPE_CHECKING:
     from ._models._catalog import Country, CountryPrices, PriceInfo, Service, ServicePrices
     from ._models._reports import Report, ReportReason, ReportResult
     from ._offers import Offer
+    from ._recover import OpenActivation
     from .webhooks._push import PushHub
 
 __all__ = ["NOT_GIVEN", "PRODUCTION_URL", "SANDBOX_URL", "AsyncPlatfone", "NotGiven"]
@@ -408,6 +408,8 @@ class AsyncPlatfone:
 
     async def __aenter__(self) -> AsyncPlatfone:
         if self._recover_orphans and self._background is None:
+            from ._recover import OrphanWatcher  # recovery: loaded when first used
+
             group = anyio.create_task_group()
             await group.__aenter__()
             group.start_soon(OrphanWatcher(self, _ORPHANS_EVERY).run)
@@ -502,6 +504,8 @@ class AsyncPlatfone:
         Examples:
             >>> lapsed = [o for o in await client.open_activations() if not o.alive]
         """
+        from ._recover import open_activations
+
         return await open_activations(self)
 
     async def recover(self, *, interval: float = 10.0) -> list[Settled]:
@@ -543,6 +547,8 @@ class AsyncPlatfone:
             ...     print(settled.activation.phone, settled.outcome, settled.activation.sms_code)
         """
         _watch.check_interval(interval)
+        from ._recover import recover
+
         return await recover(self, interval=interval)
 
     # -- activations --------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The one cattrs converter: JSON <-> models.
+"""The cattrs converter: JSON <-> models (and a detailed twin for the errors).
 
 - Unix timestamps <-> aware UTC datetimes.
 - A status value the enum does not know is kept as a pseudo-member of it (logged once).
@@ -28,7 +28,7 @@ from ._enums import OpenStrEnum
 from ._errors import ResponseDecodeError
 from ._models import Page
 
-__all__ = ["converter", "decode", "decode_page"]
+__all__ = ["converter", "decode", "decode_page", "detailed_converter"]
 
 T = TypeVar("T")
 
@@ -255,10 +255,17 @@ def _make_converter(*, detailed_validation: bool = True) -> cattrs.Converter:
     return made
 
 
-converter = _make_converter()
-# The same hooks without the error paths, twice as fast: every answer is structured by it
-# first, and only one that does not fit is structured again by ``converter`` to say where.
-_fast = _make_converter(detailed_validation=False)
+#: Every answer is structured by it: the fields' usual values checked in line, cattrs'
+#: error paths left out (twice as fast).
+converter = _make_converter(detailed_validation=False)
+
+
+@functools.cache
+def detailed_converter() -> cattrs.Converter:
+    """The same hooks with cattrs' detailed validation: a body ``converter`` refused is
+    structured again by it, to say which field does not fit. Made on the first such body
+    (a converter costs ~1 ms to make, and most programs never meet one)."""
+    return _make_converter()
 
 
 # What structuring raises for a body that does not fit. Anything else (a NameError, say)
@@ -308,11 +315,11 @@ def decode(
     to text costs more than structuring it, so it is done only when needed.
     """
     try:
-        return typing.cast(T, _fast.structure(data, cl))
+        return typing.cast(T, converter.structure(data, cl))
     except _DECODE_ERRORS:
         pass
     try:
-        return typing.cast(T, converter.structure(data, cl))
+        return typing.cast(T, detailed_converter().structure(data, cl))
     except _DECODE_ERRORS as exc:
         path = _error_path(exc)
         raise ResponseDecodeError(

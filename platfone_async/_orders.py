@@ -47,12 +47,12 @@ from ._errors import (
 from ._http import HTTPPipeline
 from ._models import Activation, Page
 from ._ratelimit import Slot, SuccessRateCheck
-from ._reconcile import OrderBook, PendingOrder, Verdict, VerdictKind, book_for, reconcile
 from ._retry import SendTrace
 from ._spend import SpendLimit, refusal
 
 if TYPE_CHECKING:
     from ._models._catalog import PriceInfo
+    from ._reconcile import OrderBook, PendingOrder, Verdict
 
 
 class Reader(Protocol):
@@ -129,6 +129,8 @@ class Orders:
         """The key's order book, made (and ``_reconcile`` loaded) on the first order: a
         client that only reads never imports the reconciliation machinery."""
         if self._book is None:
+            from ._reconcile import book_for
+
             self._book = book_for(self._http.limits)
         return self._book
 
@@ -353,6 +355,8 @@ class Orders:
             # left, or reconciliation is off: the order may exist, and nobody looks now.
             await self._hold_unknown(order, slot)
             return _Failure.HELD
+        from ._reconcile import Verdict, VerdictKind, reconcile  # (loaded by self.book)
+
         sid, cid = order.service_id, order.country_id
         logger.warning(
             "order for %s/%s: %s: %s - it may have been placed; looking for it in the "
